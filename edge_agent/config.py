@@ -1,0 +1,193 @@
+"""The agent's configuration: one TOML file, validated by pydantic.
+
+Every section has defaults that suit the default line, so a minimal file names only the site,
+the line and the devices. `edge-agent config check FILE` reports every problem at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from edge_agent.errors import ConfigError
+from edge_agent.validation import StrictModel, problems_from, read_toml
+
+# Site and line ids become MQTT topic levels, so they may not hold '/', '+', '#' or spaces.
+TOPIC_LEVEL_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
+class DeviceConfig(StrictModel):
+    port: str = Field(min_length=1, description="Serial port path, e.g. /dev/serial/by-id/...")
+    profile: str = Field(min_length=1, description="Firmware profile name (edge-agent profiles list)")
+    baudrate: int | None = Field(default=None, gt=0, description="Overrides the profile's baud rate")
+    poll_period_ms: int | None = Field(default=None, gt=0, le=60_000)
+
+
+class PairingConfig(StrictModel):
+    mode: Literal["window", "poll-after-scan"] = "window"
+    # A stable reading within ±window_ms of the scan's arrival belongs to that parcel.
+    window_ms: int = Field(default=300, gt=0, le=10_000)
+    # poll-after-scan: how long to wait for the scale's stable reply after asking for it.
+    poll_timeout_ms: int = Field(default=800, gt=0, le=10_000)
+    # The same barcode read again within this window is the same parcel, not a new one.
+    debounce_ms: int = Field(default=1500, ge=0, le=60_000)
+    # A parcel not decided this long after its scan goes to EXCEPTION (it would miss the divert).
+    decision_deadline_ms: int = Field(default=1000, gt=0, le=60_000)
+
+
+class SorterConfig(StrictModel):
+    # The sorter must acknowledge a lane command within this time or an alarm is raised.
+    ack_timeout_ms: int = Field(default=250, gt=0, le=10_000)
+
+
+class RulesConfig(StrictModel):
+    file: Path | None = Field(default=None, description="Rules TOML; the embedded default if unset")
+
+
+class OutboxConfig(StrictModel):
+    # Appends are committed together at most this often; a power cut loses at most this window.
+    group_commit_ms: int = Field(default=20, ge=0, le=1000)
+    disk_budget_mb: float = Field(default=256.0, gt=0)
+
+
+class TlsConfig(StrictModel):
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure_skip_hostname_check: bool = False
+
+
+class MqttConfig(StrictModel):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, gt=0, lt=65536)
+    protocol: Literal["5", "3.1.1"] = "5"
+    topic_prefix: str = "sortline/v1/{site}/{line}/"
+    client_id: str | None = Field(default=None, description="Default: edge-agent-{site}-{line}")
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    username: str | None = None
+    # The password is read from a file (or a systemd credential), never from this file or argv.
+    password_file: Path | None = None
+    password_credential: str | None = Field(
+        default=None, description="Name of a systemd credential ($CREDENTIALS_DIRECTORY/NAME)"
+    )
+    tls: TlsConfig | None = None
+    max_inflight: int = Field(default=64, gt=0, le=65535)
+    reconnect_min_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+    telemetry_period_s: float = Field(default=10.0, gt=0)
+    max_command_bytes: int = Field(default=1_048_576, gt=0)
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> MqttConfig:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be at least reconnect_min_s")
+        return self
+
+
+class StatusConfig(StrictModel):
+    socket_path: Path | None = Field(default=None, description="Default: STATE_DIR/status.sock")
+
+
+class LoggingConfig(StrictModel):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class AgentConfig(StrictModel):
+    site: str = Field(pattern=TOPIC_LEVEL_PATTERN)
+    line: str = Field(pattern=TOPIC_LEVEL_PATTERN)
+    timezone: str = "Asia/Hong_Kong"
+    # The country a GS1 AI 420 postal code (which carries no country) belongs to.
+    default_destination_country: str = Field(default="CN", pattern=r"^[A-Z]{2}$")
+    state_dir: Path = Path("/var/lib/edge-agent")
+    devices: dict[str, DeviceConfig] = Field(default_factory=dict)
+    pairing: PairingConfig = PairingConfig()
+    sorter: SorterConfig = SorterConfig()
+    rules: RulesConfig = RulesConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    mqtt: MqttConfig = MqttConfig()
+    status: StatusConfig = StatusConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("devices")
+    @classmethod
+    def _device_names(cls, value: dict[str, DeviceConfig]) -> dict[str, DeviceConfig]:
+        import re
+
+        for name in value:
+            if not re.fullmatch(TOPIC_LEVEL_PATTERN, name):
+                raise ValueError(f"device name {name!r} may hold only letters, digits, _ . -")
+        return value
+
+    @property
+    def status_socket(self) -> Path:
+        return self.status.socket_path or self.state_dir / "status.sock"
+
+    @property
+    def mqtt_client_id(self) -> str:
+        return self.mqtt.client_id or f"edge-agent-{self.site}-{self.line}"
+
+    @property
+    def topic_prefix(self) -> str:
+        return self.mqtt.topic_prefix.format(site=self.site, line=self.line)
+
+
+def parse_config(data: dict, source: str = "config") -> AgentConfig:
+    try:
+        return AgentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, problems_from(exc)) from None
+
+
+def load_config(path: Path) -> AgentConfig:
+    """Read and validate a config file; raises ConfigError listing every problem."""
+    try:
+        data = read_toml(path)
+    except ValueError as exc:
+        raise ConfigError(str(path), [str(exc)]) from None
+    config = parse_config(data, str(path))
+    return _resolve_relative_paths(config, path.parent)
+
+
+def _resolve_relative_paths(config: AgentConfig, base: Path) -> AgentConfig:
+    """Paths in a config file are relative to that file, not to the working directory."""
+
+    def resolve(path: Path | None) -> Path | None:
+        return None if path is None or path.is_absolute() else (base / path).resolve()
+
+    updates: dict[str, object] = {"state_dir": resolve(config.state_dir) or config.state_dir}
+    if config.rules.file is not None:
+        updates["rules"] = config.rules.model_copy(
+            update={"file": resolve(config.rules.file) or config.rules.file}
+        )
+    if config.status.socket_path is not None:
+        updates["status"] = config.status.model_copy(
+            update={"socket_path": resolve(config.status.socket_path) or config.status.socket_path}
+        )
+    mqtt_updates: dict[str, object] = {}
+    if config.mqtt.password_file is not None:
+        mqtt_updates["password_file"] = resolve(config.mqtt.password_file) or config.mqtt.password_file
+    if config.mqtt.tls is not None:
+        tls = config.mqtt.tls
+        mqtt_updates["tls"] = tls.model_copy(
+            update={
+                name: resolve(getattr(tls, name)) or getattr(tls, name)
+                for name in ("ca_file", "cert_file", "key_file")
+            }
+        )
+    if mqtt_updates:
+        updates["mqtt"] = config.mqtt.model_copy(update=mqtt_updates)
+    return config.model_copy(update=updates)

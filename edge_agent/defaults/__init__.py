@@ -1,0 +1,1 @@
+"""Embedded defaults: the default rule set and the demo's agent configuration."""

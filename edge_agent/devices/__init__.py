@@ -1,0 +1,1 @@
+"""Device layer: firmware profiles, framing, decoding, port supervision and simulators."""

@@ -1,0 +1,107 @@
+"""Decoded device messages: immutable, validated when made.
+
+Every message carries `received_ns`, the time.monotonic_ns() at which the bytes that completed
+its frame were read from the port. Pairing scans with weights relies on this stamp (never on the
+order in which messages happen to be processed), so framers receive it with each chunk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class WeightStatus(StrEnum):
+    OK = "ok"
+    OVERLOAD = "overload"
+    UNDERLOAD = "underload"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """One read (or one no-read) from a barcode scanner."""
+
+    data: str
+    no_read: bool = False
+    symbology: str | None = None  # AIM symbology identifier such as "]C1", when the scanner sent one
+    raw: bytes = b""
+    received_ns: int = 0
+    kind: str = field(default="scan", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Weight:
+    """One weight reading. `value` is in the device's `unit`; `value_kg` is converted."""
+
+    value: float | None
+    unit: str
+    value_kg: float | None
+    stable: bool
+    status: WeightStatus = WeightStatus.OK
+    net: bool = False  # gross unless the device says net
+    raw: bytes = b""
+    received_ns: int = 0
+    kind: str = field(default="weight", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SorterAck:
+    """The sorter confirms it accepted (or refused) a lane command for a parcel."""
+
+    parcel_id: str
+    bin: int
+    accepted: bool = True
+    raw: bytes = b""
+    received_ns: int = 0
+    kind: str = field(default="sorter_ack", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LaneFull:
+    """The sorter reports that a bin is full (or no longer full)."""
+
+    bin: int
+    full: bool = True
+    raw: bytes = b""
+    received_ns: int = 0
+    kind: str = field(default="lane_full", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceReply:
+    """A reply that is neither a reading nor an error: e.g. zero/tare done, trigger acknowledged."""
+
+    text: str
+    raw: bytes = b""
+    received_ns: int = 0
+    kind: str = field(default="reply", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeError:
+    """A complete frame that the profile could not decode (bad checksum, unknown reply...).
+
+    Decoders return these instead of raising, so one bad frame never stops a port.
+    """
+
+    reason: str
+    raw: bytes = b""
+    received_ns: int = 0
+    kind: str = field(default="error", init=False)
+
+
+Message = Scan | Weight | SorterAck | LaneFull | DeviceReply | DecodeError
+
+
+def message_to_dict(message: Message) -> dict[str, object]:
+    """A JSON-ready dict of a message (bytes as hex), for the CLI and logs."""
+    out: dict[str, object] = {"kind": message.kind}
+    for name in message.__slots__:  # type: ignore[union-attr]
+        value = getattr(message, name)
+        if isinstance(value, bytes):
+            value = value.hex()
+        elif isinstance(value, StrEnum):
+            value = value.value
+        out[name] = value
+    return out

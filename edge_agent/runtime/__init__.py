@@ -1,0 +1,1 @@
+"""Runtime: composes devices, sorting and sync into the running agent."""

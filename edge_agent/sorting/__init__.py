@@ -1,0 +1,1 @@
+"""Sorting core: identifiers, destinations, manifest, rules, pairing and decisions."""

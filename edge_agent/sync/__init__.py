@@ -1,0 +1,1 @@
+"""Sync: durable outbox, MQTT client, topics, payload models and commands from central."""

@@ -1,0 +1,1 @@
+"""Firmware profiles: one TOML file per device model (see edge_agent.devices.profiles)."""

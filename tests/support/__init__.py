@@ -1,0 +1,1 @@
+"""Test helpers that run real peers: pseudo-terminal simulators and a local mosquitto."""
