@@ -1,0 +1,177 @@
+"""Every MQTT payload as a pydantic model: the contract central teams code against.
+
+The models generate docs/schemas/*.json and docs/asyncapi.yaml (`edge-agent schema`). Outbound
+payloads are built as plain dicts on the hot path (validating each parcel event would cost more
+than storing it); tests check that what the agent sends validates against these models.
+Inbound command payloads are validated here before anything acts on them.
+
+Versioning: `schema_version` grows only on a breaking change; new optional fields do not bump it,
+so consumers must ignore fields they do not know.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+EVENT_ID_PATTERN = r"^[0-9a-f]{32}$"
+# Bounds on one command's batch, so one message cannot make the agent work for seconds.
+MAX_MANIFEST_BATCH = 10_000
+MAX_RULES_TEXT = 256 * 1024
+
+
+class Payload(BaseModel):
+    # Outbound: consumers must accept new fields; the agent never sends unknown ones itself.
+    model_config = ConfigDict(extra="allow", frozen=True)
+    schema_version: Literal[1] = Field(default=1, description="Bumped only on breaking changes")
+
+
+class Event(Payload):
+    event_id: str = Field(
+        pattern=EVENT_ID_PATTERN,
+        description="Unique, time-ordered (UUIDv7 layout, 32 hex digits): de-duplicate on it",
+    )
+    seq: int = Field(ge=1, description="Per-agent sequence number, +1 per event, kept across "
+                     "restarts: a jump means events were dropped (an alarm says why)")
+
+
+class ParcelEvent(Event):
+    """One decision: which bin a parcel was sent to, and why."""
+
+    parcel_id: str
+    barcode: str | None = Field(description="None when the scanner had no read")
+    lane: str
+    bin: str = Field(description="ZHUHAI, SHANGHAI, EXPORT, EXCEPTION (rule set dependent)")
+    rule: str = Field(description="The rule that decided")
+    reasons: list[str] = Field(description="Why (e.g. why EXCEPTION)")
+    rules_version: str
+    decided_at: str = Field(description="ISO-8601 with offset")
+    inputs: dict[str, Any] = Field(description="Scan, weight and manifest facts used")
+
+
+class AlarmEvent(Event):
+    alarm: str = Field(description="Machine-readable alarm name, e.g. outbox_evicted")
+    severity: Literal["info", "warning", "critical"]
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class OutboxStats(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    depth: int
+    oldest_age_s: float
+    bytes_on_disk: int
+    evicted: dict[str, int]
+
+
+class Telemetry(Event):
+    """Periodic counters; its loss is harmless (the next one carries the totals)."""
+
+    at: str = Field(description="ISO-8601")
+    counters: dict[str, int | float] = Field(description="Monotonic totals since start")
+    outbox: OutboxStats
+    mqtt: dict[str, Any] = Field(default_factory=dict)
+    devices: dict[str, str] = Field(default_factory=dict, description="Device name -> state")
+    lanes: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Lane -> its state and parcel count"
+    )
+
+
+class Status(Payload):
+    """Retained. The broker publishes the `offline` form as the agent's last will."""
+
+    state: Literal["online", "offline"]
+    client_id: str
+    agent_version: str | None = None
+    rules_version: str | None = None
+    started_at: str | None = Field(default=None, description="ISO-8601 start of this process")
+    at: str | None = Field(default=None, description="ISO-8601 of this status (None in the will)")
+    reason: str | None = Field(default=None, description="For offline: stopped or connection lost")
+
+
+class DeviceState(Payload):
+    """Retained, one topic per device."""
+
+    device: str
+    state: str = Field(description="e.g. ok, disconnected, error")
+    at: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+# -- commands from central -------------------------------------------------------------------
+
+
+class CommandModel(BaseModel):
+    # Inbound: an unknown field is most likely a typo in central's code: refuse it.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CommandRequest(CommandModel):
+    id: str = Field(min_length=1, max_length=128, description="Idempotency key: a replayed id "
+                    "gets the first reply again without acting twice")
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class RulesApplyArgs(CommandModel):
+    rules: str = Field(min_length=1, max_length=MAX_RULES_TEXT, description="Rule set, TOML text")
+
+
+class ManifestEntryModel(CommandModel):
+    barcode: str = Field(min_length=1, max_length=64)
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+    postal_code: str | None = Field(default=None, max_length=16)
+    declared_weight_kg: float | None = Field(default=None, ge=0)
+    service: str | None = Field(default=None, max_length=32)
+
+
+class ManifestUpsertArgs(CommandModel):
+    entries: list[ManifestEntryModel] = Field(min_length=1, max_length=MAX_MANIFEST_BATCH)
+
+
+class ManifestRemoveArgs(CommandModel):
+    barcodes: list[str] = Field(min_length=1, max_length=MAX_MANIFEST_BATCH)
+
+
+class LanesSetArgs(CommandModel):
+    lane: str = Field(min_length=1, max_length=64)
+    state: Literal["open", "full", "blocked"]
+
+
+class NoArgs(CommandModel):
+    pass
+
+
+class CommandError(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    code: Literal[
+        "bad_json", "bad_request", "unknown_command", "too_large", "rejected", "busy", "internal"
+    ]
+    message: str
+    problems: list[str] = Field(default_factory=list)
+
+
+class CommandReply(Payload):
+    command: str
+    id: str | None = Field(description="The request's id (None if it could not be read)")
+    ok: bool
+    result: dict[str, Any] | None = None
+    error: CommandError | None = None
+    replied_at: str
+
+
+# Schemas published for central teams, by file name.
+PUBLISHED_MODELS: dict[str, type[BaseModel]] = {
+    "status": Status,
+    "parcel-event": ParcelEvent,
+    "alarm-event": AlarmEvent,
+    "telemetry": Telemetry,
+    "device-state": DeviceState,
+    "command-request": CommandRequest,
+    "command-reply": CommandReply,
+    "args-rules-apply": RulesApplyArgs,
+    "args-manifest-upsert": ManifestUpsertArgs,
+    "args-manifest-remove": ManifestRemoveArgs,
+    "args-lanes-set": LanesSetArgs,
+}
