@@ -1,0 +1,242 @@
+"""Deciding a parcel's lane: a pure function of parcel, rules, manifest entry, lane states, clock.
+
+`decide()` never raises for any parcel and gives the same decision for the same inputs. The
+decision records every input it used (`Decision.inputs`), so any decision can be explained
+and replayed against other rules (`edge-agent replay`). `Decision.to_dict()` is the contract
+used verbatim in every MQTT parcel event.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import MappingProxyType
+from zoneinfo import ZoneInfo
+
+from edge_agent.sorting.destinations import resolve_destination
+from edge_agent.sorting.identifiers import Identifier, IdentifierKind, parse_identifier
+from edge_agent.sorting.lanes import Lane, LaneState
+from edge_agent.sorting.manifest import ManifestEntry
+from edge_agent.sorting.rules import Facts, RuleSet
+
+# Every reason code the default rules and the lane checks produce, in one place. Rule files may
+# add their own codes (lower_snake_case); consumers should group by code, not parse text.
+REASONS: dict[str, str] = {
+    "no_read": "the scanner could not read a barcode",
+    "invalid_check_digit": "the barcode's check digit is wrong (S10, SSCC or GTIN)",
+    "invalid_identifier": "the barcode is not a well-formed identifier",
+    "unknown_destination": "neither the barcode nor the manifest gives a known destination",
+    "no_stable_weight": "no stable weight was paired with the scan in time",
+    "weight_mismatch": "measured weight is off the declared one by more than the tolerance",
+    "overweight": "heavier than any route takes (or the scale reported overload)",
+    "local_destination": "a Hong Kong address: not on any route from this warehouse",
+    "after_cutoff": "after the route's daily cutoff: the fallback route takes it",
+    "over_route_weight_limit": "heavier than the chosen lane's weight limit: its overflow takes it",
+    "lane_full_overflow": "the chosen lane is full: its overflow lane takes it",
+    "lane_blocked_overflow": "the chosen lane is blocked: its overflow lane takes it",
+    "lane_unavailable": "no lane down the overflow chain can take it (or the exception lane "
+    "itself is full or blocked, and receives it anyway)",
+    "decision_late": "the parcel was not decided within its deadline (it would miss its divert)",
+    "no_rule_matched": "no rule matched: the rule set's default lane",
+}
+LATE_RULE_ID = "decision_late"
+
+
+@dataclass(frozen=True, slots=True)
+class Parcel:
+    parcel_id: str
+    barcode: str | None
+    symbology: str | None
+    no_read: bool
+    weight_kg: float | None
+    weight_stable: bool
+    weight_status: str | None
+    scanned_at: datetime  # UTC, wall clock
+    scanned_ns: int  # time.monotonic_ns() when the scan's bytes arrived
+    # Pairing could not hand the parcel over before its decision deadline.
+    late: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionInputs:
+    symbology: str | None
+    no_read: bool
+    identifier_kind: str
+    identifier_valid: bool
+    identifier_problem: str | None
+    weight_kg: float | None
+    weight_stable: bool
+    weight_status: str | None
+    declared_weight_kg: float | None
+    country: str | None
+    postal_code: str | None
+    province: str | None
+    service: str | None
+    destination_source: str | None
+    lane_states: Mapping[str, str]
+    local_time: str  # ISO 8601 in the site's time zone
+    manifest_hit: bool
+    late: bool
+
+    def to_dict(self) -> dict[str, object]:
+        out = {name: getattr(self, name) for name in self.__slots__}
+        out["lane_states"] = dict(self.lane_states)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    parcel_id: str
+    barcode: str | None
+    lane: str
+    bin: int
+    rule: str
+    reasons: tuple[str, ...]
+    rules_version: str
+    decided_at: datetime  # UTC
+    inputs: DecisionInputs
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready; the payload of the MQTT parcel event and the input of replay."""
+        return {
+            "parcel_id": self.parcel_id,
+            "barcode": self.barcode,
+            "lane": self.lane,
+            "bin": self.bin,
+            "rule": self.rule,
+            "reasons": list(self.reasons),
+            "rules_version": self.rules_version,
+            "decided_at": self.decided_at.isoformat(),
+            "inputs": self.inputs.to_dict(),
+        }
+
+
+_NO_READ = Identifier(IdentifierKind.UNKNOWN, False, "no_data", None)
+
+
+def identifier_of(parcel: Parcel) -> Identifier:
+    """The parsed barcode of a parcel (cached: the manifest look-up key comes from it too)."""
+    if parcel.no_read:
+        return _NO_READ
+    return parse_identifier(parcel.barcode, parcel.symbology)
+
+
+def decide(
+    parcel: Parcel,
+    rules: RuleSet,
+    manifest_entry: ManifestEntry | None,
+    lane_states: Mapping[str, LaneState],
+    now: datetime,
+    *,
+    default_country: str = "CN",
+    timezone: str = "Asia/Hong_Kong",
+) -> Decision:
+    identifier = identifier_of(parcel)
+    destination = resolve_destination(identifier, manifest_entry, default_country)
+    weight = parcel.weight_kg
+    stable = parcel.weight_stable
+    if weight is not None and not (math.isfinite(weight) and weight >= 0):
+        weight, stable = None, False  # a value no scale can give: treat as no weight at all
+    local = now.astimezone(ZoneInfo(timezone))
+    facts = Facts(
+        no_read=parcel.no_read,
+        identifier_kind=identifier.kind,
+        identifier_valid=identifier.valid,
+        identifier_problem=identifier.problem,
+        destination_known=destination.known,
+        country=destination.country,
+        province=destination.province,
+        postal_code=destination.postal_code,
+        service=manifest_entry.service if manifest_entry else None,
+        weight_kg=weight,
+        weight_stable=stable and weight is not None,
+        weight_status=parcel.weight_status,
+        declared_weight_kg=manifest_entry.declared_weight_kg if manifest_entry else None,
+        local_minutes=local.hour * 60 + local.minute,
+        lane_states=lane_states,
+    )
+    if parcel.late:
+        rule_id, lane_name, reasons = LATE_RULE_ID, rules.exception_lane, ["decision_late"]
+    else:
+        rule = rules.first_match(facts)
+        if rule is None:
+            rule_id, lane_name = "default", rules.default.lane
+            reasons = [rules.default.reason] if rules.default.reason else []
+        else:
+            rule_id, lane_name = rule.id, rule.lane
+            reasons = [rule.reason] if rule.reason else []
+    lane = _place(rules, lane_name, weight, lane_states, reasons)
+    inputs = DecisionInputs(
+        symbology=parcel.symbology,
+        no_read=parcel.no_read,
+        identifier_kind=facts.identifier_kind,
+        identifier_valid=facts.identifier_valid,
+        identifier_problem=facts.identifier_problem,
+        weight_kg=weight,
+        weight_stable=facts.weight_stable,
+        weight_status=parcel.weight_status,
+        declared_weight_kg=facts.declared_weight_kg,
+        country=destination.country,
+        postal_code=destination.postal_code,
+        province=destination.province,
+        service=facts.service,
+        destination_source=destination.source,
+        lane_states=MappingProxyType(
+            {name: str(lane_states.get(name, LaneState.OPEN)) for name in rules.lanes}
+        ),
+        local_time=local.isoformat(),
+        manifest_hit=manifest_entry is not None,
+        late=parcel.late,
+    )
+    return Decision(
+        parcel_id=parcel.parcel_id,
+        barcode=parcel.barcode,
+        lane=lane.name,
+        bin=lane.bin,
+        rule=rule_id,
+        reasons=tuple(dict.fromkeys(reasons)),
+        rules_version=rules.version,
+        decided_at=now.astimezone(UTC),
+        inputs=inputs,
+    )
+
+
+def _place(
+    rules: RuleSet,
+    lane_name: str,
+    weight: float | None,
+    lane_states: Mapping[str, LaneState],
+    reasons: list[str],
+) -> Lane:
+    """The lane that takes the parcel: the chosen one, else down its overflow chain.
+
+    A lane's weight limit is checked only against a known weight (the default rules send a
+    parcel without a stable weight to EXCEPTION before any route is chosen). The exception
+    lane always takes the parcel, even when full or blocked: a parcel must go somewhere.
+    """
+    lanes = rules.lanes
+    current: str | None = lane_name
+    # Rules validation refuses overflow loops; the bound is a second guard, never reached.
+    for _ in range(len(lanes)):
+        if current is None or current == rules.exception_lane:
+            break
+        lane = lanes[current]
+        state = lane_states.get(current, LaneState.OPEN)
+        limit = lane.weight_limit_kg
+        if limit is not None and weight is not None and weight > limit:
+            reasons.append("over_route_weight_limit")
+        elif state == LaneState.FULL:
+            reasons.append("lane_full_overflow")
+        elif state == LaneState.BLOCKED:
+            reasons.append("lane_blocked_overflow")
+        else:
+            return lane
+        current = lane.overflow
+    if current != lane_name:  # the chosen lane and its whole overflow chain are unavailable
+        reasons.append("lane_unavailable")
+    exception = lanes[rules.exception_lane]
+    if lane_states.get(exception.name, LaneState.OPEN) != LaneState.OPEN:
+        reasons.append("lane_unavailable")
+    return exception
