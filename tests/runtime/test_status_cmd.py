@@ -1,0 +1,137 @@
+"""`diag status` against a real status server on a socket in a temp dir."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge_agent.cli.status_cmd import add_status_parser, render_status, run_status
+from edge_agent.errors import ConfigError
+from edge_agent.runtime.status_server import StatusServer
+
+SNAPSHOT = {
+    "agent": {
+        "version": "0.1.0", "site": "HKG1", "line": "L3", "pid": 4242,
+        "started_at": "2024-06-01T08:00:00Z", "uptime_s": 11523.4, "rules_version": "2024-06-01.2",
+    },
+    "devices": {
+        "scanner": {"state": "connected", "port": "/dev/sortline/scanner", "frames": 12345,
+                    "decode_errors": 2, "last_frame_age_s": 0.31},
+        "scale": {"state": "reconnecting", "port": "/dev/sortline/scale", "frames": 9},
+    },
+    "lanes": {
+        "zhuhai": {"state": "open", "bin": "ZHUHAI", "count": 812},
+        "exception": {"state": "full", "bin": "EXCEPTION", "count": 31},
+    },
+    "counters": {"parcels": 1234, "zhuhai": 812, "shanghai": 200, "export": 191,
+                 "exception": 31, "no_read": 12, "weight_mismatch": 3, "late": 0},
+    "outbox": {"depth": 12, "oldest_age_s": 3.25},
+    "mqtt": {"state": "connected", "broker": "mqtts://broker.example:8883",
+             "since": "2024-06-01T08:00:02Z"},
+    "last_decisions": [
+        {"at": "11:12:13.456", "parcel": "00012345678901234567", "bin": "ZHUHAI",
+         "reason": "route", "latency_ms": 1.2},
+        {"at": "11:12:14.001", "parcel": "RR123456785CN", "bin": "EXCEPTION",
+         "reason": "weight_mismatch", "latency_ms": 0.9},
+    ],
+}
+
+
+@pytest.fixture
+def socket_path(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "status.sock"
+    server = StatusServer(path, lambda: SNAPSHOT)
+    server.start()
+    yield path
+    server.stop()
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    """The same parser diag_cmd.py builds: a subcommand group with `status` added to it."""
+    parser = argparse.ArgumentParser(prog="edge-agent diag")
+    add_status_parser(parser.add_subparsers(dest="diag_command"))
+    return parser.parse_args(["status", *argv])
+
+
+def test_human_output_fits_80_columns_and_shows_every_section(socket_path, capsys):
+    args = parse("--socket", str(socket_path))
+    assert args.handler(args) == 0
+    output = capsys.readouterr().out
+    lines = output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert lines[0] == "edge-agent 0.1.0  site HKG1  line L3  pid 4242"
+    assert lines[1] == "  up 3h 12m 3s (since 2024-06-01T08:00:00Z)  rules 2024-06-01.2"
+    assert "  zhuhai      open       ZHUHAI     812" in lines
+    assert "  exception   full       EXCEPTION  31" in lines
+    assert "  11:12:14.001  RR123456785CN  EXCEPTION  weight_mismatch  0.9 ms" in lines
+    for text in ("Devices", "scanner     connected", "decode errors 2", "last frame age 0.31 s",
+                 "Outbox      depth 12 · oldest age 3.25 s", "MQTT        state connected",
+                 "weight mismatch 3"):
+        assert text in output
+
+
+def test_json_output_is_the_document(socket_path, capsys):
+    args = parse("--socket", str(socket_path), "--json")
+    assert run_status(args) == 0
+    assert json.loads(capsys.readouterr().out) == SNAPSHOT
+
+
+def test_socket_found_through_the_config_file(socket_path, tmp_path, capsys):
+    config = tmp_path / "agent.toml"
+    # Relative to the config file's directory, as every path in it.
+    config.write_text(f'site = "HKG1"\nline = "L3"\n[status]\nsocket_path = "{socket_path.name}"\n')
+    assert run_status(parse("--config", str(config), "--json")) == 0
+    assert json.loads(capsys.readouterr().out)["agent"]["site"] == "HKG1"
+
+
+def test_a_bad_config_file_is_a_config_error(tmp_path):
+    config = tmp_path / "agent.toml"
+    config.write_text('site = "HKG 1"\n')
+    with pytest.raises(ConfigError) as raised:
+        run_status(parse("--config", str(config)))
+    assert any(problem.startswith("line") for problem in raised.value.problems)
+
+
+def test_no_agent_running_is_a_clear_message_and_exit_1(tmp_path, capsys):
+    missing = tmp_path / "status.sock"
+    assert run_status(parse("--socket", str(missing))) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"no agent answering on {missing}: is the service running? systemctl status edge-agent\n"
+    )
+
+
+def test_socket_and_config_are_mutually_exclusive(capsys):
+    with pytest.raises(SystemExit) as raised:
+        parse("--socket", "/x", "--config", "/y")
+    assert raised.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_renders_whatever_keys_are_present():
+    assert render_status({}) == ["edge-agent ?"]
+    lines = render_status({"agent": {"version": "9"}, "lanes": {}, "last_decisions": [],
+                           "temperature_c": 41, "flags": {"draining": True, "spare": None}})
+    assert lines == [
+        "edge-agent 9", "",
+        "Lanes", "  (none)", "",
+        "Last decisions", "  (none yet)", "",
+        "Flags       draining yes · spare -", "",
+        "Temperature c 41",
+    ]
+
+
+def test_long_values_are_wrapped_or_clipped_to_80_columns():
+    long_port = "/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_" + "A" * 60 + "-if00-port0"
+    lines = render_status({
+        "devices": {"scanner": {"state": "connected", "port": long_port, "frames": 1}},
+        "counters": {f"counter_{n}": n for n in range(30)},
+    })
+    assert max(len(line) for line in lines) <= 80
+    assert any(line.endswith("…") for line in lines)
+    assert sum(line.startswith("            counter") for line in lines) >= 3
