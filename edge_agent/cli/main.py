@@ -21,6 +21,8 @@ from edge_agent.errors import EdgeAgentError
 # One module per command group, in the order `--help` lists them.
 COMMAND_MODULES = (
     "edge_agent.cli.config_cmd",
+    "edge_agent.cli.diag_cmd",
+    "edge_agent.cli.simulate_cmd",
 )
 
 EXIT_OK = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,8 @@ class SorterSimulator(PtyPeer):
         self.commands: list[LaneCommand] = []
         self.unknown_lines: list[bytes] = []
         self._commands_changed = threading.Condition()
+        # Called (in the simulator's thread) for every lane command, e.g. to print it.
+        self.on_lane_command: Callable[[LaneCommand], None] | None = None
 
     def on_command(self, line: bytes) -> None:
         received_ns = time.monotonic_ns()
@@ -51,6 +54,8 @@ class SorterSimulator(PtyPeer):
         with self._commands_changed:
             self.commands.append(LaneCommand(parcel_id, bin_, received_ns))
             self._commands_changed.notify_all()
+        if self.on_lane_command is not None:
+            self.on_lane_command(self.commands[-1])
         if self.drop_acks:
             return
         if self.nak_reason is not None:

@@ -1,0 +1,101 @@
+"""`edge-agent simulate ...` as a technician runs it: a subprocess printing its pty path."""
+
+from __future__ import annotations
+
+import json
+import selectors
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import serial
+
+from edge_agent.cli.main import main
+
+# Starting Python and importing the CLI takes well under this on a loaded 2-core machine.
+START_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 3.0
+
+
+def read_line(proc: subprocess.Popen, timeout_s: float) -> str:
+    """One line of the child's stdout, or fail after the deadline instead of hanging."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout_s):
+            raise AssertionError(f"no output in {timeout_s} s")
+    return proc.stdout.readline()
+
+
+@pytest.fixture
+def run_simulate(tmp_path: Path) -> Iterator:
+    started: list[subprocess.Popen] = []
+
+    def start(*args: str) -> tuple[subprocess.Popen, dict]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge_agent", "simulate", *args, "--json",
+             "--link", str(tmp_path / "sim-link")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+        )
+        started.append(proc)
+        return proc, json.loads(read_line(proc, START_TIMEOUT_S))
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def stop(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=START_TIMEOUT_S)
+
+
+def test_simulated_scale_answers_polls_and_stops_on_sigterm(run_simulate, tmp_path) -> None:
+    proc, info = run_simulate("scale", "--profile", "mt-sics", "--weight", "2.5")
+    assert info["link"] == str(tmp_path / "sim-link")
+    assert info["pty"].startswith("/dev/pts/")
+    with serial.Serial(info["link"], timeout=READ_TIMEOUT_S) as port:
+        port.write(b"SI\r\n")
+        assert port.read_until(b"\r\n") == b"S S      2.500 kg\r\n"
+    assert stop(proc) == 0
+    assert not (tmp_path / "sim-link").exists()  # the link goes with the device
+
+
+def test_simulated_unstable_scale(run_simulate) -> None:
+    proc, info = run_simulate("scale", "--profile", "and-standard", "--weight", "1",
+                              "--unstable")
+    with serial.Serial(info["link"], timeout=READ_TIMEOUT_S) as port:
+        port.write(b"Q\r\n")
+        assert port.read_until(b"\r\n") == b"US,+0001.000 kg\r\n"
+    assert stop(proc) == 0
+
+
+def test_simulated_scanner_sends_stdin_lines(run_simulate) -> None:
+    proc, info = run_simulate("scanner")
+    with serial.Serial(info["link"], timeout=READ_TIMEOUT_S) as port:
+        proc.stdin.write("RB123456785GB\nNOREAD\n")
+        proc.stdin.flush()
+        assert port.read_until(b"\r\n") == b"RB123456785GB\r\n"
+        assert port.read_until(b"\r\n") == b"NOREAD\r\n"
+    assert stop(proc) == 0
+
+
+def test_simulated_sorter_prints_each_lane_command(run_simulate) -> None:
+    proc, info = run_simulate("sorter")
+    with serial.Serial(info["link"], timeout=READ_TIMEOUT_S) as port:
+        port.write(b"DIV P42 3\r\n")
+        assert port.read_until(b"\r\n") == b"ACK P42 3\r\n"
+    command = json.loads(read_line(proc, READ_TIMEOUT_S))
+    assert (command["parcel_id"], command["bin"]) == ("P42", "3")
+    assert stop(proc) == 0
+
+
+def test_unknown_simulated_profile_is_refused(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "scale", "--profile", "no-such-scale"])
+    assert exit_info.value.code == 2
+    assert "no-such-scale" in capsys.readouterr().err
