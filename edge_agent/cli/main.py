@@ -21,6 +21,10 @@ from edge_agent.errors import EdgeAgentError
 # One module per command group, in the order `--help` lists them.
 COMMAND_MODULES = (
     "edge_agent.cli.config_cmd",
+    "edge_agent.cli.decide_cmd",
+    "edge_agent.cli.rules_cmd",
+    "edge_agent.cli.replay_cmd",
+    "edge_agent.cli.manifest_cmd",
     "edge_agent.cli.diag_cmd",
     "edge_agent.cli.simulate_cmd",
 )
