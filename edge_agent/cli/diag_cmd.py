@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = group.add_subparsers(dest="diag_command", metavar="SUBCOMMAND")
     add_ports_parser(commands)
     add_watch_parser(commands)
+    from edge_agent.cli.status_cmd import add_status_parser
+
+    add_status_parser(commands)
 
 
 # -- diag ports ----------------------------------------------------------------------------
