@@ -1,0 +1,364 @@
+"""The MQTT link: publishes the outbox at least once, keeps status retained, takes commands.
+
+Threads: paho's network thread (`loop_start`) runs the callbacks; our publisher thread feeds
+paho from the outbox and deletes rows once acknowledged. Callbacks only record facts (a mid was
+acknowledged, a command arrived) and wake the publisher: they never block on our locks (paho
+calls on_publish while holding its own message lock, which `publish()` also takes) and never
+touch the sorting state (commands go to the agent's thread through `on_command`).
+
+Why not paho's own guarantees alone: its queue is memory (lost on restart), and
+`wait_for_publish` breaks across reconnects. So the outbox is the queue; paho holds at most
+`max_inflight` rows, keeps each under the same message id across reconnects and re-sends them;
+a row is deleted only when a PUBACK for its message id arrives with a success reason code.
+
+A v5 PUBACK with a failure code (>= 0x80, e.g. 0x87 not authorized) is not a delivery: the row
+stays in the outbox, publishing pauses with capped exponential backoff (so order holds), then
+resumes from the rejected row. It is counted (`rejected`, `last_error`) and logged; it is not
+raised as an alarm event, which would most likely be refused by the same broker rule.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import structlog
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge_agent import __version__
+from edge_agent.config import AgentConfig
+from edge_agent.sync.commands import Command, error_reply
+from edge_agent.sync.credentials import read_password
+from edge_agent.sync.outbox import Outbox
+from edge_agent.sync.payloads import SCHEMA_VERSION
+from edge_agent.sync.topics import Topics
+
+log = structlog.get_logger(__name__)
+
+# The publisher wakes at least this often even with nothing to do (telemetry, retry timers).
+PUBLISHER_IDLE_S = 0.5
+# Delay before re-publishing a row the broker refused, doubling up to reconnect_max_s.
+REJECT_RETRY_MIN_S = 1.0
+# How long a clean stop waits for the broker to acknowledge the retained offline status.
+OFFLINE_ACK_TIMEOUT_S = 2.0
+
+OnCommand = Callable[[Command], dict[str, Any] | None]
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class MqttLink:
+    def __init__(
+        self,
+        config: AgentConfig,
+        outbox: Outbox,
+        on_command: OnCommand | None = None,
+        *,
+        telemetry_source: Callable[[], dict[str, Any]] | None = None,
+        rules_version: str | None = None,
+    ):
+        self.config = config
+        self.mqtt_config = config.mqtt
+        self.outbox = outbox
+        self.topics = Topics.for_prefix(config.topic_prefix)
+        self.client_id = config.mqtt_client_id
+        self._on_command = on_command
+        self._telemetry_source = telemetry_source
+        self._rules_version = rules_version
+        self._started_at = _now_iso()
+        self._v5 = self.mqtt_config.protocol == "5"
+        # Publisher-thread state: message id -> outbox seq, and the highest seq handed to paho.
+        self._inflight: dict[int, int] = {}
+        self._cursor = 0
+        self._rejected: set[int] = set()
+        self._retry_at = 0.0
+        self._reject_backoff = REJECT_RETRY_MIN_S
+        # Written by paho's thread, read by the publisher: a deque is safe for one each way.
+        self._puback_queue: collections.deque[tuple[int, int, str]] = collections.deque()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._connected = threading.Event()
+        self._device_states: dict[str, dict[str, Any]] = {}
+        self._counts = {"connects": 0, "published": 0, "acked": 0, "rejected": 0, "commands": 0}
+        self._last_error: str | None = None
+        self._client = self._make_client()
+        self._publisher = threading.Thread(target=self._publish_loop, name="mqtt-publisher",
+                                           daemon=True)
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        cfg = self.mqtt_config
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
+            # Under 3.1.1 a clean session; under v5 clean_start is chosen in connect_async.
+            clean_session=None if self._v5 else True,
+        )
+        # Exceptions in our callbacks would end paho's loop thread; ours catch everything, and
+        # this is the second line of defence.
+        client.suppress_exceptions = True
+        client.max_inflight_messages_set(cfg.max_inflight)
+        client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
+        if cfg.username:
+            client.username_pw_set(cfg.username, read_password(cfg))
+        if cfg.tls is not None:
+            client.tls_set(
+                ca_certs=str(cfg.tls.ca_file),
+                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
+                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+            client.tls_insecure_set(cfg.tls.insecure_skip_hostname_check)
+        client.will_set(self.topics.status, self._status_body("offline", "connection lost"),
+                        qos=1, retain=True)
+        client.on_connect = self._guarded(self._handle_connect)
+        client.on_disconnect = self._guarded(self._handle_disconnect)
+        client.on_publish = self._guarded(self._handle_publish)
+        client.on_message = self._guarded(self._handle_message)
+        return client
+
+    def _guarded(self, callback: Callable[..., None]) -> Callable[..., None]:
+        def guarded(*args: Any) -> None:
+            try:
+                callback(*args)
+            except Exception as exc:
+                self._last_error = f"{callback.__name__}: {type(exc).__name__}: {exc}"
+                log.exception("mqtt.callback_failed", callback=callback.__name__)
+
+        return guarded
+
+    def _status_body(self, state: str, reason: str | None = None) -> str:
+        body: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION, "state": state, "client_id": self.client_id,
+            "agent_version": __version__, "rules_version": self._rules_version,
+            "started_at": self._started_at, "reason": reason,
+        }
+        # The will is fixed at connect time, so only live statuses carry a time.
+        body["at"] = None if reason == "connection lost" else _now_iso()
+        return json.dumps(body, separators=(",", ":"))
+
+    # -- public ---------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self) -> None:
+        cfg = self.mqtt_config
+        log.info("mqtt.starting", host=cfg.host, port=cfg.port, client_id=self.client_id,
+                 protocol=cfg.protocol, tls=cfg.tls is not None)
+        self._client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
+        self._client.loop_start()
+        self._publisher.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Publish the retained offline status, disconnect cleanly (no last will), stop threads.
+        Rows still in flight stay in the outbox and are published again after the next start."""
+        self._stopping.set()
+        self._wake.set()
+        if self._publisher.is_alive():
+            self._publisher.join(timeout_s)
+        if self.connected:
+            info = self._client.publish(self.topics.status, self._status_body("offline", "stopped"),
+                                        qos=1, retain=True)
+            try:
+                info.wait_for_publish(min(timeout_s, OFFLINE_ACK_TIMEOUT_S))
+            except (RuntimeError, ValueError) as exc:  # lost the connection meanwhile
+                log.warning("mqtt.offline_status_not_sent", error=str(exc))
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+        log.info("mqtt.stopped", **self.stats())
+
+    def notify_appended(self) -> None:
+        """Rows are waiting in the outbox: wake the publisher (never blocks)."""
+        self._wake.set()
+
+    def publish_status(self, rules_version: str | None = None) -> None:
+        """Republish the retained online status (e.g. after a rules swap)."""
+        if rules_version is not None:
+            self._rules_version = rules_version
+        self._client.publish(self.topics.status, self._status_body("online"), qos=1, retain=True)
+
+    def publish_device_state(self, name: str, state: dict[str, Any]) -> None:
+        """Retained per device; also republished on every reconnect."""
+        body = {"schema_version": SCHEMA_VERSION, "device": name, "at": _now_iso(), **state}
+        self._device_states[name] = body
+        self._client.publish(self.topics.device_state(name), json.dumps(body), qos=1, retain=True)
+
+    def publish_telemetry(self, data: dict[str, Any]) -> None:
+        """Through the outbox (kind telemetry: the first to go when the disk budget is hit)."""
+        outbox = self.outbox.stats()
+        payload = {
+            "at": _now_iso(),
+            "counters": {},
+            **data,
+            "outbox": {key: outbox[key] for key in ("depth", "oldest_age_s", "bytes_on_disk",
+                                                    "evicted")},
+            "mqtt": self.stats(),
+        }
+        self.outbox.append("telemetry", payload)
+        self._wake.set()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "connected": self.connected,
+            "reconnects": max(0, self._counts["connects"] - 1),
+            "inflight": len(self._inflight),
+            **{key: value for key, value in self._counts.items() if key != "connects"},
+            "last_error": self._last_error,
+        }
+
+    # -- paho callbacks (paho's thread) ---------------------------------------------------------
+
+    def _handle_connect(self, client: mqtt.Client, userdata: Any, flags: Any,
+                        reason_code: Any, properties: Any) -> None:
+        if reason_code.is_failure:
+            self._last_error = f"connect refused: {reason_code}"
+            log.warning("mqtt.connect_refused", reason=str(reason_code))
+            return
+        self._counts["connects"] += 1
+        self._connected.set()
+        log.info("mqtt.connected", reconnects=self._counts["connects"] - 1)
+        client.subscribe(self.topics.commands_filter, qos=1)
+        client.publish(self.topics.status, self._status_body("online"), qos=1, retain=True)
+        for name, body in list(self._device_states.items()):
+            client.publish(self.topics.device_state(name), json.dumps(body), qos=1, retain=True)
+        self._wake.set()
+
+    def _handle_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any,
+                           reason_code: Any, properties: Any) -> None:
+        self._connected.clear()
+        if not self._stopping.is_set():
+            self._last_error = f"disconnected: {reason_code}"
+            log.warning("mqtt.disconnected", reason=str(reason_code))
+
+    def _handle_publish(self, client: mqtt.Client, userdata: Any, mid: int,
+                        reason_code: Any, properties: Any) -> None:
+        self._puback_queue.append((mid, int(reason_code.value), str(reason_code)))
+        self._wake.set()
+
+    def _handle_message(self, client: mqtt.Client, userdata: Any,
+                        message: mqtt.MQTTMessage) -> None:
+        name = self.topics.command_name(message.topic)
+        if name is None:
+            return
+        self._counts["commands"] += 1
+        props = message.properties
+        response_topic = getattr(props, "ResponseTopic", None) if props else None
+        correlation = getattr(props, "CorrelationData", None) if props else None
+        # The agent may write only under its own prefix (ACL): elsewhere would be refused anyway.
+        if not (response_topic and response_topic.startswith(self.topics.prefix + "reply/")):
+            response_topic = self.topics.reply(name)
+
+        def respond(reply: dict[str, Any]) -> None:
+            self._send_reply(response_topic, correlation, reply)
+
+        if len(message.payload) > self.mqtt_config.max_command_bytes:
+            respond(error_reply(name, None, "too_large",
+                                f"payload is {len(message.payload)} bytes, the limit is "
+                                f"{self.mqtt_config.max_command_bytes}"))
+            return
+        if self._on_command is None:
+            respond(error_reply(name, None, "busy", "this agent takes no commands"))
+            return
+        command = Command(name, bytes(message.payload), respond, time.monotonic_ns(),
+                          {"response_topic": response_topic})
+        immediate = self._on_command(command)
+        if immediate is not None:
+            respond(immediate)
+
+    def _send_reply(self, topic: str, correlation: bytes | None, reply: dict[str, Any]) -> None:
+        properties = None
+        if self._v5:
+            properties = Properties(PacketTypes.PUBLISH)
+            if correlation is not None:
+                properties.CorrelationData = correlation
+            properties.ContentType = "application/json"
+        self._client.publish(topic, json.dumps(reply), qos=1, properties=properties)
+
+    # -- the publisher thread -------------------------------------------------------------------
+
+    def _publish_loop(self) -> None:
+        next_telemetry = time.monotonic() + self.mqtt_config.telemetry_period_s
+        while True:
+            self._wake.wait(PUBLISHER_IDLE_S)
+            self._wake.clear()
+            try:
+                self._settle_acks()
+                if self._stopping.is_set():
+                    return
+                if self._telemetry_source and time.monotonic() >= next_telemetry:
+                    next_telemetry = time.monotonic() + self.mqtt_config.telemetry_period_s
+                    self.publish_telemetry(self._telemetry_source())
+                if self.connected:
+                    self._fill()
+            except Exception as exc:  # e.g. a disk error: log, keep the thread alive, retry
+                self._last_error = f"publisher: {type(exc).__name__}: {exc}"
+                log.exception("mqtt.publisher_failed")
+                self._stopping.wait(PUBLISHER_IDLE_S)
+
+    def _settle_acks(self) -> None:
+        delivered: list[int] = []
+        while self._puback_queue:
+            mid, code, reason = self._puback_queue.popleft()
+            seq = self._inflight.pop(mid, None)
+            if seq is None:
+                continue  # a status, device state or reply: nothing to delete
+            if code >= 0x80:
+                self._refused(seq, reason)
+            else:
+                delivered.append(seq)
+        if delivered:
+            self.outbox.acknowledge(delivered)
+            self._counts["acked"] += len(delivered)
+            self._reject_backoff = REJECT_RETRY_MIN_S
+
+    def _refused(self, seq: int, reason: str) -> None:
+        self._rejected.add(seq)
+        self._counts["rejected"] += 1
+        self._last_error = f"broker refused seq {seq}: {reason}"
+        self._retry_at = time.monotonic() + self._reject_backoff
+        log.warning("mqtt.publish_refused", seq=seq, reason=reason,
+                    retry_in_s=self._reject_backoff)
+        self._reject_backoff = min(self._reject_backoff * 2, self.mqtt_config.reconnect_max_s)
+
+    def _fill(self) -> None:
+        if self._rejected:
+            if time.monotonic() < self._retry_at:
+                return
+            # Resume from the oldest refused row; rows still in flight are skipped below.
+            self._cursor = min(self._rejected) - 1
+            self._rejected.clear()
+        room = self.mqtt_config.max_inflight - len(self._inflight)
+        if room <= 0:
+            return
+        in_flight = set(self._inflight.values())
+        for row in self.outbox.pending(room + len(in_flight), after_seq=self._cursor):
+            if room <= 0:
+                break
+            self._cursor = row.seq
+            if row.seq in in_flight:
+                continue
+            info = self._client.publish(self.topics.for_kind(row.kind), row.body, qos=1)
+            if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:  # not stored by paho: try it again later
+                self._cursor = row.seq - 1
+                break
+            # Success or "no connection": either way paho holds it and sends it (again) after
+            # a reconnect under this same message id.
+            self._inflight[info.mid] = row.seq
+            self._counts["published"] += 1
+            room -= 1

@@ -1,0 +1,126 @@
+"""Test peers for the sync tests: a subscriber that records what it sees, a real command target
+built from the sorting objects, and the agent config for a given broker."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from edge_agent.config import AgentConfig, parse_config
+from edge_agent.sorting.lanes import LaneState
+from edge_agent.sorting.manifest import Manifest, ManifestEntry
+from edge_agent.sorting.rules import RuleSet, default_rules, parse_rules
+
+# Generous for a shared 2-core machine; the waits end as soon as the condition holds.
+WAIT_S = 20.0
+POLL_S = 0.01
+
+
+def wait_for(condition: Callable[[], Any], timeout_s: float = WAIT_S, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(POLL_S)  # polling a condition, with a deadline
+    raise AssertionError(f"timed out waiting for {what or condition}")
+
+
+def agent_config(state_dir: Path, port: int, **mqtt: Any) -> AgentConfig:
+    return parse_config({
+        "site": "HKG1", "line": "L1", "state_dir": str(state_dir),
+        "outbox": {"group_commit_ms": 5},
+        "mqtt": {"host": "127.0.0.1", "port": port, "reconnect_min_s": 0.1,
+                 "reconnect_max_s": 0.5, "keepalive_s": 5, **mqtt},
+    })
+
+
+class Subscriber:
+    """A paho client that records every message on `topics` (a central system's view)."""
+
+    def __init__(self, port: int, topics: list[str], *, client_id: str = "",
+                 persistent: bool = False, protocol: int = mqtt.MQTTv311,
+                 tls: dict | None = None):
+        self.messages: list[mqtt.MQTTMessage] = []
+        self._lock = threading.Lock()
+        self.topics = topics
+        self.connected = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=protocol,
+                                  clean_session=(not persistent) if protocol != mqtt.MQTTv5
+                                  else None)
+        if tls:
+            self.client.tls_set(**tls)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_disconnect = lambda *a: self.connected.clear()
+        self.client.reconnect_delay_set(0.1, 0.5)  # type: ignore[arg-type]
+        self.client.connect_async("127.0.0.1", port, keepalive=5)
+        self.client.loop_start()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            return
+        for topic in self.topics:
+            client.subscribe(topic, qos=1)
+        # Subscribed once the SUBACK is back; a ping round-trip is not needed for tests
+        # that wait on messages anyway.
+        self.connected.set()
+
+    def _on_message(self, client, userdata, message):
+        with self._lock:
+            self.messages.append(message)
+
+    def on(self, topic_suffix: str) -> list[dict]:
+        with self._lock:
+            return [json.loads(m.payload) for m in self.messages if m.topic.endswith(topic_suffix)]
+
+    def raw(self) -> list[mqtt.MQTTMessage]:
+        with self._lock:
+            return list(self.messages)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class LineTarget:
+    """The agent's state as commands see it, built from the real sorting objects."""
+
+    def __init__(self, state_dir: Path):
+        self.rules: RuleSet = default_rules()
+        self.manifest = Manifest.open(state_dir)
+        self.lanes: dict[str, LaneState] = {}
+        self.rules_file = state_dir / "rules.last-good.toml"
+        self.applied = 0
+
+    def apply_rules(self, text: str) -> str:
+        rules = parse_rules(text, "rules.apply")  # raises RulesError: nothing swapped
+        self.rules_file.write_text(text)
+        self.rules = rules
+        self.applied += 1
+        return rules.version
+
+    def upsert_manifest(self, entries: list[ManifestEntry]) -> int:
+        return self.manifest.upsert(entries)
+
+    def remove_manifest(self, barcodes: list[str]) -> int:
+        return self.manifest.remove(barcodes)
+
+    def set_lane(self, lane: str, state: LaneState) -> None:
+        if lane not in self.rules.lanes:
+            raise ValueError(f"unknown lane {lane!r}; known: {', '.join(self.rules.lanes)}")
+        self.lanes[lane] = state
+
+    def status(self) -> dict:
+        return {"rules_version": self.rules.version,
+                "lanes": {name: str(state) for name, state in self.lanes.items()}}
+
+    def close(self) -> None:
+        self.manifest.close()
