@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from edge_agent.cli.status_cmd import add_status_parser, render_status, run_status
 from edge_agent.errors import ConfigError
@@ -135,3 +136,16 @@ def test_long_values_are_wrapped_or_clipped_to_80_columns():
     assert max(len(line) for line in lines) <= 80
     assert any(line.endswith("…") for line in lines)
     assert sum(line.startswith("            counter") for line in lines) >= 3
+
+
+def test_through_the_real_command_line(socket_path, capsys):
+    from edge_agent.cli.main import main
+
+    try:
+        assert main(["diag", "status", "--socket", str(socket_path), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out) == SNAPSHOT
+        assert main(["diag", "status", "--socket", str(socket_path.with_name("none.sock"))]) == 1
+        assert "no agent answering on" in capsys.readouterr().err
+    finally:
+        # main() pointed logging at this test's captured stderr, which closes with the test.
+        structlog.reset_defaults()
