@@ -1,0 +1,190 @@
+"""Decisions with the default rules: every rule, every exception reason, lane states, contract."""
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edge_agent.sorting.decision import REASONS, decide
+from edge_agent.sorting.lanes import LaneState
+from edge_agent.sorting.manifest import ManifestEntry
+from edge_agent.sorting.rules import default_rules, parse_rules
+
+from .helpers import EVENING, MORNING, gs1_to, parcel
+
+RULES = default_rules()
+SHANGHAI_POSTAL = "200001"
+S10 = "RB123456785GB"
+FULL, BLOCKED = LaneState.FULL, LaneState.BLOCKED
+
+
+def entry(country="CN", postal=SHANGHAI_POSTAL, declared=2.0, service=None, barcode=S10):
+    return ManifestEntry(barcode, country, postal, declared, service)
+
+
+# (case id, parcel, manifest entry, lane states, time) -> (lane, bin, rule, reasons)
+CASES = [
+    ("zhuhai_shanghai", parcel(), entry(), {}, MORNING, ("ZHUHAI", 1, "zhuhai", ())),
+    ("zhuhai_zhejiang", parcel(), entry(postal="310000"), {}, MORNING, ("ZHUHAI", 1, "zhuhai", ())),
+    ("zhuhai_jiangsu", parcel(), entry(postal="215000"), {}, MORNING, ("ZHUHAI", 1, "zhuhai", ())),
+    ("zhuhai_from_barcode", parcel(gs1_to("156", "210000"), 3.0), None, {}, MORNING,
+     ("ZHUHAI", 1, "zhuhai", ())),
+    ("after_cutoff", parcel(), entry(), {}, EVENING,
+     ("SHANGHAI", 2, "zhuhai_after_cutoff", ("after_cutoff",))),
+    ("over_route_limit", parcel(weight=31.0), entry(declared=31.0), {}, MORNING,
+     ("SHANGHAI", 2, "zhuhai", ("over_route_weight_limit",))),
+    ("at_route_limit", parcel(weight=30.0), entry(declared=30.0), {}, MORNING,
+     ("ZHUHAI", 1, "zhuhai", ())),
+    ("zhuhai_full", parcel(), entry(), {"ZHUHAI": FULL}, MORNING,
+     ("SHANGHAI", 2, "zhuhai", ("lane_full_overflow",))),
+    ("zhuhai_blocked", parcel(), entry(), {"ZHUHAI": BLOCKED}, MORNING,
+     ("SHANGHAI", 2, "zhuhai", ("lane_blocked_overflow",))),
+    ("zhuhai_and_overflow_full", parcel(), entry(), {"ZHUHAI": FULL, "SHANGHAI": FULL}, MORNING,
+     ("EXCEPTION", 4, "zhuhai", ("lane_full_overflow", "lane_unavailable"))),
+    ("other_mainland", parcel(), entry(postal="510000"), {}, MORNING,
+     ("SHANGHAI", 2, "mainland_china", ())),
+    ("other_mainland_evening", parcel(), entry(postal="100000"), {}, EVENING,
+     ("SHANGHAI", 2, "mainland_china", ())),
+    ("shanghai_full", parcel(), entry(postal="510000"), {"SHANGHAI": FULL}, MORNING,
+     ("EXCEPTION", 4, "mainland_china", ("lane_full_overflow", "lane_unavailable"))),
+    ("export_us", parcel(), entry(country="US", postal="10001"), {}, MORNING,
+     ("EXPORT", 3, "export", ())),
+    ("export_macao_from_barcode", parcel(gs1_to("446", "999078"), 1.0), None, {}, MORNING,
+     ("EXPORT", 3, "export", ())),
+    ("export_blocked", parcel(), entry(country="JP", postal="1000001"), {"EXPORT": BLOCKED},
+     MORNING, ("EXCEPTION", 4, "export", ("lane_blocked_overflow", "lane_unavailable"))),
+    ("hong_kong", parcel(), entry(country="HK", postal=None), {}, MORNING,
+     ("EXCEPTION", 4, "local_destination", ("local_destination",))),
+    ("no_read", parcel(None, no_read=True), None, {}, MORNING,
+     ("EXCEPTION", 4, "no_read", ("no_read",))),
+    ("bad_s10", parcel("RB123456786US"), entry(barcode="RB123456786US"), {}, MORNING,
+     ("EXCEPTION", 4, "invalid_check_digit", ("invalid_check_digit",))),
+    ("bad_sscc", parcel("]C1003761303211091034214211562000001"), None, {}, MORNING,
+     ("EXCEPTION", 4, "invalid_check_digit", ("invalid_check_digit",))),
+    ("malformed", parcel("]C199123"), None, {}, MORNING,
+     ("EXCEPTION", 4, "invalid_identifier", ("invalid_identifier",))),
+    ("not_in_manifest", parcel(), None, {}, MORNING,
+     ("EXCEPTION", 4, "unknown_destination", ("unknown_destination",))),
+    ("unknown_cn_postal", parcel(), entry(postal="990000"), {}, MORNING,
+     ("EXCEPTION", 4, "unknown_destination", ("unknown_destination",))),
+    ("unknown_numeric_country", parcel(gs1_to("999", "12345")), None, {}, MORNING,
+     ("EXCEPTION", 4, "unknown_destination", ("unknown_destination",))),
+    ("no_weight", parcel(weight=None, stable=False, status=None), entry(), {}, MORNING,
+     ("EXCEPTION", 4, "no_stable_weight", ("no_stable_weight",))),
+    ("unstable_weight", parcel(stable=False), entry(), {}, MORNING,
+     ("EXCEPTION", 4, "no_stable_weight", ("no_stable_weight",))),
+    ("scale_overload", parcel(weight=None, stable=False, status="overload"), entry(), {},
+     MORNING, ("EXCEPTION", 4, "scale_overload", ("overweight",))),
+    ("overweight", parcel(weight=50.5), entry(declared=50.5), {}, MORNING,
+     ("EXCEPTION", 4, "overweight", ("overweight",))),
+    ("mismatch_absolute", parcel(weight=1.25), entry(declared=1.0), {}, MORNING,
+     ("EXCEPTION", 4, "weight_mismatch", ("weight_mismatch",))),
+    ("within_absolute", parcel(weight=1.19), entry(declared=1.0), {}, MORNING,
+     ("ZHUHAI", 1, "zhuhai", ())),
+    ("mismatch_relative", parcel(weight=11.1), entry(declared=10.0), {}, MORNING,
+     ("EXCEPTION", 4, "weight_mismatch", ("weight_mismatch",))),
+    ("within_relative", parcel(weight=10.9), entry(declared=10.0), {}, MORNING,
+     ("ZHUHAI", 1, "zhuhai", ())),
+    ("late", parcel(late=True), entry(), {}, MORNING,
+     ("EXCEPTION", 4, "decision_late", ("decision_late",))),
+    ("exception_blocked_still_exception", parcel(None, no_read=True), None,
+     {"EXCEPTION": BLOCKED}, MORNING,
+     ("EXCEPTION", 4, "no_read", ("no_read", "lane_unavailable"))),
+]
+
+
+@pytest.mark.parametrize(("parcel_in", "manifest_entry", "states", "now", "expected"),
+                         [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_default_rules(parcel_in, manifest_entry, states, now, expected):
+    decision = decide(parcel_in, RULES, manifest_entry, states, now)
+    assert (decision.lane, decision.bin, decision.rule, decision.reasons) == expected
+
+
+def test_every_default_rule_and_reason_is_exercised():
+    rule_ids = {c[-1][2] for c in CASES}
+    assert {rule.id for rule in RULES.rules} <= rule_ids
+    reasons = {r for c in CASES for r in c[-1][3]}
+    assert reasons == set(REASONS) - {"no_rule_matched"}
+
+
+def test_barcode_destination_wins_over_manifest():
+    # The label says Hangzhou; the manifest says Guangzhou: the label is what the parcel wears.
+    barcode = gs1_to("156", "310000")
+    decision = decide(parcel(barcode), RULES, entry(postal="510000", barcode=barcode), {}, MORNING)
+    assert decision.lane == "ZHUHAI"
+    assert decision.inputs.destination_source == "barcode"
+    assert decision.inputs.declared_weight_kg == 2.0  # the manifest still gives the declared weight
+
+
+def test_ai_420_uses_the_default_country():
+    decision = decide(parcel("]C1420200001"), RULES, None, {}, MORNING)
+    assert (decision.lane, decision.inputs.country, decision.inputs.province) == (
+        "ZHUHAI", "CN", "Shanghai")
+    other = decide(parcel("]C1420200001"), RULES, None, {}, MORNING, default_country="US")
+    assert other.lane == "EXPORT"
+
+
+def test_cutoff_is_in_the_site_time_zone():
+    at_1959 = datetime(2026, 11, 20, 11, 59, tzinfo=UTC)
+    at_2000 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    assert decide(parcel(), RULES, entry(), {}, at_1959).lane == "ZHUHAI"
+    assert decide(parcel(), RULES, entry(), {}, at_2000).lane == "SHANGHAI"
+    # The same instant is 12:00 in London: before the cutoff there.
+    assert decide(parcel(), RULES, entry(), {}, at_2000, timezone="Europe/London").lane == "ZHUHAI"
+
+
+def test_default_rule_when_nothing_matches():
+    rules = parse_rules({
+        "version": "t", "lanes": {"A": {"bin": 1}, "EXCEPTION": {"bin": 9}},
+        "rules": [{"id": "never", "lane": "A", "when": {"country": ["ZZ"]}}],
+        "default": {"lane": "EXCEPTION"},
+    })
+    decision = decide(parcel(), rules, entry(), {}, MORNING)
+    assert (decision.lane, decision.rule, decision.reasons) == (
+        "EXCEPTION", "default", ("no_rule_matched",))
+
+
+def test_to_dict_is_the_documented_contract():
+    decision = decide(parcel(), RULES, entry(service="express"), {"ZHUHAI": FULL}, MORNING)
+    record = json.loads(json.dumps(decision.to_dict()))
+    assert set(record) >= {"parcel_id", "barcode", "lane", "bin", "rule", "reasons",
+                           "rules_version", "decided_at", "inputs"}
+    assert set(record["inputs"]) >= {
+        "symbology", "no_read", "identifier_kind", "identifier_valid", "identifier_problem",
+        "weight_kg", "weight_stable", "weight_status", "declared_weight_kg", "country",
+        "postal_code", "province", "service", "destination_source", "lane_states", "local_time"}
+    assert record["decided_at"] == "2026-11-20T02:00:00+00:00"
+    assert record["inputs"]["local_time"] == "2026-11-20T10:00:00+08:00"
+    assert record["inputs"]["lane_states"] == {
+        "ZHUHAI": "full", "SHANGHAI": "open", "EXPORT": "open", "EXCEPTION": "open"}
+    assert record["inputs"]["service"] == "express"
+    assert record["reasons"] == ["lane_full_overflow"]
+    assert record["rules_version"] == RULES.version
+
+
+barcodes = st.one_of(
+    st.none(), st.text(max_size=40), st.sampled_from(["RB123456785GB", gs1_to("156", "200001")]))
+weights = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True))
+entries = st.one_of(st.none(), st.builds(
+    ManifestEntry, barcode=st.just("X1234"), country=st.sampled_from(["CN", "HK", "US", "TW"]),
+    postal_code=st.one_of(st.none(), st.from_regex(r"[0-9]{1,8}", fullmatch=True)),
+    declared_weight_kg=st.one_of(st.none(), st.floats(0.01, 1000)),
+))
+lane_maps = st.dictionaries(st.sampled_from(["ZHUHAI", "SHANGHAI", "EXPORT", "EXCEPTION", "X"]),
+                            st.sampled_from(list(LaneState)))
+moments = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
+                       timezones=st.just(UTC))
+
+
+@given(barcodes, weights, st.booleans(), st.booleans(), st.booleans(), entries, lane_maps, moments)
+def test_decide_never_raises_and_is_deterministic(
+    barcode, weight, stable, no_read, late, manifest_entry, states, now
+):
+    p = parcel(barcode, weight, stable=stable, no_read=no_read, late=late)
+    first = decide(p, RULES, manifest_entry, states, now)
+    again = decide(p, RULES, manifest_entry, states, now)
+    assert first == again
+    assert first.lane in RULES.lanes and first.bin == RULES.lanes[first.lane].bin
+    json.dumps(first.to_dict())  # always serialisable
