@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "edge_agent.cli.manifest_cmd",
     "edge_agent.cli.diag_cmd",
     "edge_agent.cli.simulate_cmd",
+    "edge_agent.cli.schema_cmd",
 )
 
 EXIT_OK = 0
