@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
@@ -75,14 +76,15 @@ class DecisionInputs:
     province: str | None
     service: str | None
     destination_source: str | None
-    lane_states: Mapping[str, str]
-    local_time: str  # ISO 8601 in the site's time zone
+    lane_states: Mapping[str, LaneState]  # every lane of the rule set, open when not told
+    local_time: datetime  # in the site's time zone (ISO 8601 text in to_dict)
     manifest_hit: bool
     late: bool
 
     def to_dict(self) -> dict[str, object]:
         out = {name: getattr(self, name) for name in self.__slots__}
-        out["lane_states"] = dict(self.lane_states)
+        out["lane_states"] = {name: str(state) for name, state in self.lane_states.items()}
+        out["local_time"] = self.local_time.isoformat()
         return out
 
 
@@ -113,6 +115,11 @@ class Decision:
         }
 
 
+@lru_cache(maxsize=8)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
 _NO_READ = Identifier(IdentifierKind.UNKNOWN, False, "no_data", None)
 
 
@@ -139,7 +146,7 @@ def decide(
     stable = parcel.weight_stable
     if weight is not None and not (math.isfinite(weight) and weight >= 0):
         weight, stable = None, False  # a value no scale can give: treat as no weight at all
-    local = now.astimezone(ZoneInfo(timezone))
+    local = now.astimezone(_zone(timezone))
     facts = Facts(
         no_read=parcel.no_read,
         identifier_kind=identifier.kind,
@@ -183,10 +190,8 @@ def decide(
         province=destination.province,
         service=facts.service,
         destination_source=destination.source,
-        lane_states=MappingProxyType(
-            {name: str(lane_states.get(name, LaneState.OPEN)) for name in rules.lanes}
-        ),
-        local_time=local.isoformat(),
+        lane_states=MappingProxyType(rules.complete_states(lane_states)),
+        local_time=local,
         manifest_hit=manifest_entry is not None,
         late=parcel.late,
     )

@@ -104,8 +104,11 @@ def gs1_check_digit(digits: str) -> int:
 
 def s10_check_digit(serial: str) -> int:
     """The UPU S10 check digit of an 8-digit serial number."""
-    remainder = 11 - sum(int(c) * w for c, w in zip(serial, _S10_WEIGHTS, strict=True)) % 11
-    return {10: 0, 11: 5}.get(remainder, remainder)
+    total = 0
+    for char, weight in zip(serial, _S10_WEIGHTS, strict=True):
+        total += (ord(char) - 48) * weight
+    remainder = 11 - total % 11
+    return 0 if remainder == 10 else 5 if remainder == 11 else remainder
 
 
 def split_symbology(data: str, symbology: str | None = None) -> tuple[str, str | None]:

@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,7 @@ class DefaultRule(StrictModel):
     reason: str | None = Field(default="no_rule_matched", pattern=REASON_PATTERN)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per parcel, and a frozen init costs microseconds
 class Facts:
     """What a rule can look at, computed once per decision by edge_agent.sorting.decision."""
 
@@ -139,12 +140,13 @@ Check = Callable[[Facts], bool]
 
 
 def _equals(attribute: str, expected: object) -> Check:
-    return lambda facts: getattr(facts, attribute) == expected
+    get = attrgetter(attribute)
+    return lambda facts: get(facts) == expected
 
 
 def _member(attribute: str, allowed: list[str]) -> Check:
-    allowed_set = frozenset(allowed)
-    return lambda facts: getattr(facts, attribute) in allowed_set
+    get, allowed_set = attrgetter(attribute), frozenset(allowed)
+    return lambda facts: get(facts) in allowed_set
 
 
 def _weight(test: Callable[[float], bool]) -> Check:
@@ -215,6 +217,7 @@ class RuleSet(StrictModel):
     rules: list[Rule]
     default: DefaultRule
     _compiled: tuple[tuple[Rule, tuple[Check, ...]], ...] = PrivateAttr(default=())
+    _all_open: dict[str, LaneState] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -230,9 +233,16 @@ class RuleSet(StrictModel):
 
     def model_post_init(self, context: Any) -> None:
         self._compiled = tuple((rule, _compile(rule.when)) for rule in self.rules)
+        self._all_open = dict.fromkeys(self.lanes, LaneState.OPEN)
+
+    def complete_states(self, lane_states: Mapping[str, LaneState]) -> dict[str, LaneState]:
+        """A copy of `lane_states` naming every lane of this rule set (open unless told)."""
+        return {**self.__pydantic_private__["_all_open"], **lane_states}  # type: ignore[index]
 
     def first_match(self, facts: Facts) -> Rule | None:
-        for rule, checks in self._compiled:
+        # Read the private dict directly: pydantic's attribute hook costs more than the match.
+        compiled = self.__pydantic_private__["_compiled"]  # type: ignore[index]
+        for rule, checks in compiled:
             for check in checks:
                 if not check(facts):
                     break
