@@ -6,6 +6,7 @@ the line and the devices. `edge-agent config check FILE` reports every problem a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -134,7 +135,12 @@ class AgentConfig(StrictModel):
 
     @property
     def status_socket(self) -> Path:
-        return self.status.socket_path or self.state_dir / "status.sock"
+        """Under systemd, RuntimeDirectory= (e.g. /run/edge-agent) holds it; else the state dir."""
+        if self.status.socket_path is not None:
+            return self.status.socket_path
+        runtime_dir = os.environ.get("RUNTIME_DIRECTORY")
+        base = Path(runtime_dir.split(":")[0]) if runtime_dir else self.state_dir
+        return base / "status.sock"
 
     @property
     def mqtt_client_id(self) -> str:

@@ -20,7 +20,10 @@ from edge_agent.errors import EdgeAgentError
 
 # One module per command group, in the order `--help` lists them.
 COMMAND_MODULES = (
+    "edge_agent.cli.demo_cmd",
+    "edge_agent.cli.run_cmd",
     "edge_agent.cli.config_cmd",
+    "edge_agent.cli.profiles_cmd",
     "edge_agent.cli.decide_cmd",
     "edge_agent.cli.rules_cmd",
     "edge_agent.cli.replay_cmd",

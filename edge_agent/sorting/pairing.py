@@ -50,6 +50,7 @@ class _Pending:
     scanned_at: datetime
     overload_seen: bool = False
     reading: _Reading | None = None  # poll-after-scan: the reply that completed it
+    answered: bool = False  # poll-after-scan: the scale replied (with or without a weight)
 
 
 def _utc_now() -> datetime:
@@ -84,21 +85,38 @@ class Pairer:
         return self._poll
 
     def on_weight(self, weight: Weight) -> None:
+        if self._poll:
+            self._answer_poll(weight)
+            return
         if weight.status == WeightStatus.OVERLOAD:
             self._note_overload(weight.received_ns)
             return
         if not (weight.stable and weight.status == WeightStatus.OK and weight.value_kg is not None):
             return
-        reading = _Reading(weight.received_ns, weight.value_kg)
-        if self._poll:
-            # The oldest parcel still waiting whose scan came before this reply.
-            for pending in self._pending:
-                if pending.reading is None and pending.scan.received_ns <= reading.received_ns:
-                    pending.reading = reading
-                    reading.claimed = True
-                    break
+        self._readings.append(_Reading(weight.received_ns, weight.value_kg))
+
+    def _answer_poll(self, weight: Weight) -> None:
+        """A polled scale's reply answers the oldest parcel still waiting whose scan preceded it.
+
+        Every reply answers one request, a "no stable weight" (MT-SICS `S I`) or an overload
+        included: if such a reply were skipped, the next parcel's weight would complete this
+        parcel and every parcel after it would be paired with its successor's weight. A reading
+        in motion with an ok status is not an answer (a streaming scale's or an SI poll's frame).
+        """
+        if weight.status == WeightStatus.OK and not weight.stable:
             return
-        self._readings.append(reading)
+        for pending in self._pending:
+            if not pending.answered and pending.scan.received_ns <= weight.received_ns:
+                pending.answered = True
+                if weight.status == WeightStatus.OVERLOAD:
+                    pending.overload_seen = True
+                elif weight.stable and weight.status == WeightStatus.OK and weight.value_kg is not None:
+                    pending.reading = _Reading(weight.received_ns, weight.value_kg, claimed=True)
+                return
+
+    def pending_count(self) -> int:
+        """Parcels scanned and not yet handed over."""
+        return len(self._pending)
 
     def ready(self, now_ns: int) -> list[Parcel]:
         """Parcels complete or past their wait, in scan order; each is handed over once."""
@@ -150,7 +168,7 @@ class Pairer:
     def _due_ns(self, pending: _Pending) -> tuple[int, _Reading | None]:
         scan_ns = pending.scan.received_ns
         if self._poll:
-            if pending.reading is not None:
+            if pending.answered:
                 return scan_ns, pending.reading
             return scan_ns + self._poll_timeout_ns, None
         best = self._best_reading(pending)

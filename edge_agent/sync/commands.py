@@ -229,6 +229,10 @@ class CommandInbox:
     def fileno(self) -> int:
         return self._wake_read
 
+    def has_waiting(self) -> bool:
+        """Cheap check for a loop that polls: True when commands wait to be processed."""
+        return not self._queue.empty()
+
     def wait(self, timeout_s: float) -> bool:
         """For a loop without selectors: True when a command waits (or arrived in time)."""
         import select

@@ -183,6 +183,12 @@ class MqttLink:
         self._connected.clear()
         log.info("mqtt.stopped", **self.stats())
 
+    def alive(self) -> bool:
+        """For the watchdog: our publisher thread and paho's network thread both run."""
+        # paho keeps its loop thread in `_thread` (no public accessor); None before start().
+        network = getattr(self._client, "_thread", None)
+        return self._publisher.is_alive() and (network is None or network.is_alive())
+
     def notify_appended(self) -> None:
         """Rows are waiting in the outbox: wake the publisher (never blocks)."""
         self._wake.set()

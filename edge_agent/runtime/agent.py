@@ -1,0 +1,376 @@
+"""The running agent: devices -> pairing -> decision -> outbox -> lane command -> MQTT.
+
+One thread, the decision loop, owns the line's state. It reads every serial port through the
+device hub's selector, stamps each chunk with its arrival time, pairs scans with weights by
+those stamps, decides, and commands the sorter. Why one thread: with a thread per port,
+scanner and scale race, and a parcel can pick up its predecessor's weight; here the only order
+that matters is the arrival stamp, and nothing else touches the state, so nothing needs a lock.
+
+Other threads never touch that state: paho's network thread and the MQTT publisher read only
+the outbox (their own SQLite connection and lock); commands from central wait in an inbox that
+this loop drains; the status server reads a snapshot dict this loop replaces whole.
+
+Order on the hot path: the decision's event is appended to the outbox (in the OS's hands, so a
+kill -9 cannot lose it) before the lane command is written to the sorter; then the publisher is
+woken. Deciding never waits on the network or on an fsync.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from edge_agent import __version__
+from edge_agent.config import AgentConfig
+from edge_agent.devices.hub import DeviceHub
+from edge_agent.devices.messages import DecodeError, LaneFull, Scan, SorterAck, Weight
+from edge_agent.ids import new_id
+from edge_agent.runtime import rules_store
+from edge_agent.runtime.components import Components, build_components
+from edge_agent.runtime.line_state import LaneStates, LineCounters
+from edge_agent.runtime.status_server import StatusServer
+from edge_agent.sorting.decision import Decision, Parcel, decide, identifier_of
+from edge_agent.sorting.lanes import LaneState
+from edge_agent.sorting.manifest import ManifestEntry
+from edge_agent.sorting.pairing import Pairer
+from edge_agent.sorting.rules import RulesError
+
+log = structlog.get_logger(__name__)
+
+NS = 1_000_000_000
+# The loop wakes at least this often for housekeeping (snapshot, watchdog, timers).
+HOUSEKEEPING_S = 0.1
+# A clean stop waits at most this long for parcels in flight and their sorter acks.
+STOP_DRAIN_S = 3.0
+
+
+class Agent:
+    """The decision loop and everything it owns. Build with `Agent.from_config(config)`."""
+
+    def __init__(self, config: AgentConfig, parts: Components):
+        self.config = config
+        self.parts = parts
+        self.hub: DeviceHub = parts.hub
+        self.rules = parts.rules
+        self.rules_source = parts.rules_source
+        self.lanes = LaneStates(config.state_dir)
+        self.lanes.use_rules(self.rules)
+        self.counters = LineCounters()
+        self.pairer = Pairer(config.pairing, new_parcel_id=new_id)
+        self.started_at = datetime.now(UTC)
+        self._started_ns = time.monotonic_ns()
+        self._awaiting_ack: dict[str, tuple[int, int]] = {}  # parcel id -> (bin, deadline ns)
+        self._ack_timeout_ns = config.sorter.ack_timeout_ms * 1_000_000
+        self._device_states: dict[str, str] = {}
+        self._stop_requested = False
+        self._reload_requested = False
+        self._next_housekeeping = 0.0
+        self._next_telemetry = time.monotonic() + config.mqtt.telemetry_period_s
+        # Replaced whole by the loop; the status server (its own thread) only reads it.
+        self.snapshot: dict[str, Any] = {}
+        self.status_server = StatusServer(config.status_socket, lambda: self.snapshot)
+
+    @classmethod
+    def from_config(cls, config: AgentConfig) -> Agent:
+        return cls(config, build_components(config))
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT; returns the process exit code."""
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, self._on_reload_signal)
+        parts = self.parts
+        if parts.link is not None:
+            parts.link.start()
+        self.status_server.start()
+        self._housekeeping(force=True)
+        parts.notifier.ready(self._status_line())
+        log.info("agent.ready", rules_version=self.rules.version, rules_source=self.rules_source,
+                 devices=sorted(self.hub.ports), startup_s=round(self._uptime_s(), 3))
+        try:
+            while not self._stop_requested:
+                self.step()
+            self._drain_before_stop()
+        finally:
+            self.close()
+        return 0
+
+    def step(self, max_wait_s: float = HOUSEKEEPING_S) -> None:
+        """One turn of the loop: read what arrived, decide what is due, keep house."""
+        for name, message in self.hub.poll(self._wait_s(max_wait_s)):
+            self._on_message(name, message)
+        now_ns = time.monotonic_ns()
+        for parcel in self.pairer.ready(now_ns):
+            self._decide_and_divert(parcel)
+        if self._awaiting_ack:
+            self._check_acks(now_ns)
+        if self.parts.inbox is not None and self.parts.inbox.has_waiting():
+            self.parts.inbox.process(self)
+        if self._reload_requested:
+            self._reload_rules()
+        self._housekeeping()
+
+    def request_stop(self) -> None:
+        self._stop_requested = True
+
+    def close(self) -> None:
+        parts = self.parts
+        parts.notifier.stopping()
+        for name in self.hub.ports:
+            self._publish_device_state(name, "stopped")
+        self.hub.close()
+        self.status_server.stop()
+        if parts.link is not None:
+            parts.link.stop()
+        if parts.inbox is not None:
+            parts.inbox.close()
+        parts.outbox.close()
+        parts.manifest.close()
+        log.info("agent.stopped", parcels=self.counters.totals["parcels"])
+
+    def _drain_before_stop(self) -> None:
+        """Stop taking scans, decide the parcels in flight, wait briefly for their acks."""
+        log.info("agent.stopping", in_flight=self.pairer.pending_count(),
+                 awaiting_ack=len(self._awaiting_ack))
+        self.parts.notifier.stopping()
+        deadline = time.monotonic() + STOP_DRAIN_S
+        while time.monotonic() < deadline and (
+            self.pairer.pending_count() or self._awaiting_ack
+        ):
+            self.step(max_wait_s=0.02)
+
+    def _on_stop_signal(self, signum: int, frame: object) -> None:
+        self._stop_requested = True
+
+    def _on_reload_signal(self, signum: int, frame: object) -> None:
+        self._reload_requested = True
+
+    # -- messages from devices ---------------------------------------------------------------
+
+    def _on_message(self, device: str, message: object) -> None:
+        role = self.parts.roles.get(device)
+        if isinstance(message, Scan):
+            if self._stop_requested:
+                self.counters.totals["scans_refused_stopping"] += 1
+                return
+            self.counters.totals["scans"] += 1
+            if self.pairer.on_scan(message):
+                self._ask_scale_for_stable_weight()
+        elif isinstance(message, Weight):
+            self.counters.totals["weights"] += 1
+            self.pairer.on_weight(message)
+        elif isinstance(message, SorterAck):
+            self._on_sorter_ack(message)
+        elif isinstance(message, LaneFull):
+            self.lanes.set_bin_full(message.bin, message.full)
+            log.info("lane.full" if message.full else "lane.cleared", bin=message.bin,
+                     lane=self.lanes.lane_for_bin(message.bin))
+        elif isinstance(message, DecodeError):
+            self.counters.totals["decode_errors"] += 1
+            log.warning("device.bad_frame", device=device, role=role, reason=message.reason,
+                        raw=message.raw.hex())
+
+    def _ask_scale_for_stable_weight(self) -> None:
+        scale = self.parts.device_for_role.get("scale")
+        if scale is None:
+            return
+        request = self.hub.ports[scale].codec.stable_weight_request()
+        if request is not None and not self.hub.send(scale, request):
+            self.counters.totals["scale_unreachable"] += 1
+
+    def _on_sorter_ack(self, ack: SorterAck) -> None:
+        expected = self._awaiting_ack.pop(ack.parcel_id, None)
+        if expected is None:
+            self.counters.totals["acks_unexpected"] += 1
+            return
+        if ack.accepted and ack.bin == expected[0]:
+            self.counters.totals["acks"] += 1
+            return
+        self.counters.totals["naks"] += 1
+        self._raise_alarm("sorter_refused", "warning",
+                          f"sorter refused parcel {ack.parcel_id} for bin {expected[0]}",
+                          {"parcel_id": ack.parcel_id, "bin": expected[0], "ack_bin": ack.bin,
+                           "raw": ack.raw.decode("ascii", "replace").strip()})
+
+    def _check_acks(self, now_ns: int) -> None:
+        missing = [pid for pid, (_, deadline) in self._awaiting_ack.items() if now_ns > deadline]
+        for parcel_id in missing:
+            bin_, _ = self._awaiting_ack.pop(parcel_id)
+            self.counters.totals["acks_missing"] += 1
+            self._raise_alarm("sorter_ack_missing", "warning",
+                              f"no acknowledgement from the sorter for parcel {parcel_id}",
+                              {"parcel_id": parcel_id, "bin": bin_,
+                               "timeout_ms": self.config.sorter.ack_timeout_ms})
+
+    # -- the decision --------------------------------------------------------------------------
+
+    def _decide_and_divert(self, parcel: Parcel) -> Decision:
+        entry: ManifestEntry | None = self.parts.manifest.get(identifier_of(parcel).key)
+        decision = decide(
+            parcel, self.rules, entry, self.lanes.snapshot, datetime.now(UTC),
+            default_country=self.config.default_destination_country,
+            timezone=self.config.timezone,
+        )
+        self.parts.outbox.append("parcel", decision.to_dict())
+        sorter = self.parts.device_for_role.get("sorter")
+        sent = False
+        if sorter is not None:
+            command = self.hub.ports[sorter].codec.lane_command(parcel.parcel_id, decision.bin)
+            sent = self.hub.send(sorter, command)
+        now_ns = time.monotonic_ns()
+        if sent:
+            self._awaiting_ack[parcel.parcel_id] = (decision.bin, now_ns + self._ack_timeout_ns)
+        elif sorter is not None:
+            self.counters.totals["sorter_unreachable"] += 1
+            self._raise_alarm("sorter_unreachable", "critical",
+                              "the sorter is disconnected: a decided parcel got no lane command",
+                              {"parcel_id": parcel.parcel_id, "bin": decision.bin})
+        if self.parts.link is not None:
+            self.parts.link.notify_appended()
+        latency_us = (now_ns - parcel.scanned_ns) / 1000
+        self.counters.latencies_us.append(latency_us)
+        self.counters.record_decision(
+            {"at": decision.decided_at.isoformat(timespec="milliseconds"),
+             "parcel": parcel.parcel_id, "barcode": parcel.barcode, "lane": decision.lane,
+             "bin": decision.bin, "reasons": list(decision.reasons),
+             "latency_ms": round(latency_us / 1000, 3)},
+            self.rules.exception_lane,
+        )
+        return decision
+
+    def _raise_alarm(self, alarm: str, severity: str, message: str, details: dict) -> None:
+        log.warning("alarm", alarm=alarm, severity=severity, message=message, **details)
+        self.parts.outbox.append(
+            "alarm", {"alarm": alarm, "severity": severity, "message": message, "details": details}
+        )
+        if self.parts.link is not None:
+            self.parts.link.notify_appended()
+
+    # -- commands from central (CommandTarget), run on this thread ------------------------------
+
+    def apply_rules(self, text: str) -> str:
+        rules = rules_store.accept_pushed_rules(self.config, text)
+        self._use_rules(rules, "rules.apply")
+        return rules.version
+
+    def upsert_manifest(self, entries: list[ManifestEntry]) -> int:
+        return self.parts.manifest.upsert(entries)
+
+    def remove_manifest(self, barcodes: list[str]) -> int:
+        return self.parts.manifest.remove(barcodes)
+
+    def set_lane(self, lane: str, state: LaneState) -> None:
+        try:
+            self.lanes.set_by_central(lane, state)
+        except KeyError:
+            known = ", ".join(self.rules.lanes)
+            raise ValueError(f"unknown lane {lane!r}; lanes: {known}") from None
+        log.info("lane.set", lane=lane, state=state.value)
+
+    def status(self) -> dict[str, Any]:
+        return self.snapshot
+
+    def _use_rules(self, rules, source: str) -> None:
+        self.rules, self.rules_source = rules, source
+        self.lanes.use_rules(rules)
+        if self.parts.link is not None:
+            self.parts.link.publish_status(rules_version=rules.version)
+        log.info("rules.swapped", version=rules.version, source=source)
+
+    def _reload_rules(self) -> None:
+        self._reload_requested = False
+        try:
+            rules, source = rules_store.configured_rules(self.config)
+        except RulesError as exc:
+            self._raise_alarm("rules_reload_refused", "warning",
+                              "SIGHUP: the rules file is invalid; the current rules stay",
+                              {"source": exc.args[0] if exc.args else "", "problems": exc.problems})
+            return
+        rules_store.forget_pushed_rules(self.config)
+        self._use_rules(rules, source)
+
+    # -- housekeeping ---------------------------------------------------------------------------
+
+    def _wait_s(self, max_wait_s: float) -> float:
+        wait = max_wait_s
+        deadline = self.pairer.next_deadline_ns()
+        if deadline is not None:
+            wait = min(wait, max(0.0, (deadline - time.monotonic_ns()) / NS))
+        if self._awaiting_ack:
+            wait = min(wait, 0.01)
+        return wait
+
+    def _housekeeping(self, force: bool = False) -> None:
+        now = time.monotonic()
+        watchdog = self.parts.watchdog
+        watchdog.alive("decision_loop")
+        if self.parts.link is None or self.parts.link.alive():
+            watchdog.alive("mqtt")
+        if not force and now < self._next_housekeeping:
+            return
+        self._next_housekeeping = now + HOUSEKEEPING_S
+        states = self.hub.states()
+        for name, state in states.items():
+            if self._device_states.get(name) != state["state"]:
+                self._device_states[name] = str(state["state"])
+                self._publish_device_state(name, str(state["state"]), state)
+        self.snapshot = self._build_snapshot(states)
+        watchdog.tick()
+        if self.parts.link is not None and now >= self._next_telemetry:
+            self._next_telemetry = now + self.config.mqtt.telemetry_period_s
+            self.parts.link.publish_telemetry(self._telemetry())
+        self.parts.notifier.status(self._status_line())
+
+    def _publish_device_state(self, name: str, state: str, details: dict | None = None) -> None:
+        log.info("device.state", device=name, state=state)
+        if self.parts.link is not None:
+            self.parts.link.publish_device_state(name, {"state": state, "details": details or {}})
+
+    def _status_line(self) -> str:
+        totals = self.counters.totals
+        devices = ", ".join(f"{n} {s}" for n, s in sorted(self._device_states.items()))
+        return f"{totals['parcels']} parcels; rules {self.rules.version}; {devices}"
+
+    def _uptime_s(self) -> float:
+        return (time.monotonic_ns() - self._started_ns) / NS
+
+    def _telemetry(self) -> dict[str, Any]:
+        return {
+            "counters": dict(self.counters.totals),
+            "devices": dict(self._device_states),
+            "lanes": self._lanes_view(),
+        }
+
+    def _lanes_view(self) -> dict[str, dict[str, Any]]:
+        return {
+            name: {"state": self.lanes.snapshot.get(name, LaneState.OPEN).value, "bin": lane.bin,
+                   "count": self.counters.by_lane[name]}
+            for name, lane in self.rules.lanes.items()
+        }
+
+    def _build_snapshot(self, device_states: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        parts = self.parts
+        return {
+            "agent": {
+                "version": __version__, "pid": parts.pid, "site": self.config.site,
+                "line": self.config.line, "started_at": self.started_at.isoformat(),
+                "uptime_s": round(self._uptime_s(), 1), "rules_version": self.rules.version,
+                "rules_source": self.rules_source, "stopping": self._stop_requested,
+            },
+            "devices": device_states,
+            "lanes": self._lanes_view(),
+            "counters": dict(self.counters.totals),
+            "exceptions_by_reason": dict(self.counters.exceptions_by_reason),
+            "latency": self.counters.latency_percentiles(),
+            "outbox": parts.outbox.stats(),
+            "mqtt": parts.link.stats() if parts.link is not None else {"state": "disabled"},
+            "in_flight": {"pairing": self.pairer.pending_count(),
+                          "awaiting_ack": len(self._awaiting_ack)},
+            "last_decisions": list(self.counters.last_decisions),
+        }

@@ -1,0 +1,79 @@
+"""Building the agent's parts from its configuration, in the order start-up needs them.
+
+The store (manifest, outbox) and the rules come first: a bad rules file or an unwritable state
+directory stops start-up with a clear error before any device is touched. Devices that are
+missing at start are not an error: the hub keeps retrying them, and the agent reports them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from edge_agent.config import AgentConfig
+from edge_agent.devices.hub import DeviceHub
+from edge_agent.devices.port import SupervisedPort
+from edge_agent.devices.profiles import load_profile
+from edge_agent.errors import ConfigError
+from edge_agent.runtime import rules_store
+from edge_agent.runtime.systemd import SystemdNotifier, Watchdog
+from edge_agent.sorting.manifest import Manifest
+from edge_agent.sorting.rules import RuleSet
+from edge_agent.sync.commands import CommandInbox
+from edge_agent.sync.link import MqttLink
+from edge_agent.sync.outbox import Outbox
+
+# The loops whose liveness feeds the systemd watchdog. The serial reading happens inside the
+# decision loop (one thread), so "decision_loop" covers the serial readers too.
+WATCHED_COMPONENTS = ("decision_loop", "mqtt")
+# A component silent for longer than this starves the watchdog (systemd then restarts us).
+WATCHDOG_STALE_S = 5.0
+
+
+@dataclass
+class Components:
+    hub: DeviceHub
+    roles: dict[str, str]  # device name -> scanner | scale | sorter
+    device_for_role: dict[str, str]
+    rules: RuleSet
+    rules_source: str
+    manifest: Manifest
+    outbox: Outbox
+    link: MqttLink | None
+    inbox: CommandInbox | None
+    notifier: SystemdNotifier
+    watchdog: Watchdog
+    pid: int = field(default_factory=os.getpid)
+
+
+def build_components(config: AgentConfig) -> Components:
+    """Open the store, load the rules and profiles, and open the ports."""
+    try:
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(str(config.state_dir), [f"state_dir: cannot create it ({exc})"]) from None
+    rules, rules_source = rules_store.initial_rules(config)
+    profiles = {name: load_profile(device.profile) for name, device in config.devices.items()}
+    roles = {name: profile.kind for name, profile in profiles.items()}
+    device_for_role = {role: name for name, role in roles.items()}
+
+    manifest = Manifest.open(config.state_dir)
+    outbox = Outbox.open(config.state_dir, config.outbox)
+    inbox: CommandInbox | None = None
+    link: MqttLink | None = None
+    if config.mqtt.enabled:
+        inbox = CommandInbox(max_bytes=config.mqtt.max_command_bytes)
+        link = MqttLink(config, outbox, inbox.submit, rules_version=rules.version)
+
+    hub = DeviceHub()
+    for name, device in config.devices.items():
+        hub.add(SupervisedPort(name, device.port, profiles[name], baudrate=device.baudrate,
+                               poll_period_ms=device.poll_period_ms))
+
+    notifier = SystemdNotifier.from_environment()
+    watchdog = Watchdog(notifier, WATCHED_COMPONENTS, stale_after_s=WATCHDOG_STALE_S)
+    return Components(
+        hub=hub, roles=roles, device_for_role=device_for_role, rules=rules,
+        rules_source=rules_source, manifest=manifest, outbox=outbox, link=link, inbox=inbox,
+        notifier=notifier, watchdog=watchdog,
+    )

@@ -1,0 +1,232 @@
+"""A whole simulated line on pseudo-terminals: scanner, checkweigher and sorter.
+
+`LineSimulation` writes what `edge-agent run` needs (DIR/agent.toml pointing at the ptys,
+DIR/manifest.jsonl, already imported into DIR/state), waits until an agent has opened every
+device, sends the parcels at the requested rate, and records every lane command the sorter
+receives in DIR/sorter.jsonl. It is both `edge-agent simulate line` and the demo's line.
+
+The scale is a checkweigher: each parcel's weight is queued as the parcel reaches the scanner,
+and each stable-weight request (MT-SICS `S`) is answered with the next queued result, `S I`
+for a parcel that never settled. That is how an in-motion checkweigher reports per item, and it
+makes the pairing checkable: each parcel's event must carry exactly its own weight.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edge_agent.devices.simulators import ScaleSimulator, ScannerSimulator, SorterSimulator
+from edge_agent.devices.simulators.sorter import LaneCommand
+from edge_agent.runtime.parcel_mix import SimParcel
+
+SCANNER_PROFILE = "generic-scanner"
+SCALE_PROFILE = "mt-sics"
+SORTER_PROFILE = "generic-divert"
+# How long `wait_for_agent` polls the agent's status socket before giving up.
+AGENT_READY_TIMEOUT_S = 30.0
+# After the last parcel, how long lane commands may still take to arrive.
+DRAIN_TIMEOUT_S = 15.0
+
+
+class Checkweigher(ScaleSimulator):
+    """MT-SICS scale answering each `S` with the next parcel's result (see module doc)."""
+
+    def __init__(self, link: Path):
+        super().__init__(SCALE_PROFILE, link, name="scale")
+        self._results: collections.deque[float | None] = collections.deque()
+        self._results_lock = threading.Lock()
+
+    def enqueue(self, weight_kg: float | None) -> None:
+        with self._results_lock:
+            self._results.append(weight_kg)
+
+    def on_command(self, line: bytes) -> None:
+        if line.strip().upper() != b"S":
+            super().on_command(line)
+            return
+        with self._results_lock:
+            result = self._results.popleft() if self._results else None
+        if result is None:
+            self.reply(b"S I\r\n")
+        else:
+            self.reply(f"S S {result:>10.3f} kg\r\n".encode())
+
+
+@dataclass
+class LineResults:
+    sent: int = 0
+    commands: list[dict] = field(default_factory=list)
+    latencies_us: list[float] = field(default_factory=list)
+
+    def percentile_us(self, q: float) -> float | None:
+        if not self.latencies_us:
+            return None
+        ordered = sorted(self.latencies_us)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class LineSimulation:
+    def __init__(self, out_dir: Path, parcels: list[SimParcel], *, rate: float,
+                 broker: str | None = None, site: str = "SIM", line: str = "L1"):
+        self.out_dir = out_dir.resolve()
+        self.parcels = parcels
+        self.rate = rate
+        self.broker = broker
+        self.site, self.line = site, line
+        self.state_dir = self.out_dir / "state"
+        self.config_path = self.out_dir / "agent.toml"
+        devices = self.out_dir / "dev"
+        self.scanner = ScannerSimulator(SCANNER_PROFILE, devices / "scanner", name="scanner")
+        self.scale = Checkweigher(devices / "scale")
+        self.sorter = SorterSimulator(devices / "sorter", name="sorter")
+        self._sent_ns: dict[str, int] = {}
+        self._results = LineResults()
+        self._record_lock = threading.Lock()
+        self._sorter_log = None
+
+    # -- set-up ----------------------------------------------------------------------------
+
+    def prepare(self) -> Path:
+        """Start the devices, write the config and the manifest; returns the config path."""
+        (self.out_dir / "dev").mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        for device in (self.scanner, self.scale, self.sorter):
+            device.start()
+        self._sorter_log = (self.out_dir / "sorter.jsonl").open("a", buffering=1)
+        self.sorter.on_lane_command = self._record_lane_command
+        self.config_path.write_text(self.agent_config_text())
+        self._write_manifest()
+        self._write_parcels()
+        return self.config_path
+
+    def agent_config_text(self) -> str:
+        mqtt = "enabled = false"
+        if self.broker:
+            host, _, port = self.broker.rpartition(":")
+            mqtt = f'enabled = true\nhost = "{host}"\nport = {int(port)}\ntelemetry_period_s = 2.0'
+        return f"""# Written by `edge-agent simulate line`: an agent for the simulated line.
+site = "{self.site}"
+line = "{self.line}"
+state_dir = "state"
+
+[devices.scanner]
+port = "{self.scanner.path}"
+profile = "{SCANNER_PROFILE}"
+
+[devices.scale]
+port = "{self.scale.path}"
+profile = "{SCALE_PROFILE}"
+
+[devices.sorter]
+port = "{self.sorter.path}"
+profile = "{SORTER_PROFILE}"
+
+[pairing]
+mode = "poll-after-scan"
+
+[mqtt]
+{mqtt}
+"""
+
+    def _write_manifest(self) -> None:
+        from edge_agent.sorting.manifest import Manifest
+
+        path = self.out_dir / "manifest.jsonl"
+        with path.open("w") as handle:
+            for parcel in self.parcels:
+                if parcel.manifest is not None:
+                    handle.write(json.dumps(parcel.manifest) + "\n")
+        manifest = Manifest.open(self.state_dir)
+        try:
+            manifest.import_file(path)
+        finally:
+            manifest.close()
+
+    def _write_parcels(self) -> None:
+        """What was sent, for tests and replays: the parcels with their intended weights."""
+        with (self.out_dir / "parcels.jsonl").open("w") as handle:
+            for parcel in self.parcels:
+                handle.write(json.dumps({
+                    "index": parcel.index, "category": parcel.category,
+                    "barcode": parcel.barcode, "symbology": parcel.symbology,
+                    "weight_kg": parcel.weight_kg,
+                }) + "\n")
+
+    # -- running -----------------------------------------------------------------------------
+
+    def wait_for_agent(self, timeout_s: float = AGENT_READY_TIMEOUT_S) -> bool:
+        """True once an agent answers on its status socket with every device connected."""
+        from edge_agent.runtime.status_server import StatusError, query_status
+
+        socket_path = self.state_dir / "status.sock"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                status = query_status(socket_path, timeout_s=1.0)
+            except StatusError:
+                status = {}
+            devices = status.get("devices") or {}
+            if len(devices) == 3 and all(d.get("state") == "connected" for d in devices.values()):
+                return True
+            # The agent is another process: nothing to wait on but its socket. Poll gently.
+            time.sleep(0.05)
+        return False
+
+    def drive(self, on_progress=None) -> None:
+        """Send every parcel at `rate` per second (paced against the clock, not by sleeps alone)."""
+        interval_ns = int(1e9 / self.rate)
+        start = time.monotonic_ns()
+        for number, parcel in enumerate(self.parcels):
+            due = start + number * interval_ns
+            while (wait := due - time.monotonic_ns()) > 0:
+                time.sleep(min(wait / 1e9, 0.01))
+            self._send_parcel(parcel)
+            if on_progress is not None and number % 100 == 0:
+                on_progress(number)
+
+    def _send_parcel(self, parcel: SimParcel) -> None:
+        self.scale.enqueue(parcel.weight_kg)
+        if parcel.barcode is None:
+            frame = b"NOREAD\r\n"
+        else:
+            frame = ((parcel.symbology or "") + parcel.barcode).encode("latin-1") + b"\r\n"
+        key = parcel.barcode if parcel.barcode is not None else f"noread-{parcel.index}"
+        with self._record_lock:
+            self._sent_ns[key] = time.monotonic_ns()
+            self._results.sent += 1
+        self.scanner.send_raw(frame)
+
+    def wait_for_lane_commands(self, timeout_s: float = DRAIN_TIMEOUT_S) -> int:
+        self.sorter.wait_for_commands(self._results.sent, timeout_s)
+        return len(self.sorter.commands)
+
+    def _record_lane_command(self, command: LaneCommand) -> None:
+        barcode = getattr(command, "barcode", None)
+        record = {
+            "parcel_id": command.parcel_id, "barcode": barcode, "bin": int(command.bin),
+            "time": datetime.now(UTC).isoformat(timespec="microseconds"),
+        }
+        with self._record_lock:
+            sent_ns = self._sent_ns.get(barcode) if barcode is not None else None
+            if sent_ns is not None:
+                self._results.latencies_us.append((command.received_ns - sent_ns) / 1000)
+            self._results.commands.append(record)
+            if self._sorter_log is not None:
+                self._sorter_log.write(json.dumps(record) + "\n")
+
+    @property
+    def results(self) -> LineResults:
+        return self._results
+
+    def close(self) -> None:
+        for device in (self.scanner, self.scale, self.sorter):
+            device.stop()
+        if self._sorter_log is not None:
+            self._sorter_log.close()
+            self._sorter_log = None

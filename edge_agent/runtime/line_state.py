@@ -1,0 +1,141 @@
+"""What the running agent knows about its line besides the parcels in flight.
+
+Lane states (from the sorter's FULL/CLEAR and from central's lanes.set, persisted so a lane
+blocked for maintenance stays blocked across a restart), counters, and a bounded record of
+recent latencies and decisions for the status socket and telemetry.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from edge_agent.sorting.lanes import LaneState
+from edge_agent.sorting.rules import RuleSet
+
+# Enough latencies for a stable p99.9 over the last few seconds at full rate.
+LATENCY_SAMPLES = 20_000
+# Decisions shown by `diag status`.
+LAST_DECISIONS = 20
+
+LANES_FILE = "lanes.json"
+
+
+class LaneStates:
+    """Current lane states: central's setting, unless the sorter says the bin is full."""
+
+    def __init__(self, state_dir: Path):
+        self._path = state_dir / LANES_FILE
+        self._set_by_central: dict[str, LaneState] = _read_lane_file(self._path)
+        self._full_bins: set[int] = set()
+        self._bins: dict[int, str] = {}
+        self.snapshot: Mapping[str, LaneState] = {}
+
+    def use_rules(self, rules: RuleSet) -> None:
+        self._bins = {lane.bin: name for name, lane in rules.lanes.items()}
+        self._refresh()
+
+    def lane_for_bin(self, bin_: int) -> str | None:
+        return self._bins.get(bin_)
+
+    def set_by_central(self, lane: str, state: LaneState) -> None:
+        if lane not in self._bins.values():
+            raise KeyError(lane)
+        self._set_by_central[lane] = state
+        _write_lane_file(self._path, self._set_by_central)
+        self._refresh()
+
+    def set_bin_full(self, bin_: int, full: bool) -> None:
+        if full:
+            self._full_bins.add(bin_)
+        else:
+            self._full_bins.discard(bin_)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        states = {
+            name: self._set_by_central.get(name, LaneState.OPEN) for name in self._bins.values()
+        }
+        for bin_ in self._full_bins:
+            name = self._bins.get(bin_)
+            if name is not None and states[name] == LaneState.OPEN:
+                states[name] = LaneState.FULL
+        # Decisions read this mapping; it is replaced whole, never changed in place.
+        self.snapshot = states
+
+
+def _read_lane_file(path: Path) -> dict[str, LaneState]:
+    """Lane states central set before a restart; an unreadable file means all open (logged)."""
+    try:
+        data = json.loads(path.read_text())
+        return {str(lane): LaneState(state) for lane, state in data.items()}
+    except FileNotFoundError:
+        return {}
+    except (ValueError, AttributeError, OSError):
+        import structlog
+
+        structlog.get_logger(__name__).warning("lanes.file_unreadable", path=str(path))
+        return {}
+
+
+def _write_lane_file(path: Path, states: Mapping[str, LaneState]) -> None:
+    atomic_write(path, json.dumps({lane: state.value for lane, state in states.items()}))
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write a small file so that a crash leaves either the old or the new content."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+class LineCounters:
+    """Monotonic totals since start, plus bounded recent history."""
+
+    def __init__(self) -> None:
+        self.totals: collections.Counter[str] = collections.Counter()
+        self.by_lane: collections.Counter[str] = collections.Counter()
+        self.exceptions_by_reason: collections.Counter[str] = collections.Counter()
+        self.latencies_us: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
+        self.last_decisions: collections.deque[dict[str, Any]] = collections.deque(
+            maxlen=LAST_DECISIONS
+        )
+
+    def record_decision(self, summary: dict[str, Any], exception_lane: str) -> None:
+        self.totals["parcels"] += 1
+        lane = summary["lane"]
+        self.by_lane[lane] += 1
+        if lane == exception_lane:
+            for reason in summary["reasons"] or ["unspecified"]:
+                self.exceptions_by_reason[reason] += 1
+        self.last_decisions.append(summary)
+
+    def latency_percentiles(self) -> dict[str, float | None]:
+        samples = sorted(self.latencies_us)
+        if not samples:
+            return {"count": 0, "p50_us": None, "p99_us": None, "p999_us": None, "max_us": None}
+
+        def pick(q: float) -> float:
+            return round(samples[min(len(samples) - 1, int(q * len(samples)))], 1)
+
+        return {
+            "count": len(samples),
+            "p50_us": pick(0.50),
+            "p99_us": pick(0.99),
+            "p999_us": pick(0.999),
+            "max_us": round(samples[-1], 1),
+        }

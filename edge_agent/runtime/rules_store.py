@@ -1,0 +1,58 @@
+"""Which rule set the agent uses, and keeping the last known good one.
+
+At start: the rule set central last applied (STATE_DIR/rules.applied.toml) if there is one,
+else the configured file, else the embedded default. SIGHUP re-reads the configured file (a
+technician's explicit act) and makes it current. A rule set that does not validate is refused
+with its problems and the current one stays: the line never runs without rules.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import structlog
+
+from edge_agent.config import AgentConfig
+from edge_agent.runtime.line_state import atomic_write
+from edge_agent.sorting.rules import RulesError, RuleSet, default_rules, load_rules, parse_rules
+
+log = structlog.get_logger(__name__)
+
+APPLIED_RULES_FILE = "rules.applied.toml"
+
+
+def applied_rules_path(config: AgentConfig) -> Path:
+    return config.state_dir / APPLIED_RULES_FILE
+
+
+def initial_rules(config: AgentConfig) -> tuple[RuleSet, str]:
+    """The rule set to start with, and where it came from."""
+    applied = applied_rules_path(config)
+    if applied.exists():
+        try:
+            return load_rules(applied), str(applied)
+        except RulesError as exc:
+            # Should not happen (it was validated before it was written); fall back loudly.
+            log.error("rules.applied_unreadable", path=str(applied), problems=exc.problems)
+    if config.rules.file is not None:
+        return load_rules(config.rules.file), str(config.rules.file)
+    return default_rules(), "embedded default"
+
+
+def configured_rules(config: AgentConfig) -> tuple[RuleSet, str]:
+    """For SIGHUP: the configured file (or the default); raises RulesError if it is bad."""
+    if config.rules.file is not None:
+        return load_rules(config.rules.file), str(config.rules.file)
+    return default_rules(), "embedded default"
+
+
+def accept_pushed_rules(config: AgentConfig, text: str) -> RuleSet:
+    """Validate central's rule set and persist it as last known good; RulesError if bad."""
+    rules = parse_rules(text, "rules.apply")
+    atomic_write(applied_rules_path(config), text)
+    return rules
+
+
+def forget_pushed_rules(config: AgentConfig) -> None:
+    """After SIGHUP the configured file wins, also across the next restart."""
+    applied_rules_path(config).unlink(missing_ok=True)
