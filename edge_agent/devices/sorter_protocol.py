@@ -1,0 +1,68 @@
+"""The `generic-divert` sorter protocol, both directions.
+
+ASCII lines ending in CR LF, 9600 8N1.
+- Agent to sorter: `DIV <parcel_id> <bin>`: divert this parcel into this bin.
+  parcel_id: 1-32 characters of [0-9A-Za-z_-] (a UUID goes as its 32 hex digits); bin: 1-99.
+- Sorter to agent:
+  `ACK <parcel_id> <bin>`                  the command is accepted   -> SorterAck(accepted=True)
+  `NAK <parcel_id> <bin> <reason words>`   the command is refused    -> SorterAck(accepted=False)
+  `FULL <bin>`                             the bin is full           -> LaneFull(full=True)
+  `CLEAR <bin>`                            the bin takes parcels again -> LaneFull(full=False)
+  Anything else is a DecodeError.
+The pseudo-terminal simulator (edge_agent.devices.simulators) speaks the sorter's side.
+"""
+
+from __future__ import annotations
+
+import re
+
+from edge_agent.devices.framing import Frame
+from edge_agent.devices.messages import DecodeError, LaneFull, Message, SorterAck
+from edge_agent.devices.profiles import GenericDivertDecode
+
+PARCEL_ID_PATTERN = r"[0-9A-Za-z_-]{1,32}"
+MIN_BIN, MAX_BIN = 1, 99
+LINE_END = b"\r\n"
+
+_PARCEL_ID = re.compile(PARCEL_ID_PATTERN)
+_ACK_NAK = re.compile(
+    rb"(ACK|NAK) +(" + PARCEL_ID_PATTERN.encode() + rb") +([0-9]{1,2})(?: +(.*))?"
+)
+_LANE = re.compile(rb"(FULL|CLEAR) +([0-9]{1,2})")
+
+
+def encode_divert(parcel_id: str, bin: int) -> bytes:
+    """`DIV <parcel_id> <bin>` CR LF; ValueError for an id or bin the protocol cannot carry."""
+    if not isinstance(parcel_id, str) or not _PARCEL_ID.fullmatch(parcel_id):
+        raise ValueError(f"parcel id {parcel_id!r} is not 1-32 characters of [0-9A-Za-z_-]")
+    if isinstance(bin, bool) or not isinstance(bin, int) or not MIN_BIN <= bin <= MAX_BIN:
+        raise ValueError(f"bin {bin!r} is not a number from {MIN_BIN} to {MAX_BIN}")
+    return b"DIV %s %d\r\n" % (parcel_id.encode("ascii"), bin)
+
+
+class GenericDivertDecoder:
+    def __init__(self, settings: GenericDivertDecode):
+        self.settings = settings
+
+    def decode(self, frame: Frame) -> Message:
+        line = frame.body.strip(b" \r\n")
+        match = _ACK_NAK.fullmatch(line)
+        if match is not None:
+            verb, parcel_id, bin_text, reason = match.groups()
+            bin = int(bin_text)
+            if not MIN_BIN <= bin <= MAX_BIN:
+                return DecodeError(f"bin {bin} out of range", frame.raw, frame.received_ns)
+            if verb == b"ACK" and reason:
+                return DecodeError("ACK with trailing words", frame.raw, frame.received_ns)
+            accepted = verb == b"ACK"
+            return SorterAck(parcel_id.decode(), bin, accepted, frame.raw, frame.received_ns)
+        match = _LANE.fullmatch(line)
+        if match is not None:
+            verb, bin_text = match.groups()
+            bin = int(bin_text)
+            if not MIN_BIN <= bin <= MAX_BIN:
+                return DecodeError(f"bin {bin} out of range", frame.raw, frame.received_ns)
+            return LaneFull(bin, verb == b"FULL", frame.raw, frame.received_ns)
+        return DecodeError(
+            f"not a generic-divert reply: {line[:40]!r}", frame.raw, frame.received_ns
+        )
