@@ -44,6 +44,8 @@ class ScaleSimulator(PtyPeer):
         super().__init__(link, name=name)
         self.protocol = protocol
         self.toledo_checksum = toledo_checksum
+        self.toledo_corrupt_every = 0  # fault: every Nth streamed frame has a wrong checksum
+        self._toledo_sent = 0
         self.never_stabilises = False
         self._weight_kg = weight_kg
         self._stable = stable
@@ -94,7 +96,12 @@ class ScaleSimulator(PtyPeer):
         if not self.streaming:
             return
         if self.protocol == "toledo-continuous":
-            self.send_frame(self.toledo_frame())
+            frame = self.toledo_frame()
+            self._toledo_sent += 1
+            every = self.toledo_corrupt_every
+            if every and self.toledo_checksum and self._toledo_sent % every == 0:
+                frame = frame[:-1] + bytes([frame[-1] ^ 0x01])
+            self.send_frame(frame)
         elif self.protocol == "and-standard":
             self.send_frame(self.and_frame())
         else:

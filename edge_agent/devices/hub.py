@@ -1,0 +1,95 @@
+"""Every serial port of the line, read by one selector in the caller's thread.
+
+The hub does no threading: the agent's loop calls `poll(timeout_s)`, which waits until some
+port has bytes or some port's timer is due (a reconnect, a poll, an idle-gap flush), then
+returns the decoded messages as (device name, message) pairs in the order they were read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import time
+from collections.abc import Callable
+
+from edge_agent.devices.messages import Message
+from edge_agent.devices.port import NS_PER_S, SupervisedPort
+
+# Upper bound on one wait, so a caller that passes a long timeout still sees a stuck clock or a
+# port added from a callback within this time.
+MAX_WAIT_S = 1.0
+
+
+class DeviceHub:
+    def __init__(self, clock: Callable[[], int] = time.monotonic_ns) -> None:
+        self.clock = clock
+        self.ports: dict[str, SupervisedPort] = {}
+        self._selector = selectors.DefaultSelector()
+        # port name -> (fd, connection number) in the selector. The OS reuses fd numbers, so a
+        # reconnect may bring back the same fd: the connection number tells them apart.
+        self._registered: dict[str, tuple[int, int]] = {}
+
+    def add(self, port: SupervisedPort) -> SupervisedPort:
+        """Take charge of a port and try to open it at once (a missing device is retried)."""
+        if port.name in self.ports:
+            raise ValueError(f"a device named {port.name!r} is already in the hub")
+        self.ports[port.name] = port
+        port.connect()
+        self._sync(port)
+        return port
+
+    def poll(self, timeout_s: float) -> list[tuple[str, Message]]:
+        """Wait at most `timeout_s` for data or a due timer; return what was decoded."""
+        now = self.clock()
+        wait_s = min(max(timeout_s, 0.0), MAX_WAIT_S)
+        deadlines = [d for p in self.ports.values() if (d := p.next_deadline_ns()) is not None]
+        if deadlines:
+            wait_s = max(0.0, min(wait_s, (min(deadlines) - now) / NS_PER_S))
+        out: list[tuple[str, Message]] = []
+        for key, _ in self._selector.select(wait_s):
+            port: SupervisedPort = key.data
+            out.extend((port.name, message) for message in port.read_ready())
+            self._sync(port)
+        for port in self.ports.values():
+            deadline = port.next_deadline_ns()
+            if deadline is not None and self.clock() >= deadline:
+                out.extend((port.name, message) for message in port.run_timers())
+                self._sync(port)
+        return out
+
+    def send(self, name: str, data: bytes) -> bool:
+        """Write to a device; False when it is disconnected (the caller decides what to do)."""
+        port = self.ports[name]
+        sent = port.send(data)
+        self._sync(port)
+        return sent
+
+    def states(self) -> dict[str, dict[str, object]]:
+        return {name: port.state_dict() for name, port in self.ports.items()}
+
+    def close(self) -> None:
+        for port in self.ports.values():
+            port.close()
+            self._sync(port)
+        self._selector.close()
+
+    def __enter__(self) -> DeviceHub:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _sync(self, port: SupervisedPort) -> None:
+        """Keep the selector in step with the port's fd, which changes on every reconnect."""
+        fd = port.fileno()
+        current = None if fd is None else (fd, port.connection_number)
+        old = self._registered.get(port.name)
+        if current == old:
+            return
+        if old is not None:
+            with contextlib.suppress(KeyError, ValueError):  # already gone with its closed fd
+                self._selector.unregister(old[0])
+            del self._registered[port.name]
+        if current is not None:
+            self._selector.register(current[0], selectors.EVENT_READ, port)
+            self._registered[port.name] = current
