@@ -35,6 +35,9 @@ from edge_agent.sync.payloads import SCHEMA_VERSION
 log = structlog.get_logger(__name__)
 
 DB_NAME = "outbox.sqlite3"
+PAGE_SIZE = 1024
+# Waiting for the other connection (checkpoints) beats failing an append.
+BUSY_TIMEOUT_MS = 5000
 # Rows deleted per statement when acknowledging: bounds how long the writer lock is held.
 ACK_BATCH = 500
 # Row overhead beyond the payload text (key, id, kind, b-tree cell), used to estimate disk use
@@ -47,6 +50,9 @@ EVICT_TO_FRACTION = 0.9
 CHECKPOINT_PERIOD_S = 1.0
 # Reclaim free pages (incremental vacuum) once this many are free.
 VACUUM_FREE_PAGES = 256
+# ...or sooner, once the WAL holds this much (a burst of appends), so it stays small.
+CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
+WAL_RESTART_BYTES = 16 * 1024 * 1024
 # After a checkpoint the WAL file is truncated to at most this size.
 WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024
 
@@ -56,7 +62,9 @@ DEFAULT_RANK = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: never reused after deletes
+    -- Assigned by append(), never reused: meta.last_seq remembers the highest deleted one.
+    -- (Not AUTOINCREMENT: its bookkeeping page would be rewritten on every append.)
+    seq INTEGER PRIMARY KEY,
     event_id TEXT NOT NULL,
     kind TEXT NOT NULL,
     created_ms INTEGER NOT NULL,
@@ -115,7 +123,11 @@ class Outbox:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         # auto_vacuum must be chosen before the first table exists; it lets us give freed pages
         # back to the file system after a backlog drains.
+        # Every commit writes each page it touched to the WAL in full: small pages keep the
+        # bytes written per event (and flash wear) low. Only takes effect on a new file.
+        db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         db.execute("PRAGMA journal_mode = WAL")
         db.execute(f"PRAGMA synchronous = {'FULL' if config.group_commit_ms == 0 else 'NORMAL'}")
         db.execute("PRAGMA wal_autocheckpoint = 0")
@@ -125,8 +137,8 @@ class Outbox:
 
     def _load_counters(self) -> tuple[int, int]:
         """The next sequence number and the id floor, both above anything issued before."""
-        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-        last_seq = row[0] if row else 0
+        last_row = self._db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
+        last_seq = max(last_row, self._meta("last_seq"))
         last_id = self._db.execute("SELECT MAX(event_id) FROM events").fetchone()[0]
         floor_ms = self._meta("last_id_ms")
         if last_id:
@@ -162,7 +174,8 @@ class Outbox:
             self._appended += 1
             self._estimated_bytes += len(body) + ROW_OVERHEAD_BYTES
             over_budget = self._estimated_bytes > self._budget_bytes
-        self._dirty.set()
+        if not self._dirty.is_set():  # set() takes a lock and notifies: skip it when pending
+            self._dirty.set()
         if over_budget:
             self._enforce_budget()
         return OutboxRecord(seq, event_id, kind, created_ms, body)
@@ -188,16 +201,17 @@ class Outbox:
             with self._lock:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    size, last_id = self._db.execute(
-                        f"SELECT COALESCE(SUM(LENGTH(body)), 0) + COUNT(*) * ?, MAX(event_id)"
-                        f" FROM events WHERE seq IN ({marks})",
+                    size, last_id, last_seq = self._db.execute(
+                        f"SELECT COALESCE(SUM(LENGTH(body)), 0) + COUNT(*) * ?, MAX(event_id),"
+                        f" MAX(seq) FROM events WHERE seq IN ({marks})",
                         (ROW_OVERHEAD_BYTES, *batch),
                     ).fetchone()
                     self._db.execute(f"DELETE FROM events WHERE seq IN ({marks})", batch)
                     if last_id:
-                        # Remember the newest id handed out, so a restart with an empty outbox
-                        # still issues ids above it.
+                        # Remember the newest seq and id handed out, so a restart with an
+                        # empty outbox still continues above them.
                         self._set_meta_max("last_id_ms", id_time_ms(last_id))
+                        self._set_meta_max("last_seq", last_seq)
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")
@@ -239,6 +253,7 @@ class Outbox:
                         " ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
                         (f"evicted.{kind}", len(seqs)),
                     )
+                    self._set_meta_max("last_seq", seqs[-1])
                     self._db.execute("COMMIT")
                     self._estimated_bytes -= sum(size + ROW_OVERHEAD_BYTES for _, size in rows)
                     evicted[kind] = evicted.get(kind, 0) + len(seqs)
@@ -264,6 +279,7 @@ class Outbox:
         window_s = self.config.group_commit_ms / 1000
         wal_path = Path(f"{self.path}-wal")
         maintenance = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        maintenance.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         last_checkpoint = time.monotonic()
         try:
             while not self._closing.is_set():
@@ -273,11 +289,19 @@ class Outbox:
                         self._fsync(wal_path)
                         # Gather the appends of the next window into one fsync.
                         self._closing.wait(window_s)
-                if time.monotonic() - last_checkpoint >= CHECKPOINT_PERIOD_S:
+                if (time.monotonic() - last_checkpoint >= CHECKPOINT_PERIOD_S
+                        or self._file_size(wal_path) >= CHECKPOINT_WAL_BYTES):
                     last_checkpoint = time.monotonic()
-                    self._maintain(maintenance)
+                    self._maintain(maintenance, wal_path)
         finally:
             maintenance.close()
+
+    @staticmethod
+    def _file_size(path: Path) -> int:
+        try:
+            return path.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     @staticmethod
     def _fsync(wal_path: Path) -> None:
@@ -290,10 +314,14 @@ class Outbox:
         finally:
             os.close(fd)
 
-    def _maintain(self, maintenance: sqlite3.Connection) -> None:
+    def _maintain(self, maintenance: sqlite3.Connection, wal_path: Path) -> None:
         """Checkpoint the WAL (does not block appends) and give free pages back to the disk."""
         try:
-            maintenance.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            # PASSIVE never blocks appends, but under a non-stop burst the WAL never gets back
+            # to its start and keeps growing; past a limit, RESTART pauses appends for the
+            # few milliseconds it takes so the WAL is reused from the beginning.
+            mode = "RESTART" if self._file_size(wal_path) >= WAL_RESTART_BYTES else "PASSIVE"
+            maintenance.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
             free_pages = maintenance.execute("PRAGMA freelist_count").fetchone()[0]
             if free_pages >= VACUUM_FREE_PAGES:
                 self._vacuum()
@@ -304,7 +332,8 @@ class Outbox:
 
     def _vacuum(self) -> None:
         with self._lock:
-            self._db.execute("PRAGMA incremental_vacuum").fetchall()
+            # execute() steps this pragma once (one page); executescript runs it to the end.
+            self._db.executescript("PRAGMA incremental_vacuum;")
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
