@@ -45,11 +45,13 @@ def test_keyence_reads_only_inside_a_trigger_window(pty_bench: PtyBench) -> None
     with open_port(scanner.path) as port:
         scanner.scan("LP00123456789")  # label passes before the trigger: held
         port.write(b"LON\r")
+        assert port.read_until(b"\r") == b"OK,LON\r"
         assert port.read_until(b"\r") == b"LP00123456789\r"
         port.write(b"LOFF\r")
+        assert port.read_until(b"\r") == b"OK,LOFF\r"
         port.write(b"LON\r")
         port.write(b"LOFF\r")  # a window with nothing read
-        assert port.read_until(b"\r") == b"ERROR\r"
+        assert port.read_until(b"ERROR\r").endswith(b"OK,LOFF\rERROR\r")
     assert scanner.triggers_received == 2
 
 

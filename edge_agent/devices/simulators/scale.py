@@ -54,7 +54,8 @@ class ScaleSimulator(PtyPeer):
         self._tare_kg = 0.0
         self._state_lock = threading.Lock()
         self._waiting_for_stable: list[str] = []  # commands answered once the load settles
-        self.streaming = protocol in ("toledo-continuous", "mt-sics-continuous")
+        # A Toledo output streams from power-on; an MT-SICS balance only after SIR.
+        self.streaming = protocol == "toledo-continuous"
         self.tick_period_s = STREAM_PERIOD_S
 
     # -- scripting -------------------------------------------------------------------------

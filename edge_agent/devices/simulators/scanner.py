@@ -19,7 +19,9 @@ class ScannerStyle:
     no_read: bytes | None  # None: the scanner says nothing when it reads nothing
     trigger_on: bytes | None = None  # command that opens a reading window (CR stripped)
     trigger_off: bytes | None = None
-    trigger_reply: bytes | None = None  # what the scanner answers to a trigger command
+    # What the scanner answers to the trigger commands (sent with its terminator), if anything.
+    trigger_on_reply: bytes | None = None
+    trigger_off_reply: bytes | None = None
 
 
 SCANNER_STYLES = {
@@ -30,6 +32,7 @@ SCANNER_STYLES = {
     ),
     "keyence-fixed": ScannerStyle(
         terminator=b"\r", no_read=b"ERROR", trigger_on=b"LON", trigger_off=b"LOFF",
+        trigger_on_reply=b"OK,LON", trigger_off_reply=b"OK,LOFF",
     ),
 }
 
@@ -94,13 +97,15 @@ class ScannerSimulator(PtyPeer):
             self.triggers_received += 1
             self.triggered = True
             self._sent_in_window = False
-            if style.trigger_reply:
-                self.reply(style.trigger_reply)
+            if style.trigger_on_reply:
+                self.reply(style.trigger_on_reply + style.terminator)
             if self._queued:
                 self._sent_in_window = True
                 self.reply(self._queued.pop(0))
         elif command == style.trigger_off and self.triggered:
             self.triggered = False
+            if style.trigger_off_reply:
+                self.reply(style.trigger_off_reply + style.terminator)
             if not self._sent_in_window:
                 frame = self.no_read_frame()
                 if frame is not None:
