@@ -67,8 +67,13 @@ def build_components(config: AgentConfig) -> Components:
 
     hub = DeviceHub()
     for name, device in config.devices.items():
-        hub.add(SupervisedPort(name, device.port, profiles[name], baudrate=device.baudrate,
-                               poll_period_ms=device.poll_period_ms))
+        port = SupervisedPort(name, device.port, profiles[name], baudrate=device.baudrate,
+                              poll_period_ms=device.poll_period_ms)
+        if config.pairing.mode == "poll-after-scan" and roles[name] == "scale":
+            # Each reply must answer the request made for one parcel: a periodic poll's reply
+            # looks the same on the wire (MT-SICS S and SI) and would answer the wrong parcel.
+            port.poll_period_ns = None
+        hub.add(port)
 
     notifier = SystemdNotifier.from_environment()
     watchdog = Watchdog(notifier, WATCHED_COMPONENTS, stale_after_s=WATCHDOG_STALE_S)

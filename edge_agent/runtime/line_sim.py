@@ -32,6 +32,9 @@ SORTER_PROFILE = "generic-divert"
 AGENT_READY_TIMEOUT_S = 30.0
 # After the last parcel, how long lane commands may still take to arrive.
 DRAIN_TIMEOUT_S = 15.0
+# A checkweigher's result is for the parcel on it now: one nobody asked for within this time
+# belongs to a parcel long gone (e.g. the agent was restarting) and is dropped.
+RESULT_TTL_S = 1.0
 
 
 class Checkweigher(ScaleSimulator):
@@ -39,19 +42,25 @@ class Checkweigher(ScaleSimulator):
 
     def __init__(self, link: Path):
         super().__init__(SCALE_PROFILE, link, name="scale")
-        self._results: collections.deque[float | None] = collections.deque()
+        self._results: collections.deque[tuple[float, float | None]] = collections.deque()
         self._results_lock = threading.Lock()
 
     def enqueue(self, weight_kg: float | None) -> None:
         with self._results_lock:
-            self._results.append(weight_kg)
+            self._results.append((time.monotonic(), weight_kg))
+
+    def _next_result(self) -> float | None:
+        oldest_fresh = time.monotonic() - RESULT_TTL_S
+        with self._results_lock:
+            while self._results and self._results[0][0] < oldest_fresh:
+                self._results.popleft()
+            return self._results.popleft()[1] if self._results else None
 
     def on_command(self, line: bytes) -> None:
         if line.strip().upper() != b"S":
             super().on_command(line)
             return
-        with self._results_lock:
-            result = self._results.popleft() if self._results else None
+        result = self._next_result()
         if result is None:
             self.reply(b"S I\r\n")
         else:
@@ -178,11 +187,11 @@ mode = "poll-after-scan"
             time.sleep(0.05)
         return False
 
-    def drive(self, on_progress=None) -> None:
-        """Send every parcel at `rate` per second (paced against the clock, not by sleeps alone)."""
+    def drive(self, on_progress=None, parcels: list[SimParcel] | None = None) -> None:
+        """Send the parcels (default: all) at `rate` per second, paced against the clock."""
         interval_ns = int(1e9 / self.rate)
         start = time.monotonic_ns()
-        for number, parcel in enumerate(self.parcels):
+        for number, parcel in enumerate(self.parcels if parcels is None else parcels):
             due = start + number * interval_ns
             while (wait := due - time.monotonic_ns()) > 0:
                 time.sleep(min(wait / 1e9, 0.01))

@@ -1,0 +1,93 @@
+"""Running the real agent process against a simulated line and a real mosquitto.
+
+The agent runs as `python -m edge_agent run --config DIR/agent.toml`, the way systemd runs it;
+the line (scanner, checkweigher, sorter on ptys) and central's subscriber run in the test.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from edge_agent.runtime.demo import EventCollector
+from edge_agent.runtime.line_sim import LineSimulation
+from edge_agent.runtime.parcel_mix import SimParcel
+from edge_agent.sorting.decision import Decision, Parcel, decide
+from edge_agent.sorting.manifest import ManifestEntry
+from edge_agent.sorting.rules import default_rules
+
+# Generous for a loaded 2-core machine; every wait ends as soon as its condition holds.
+WAIT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+
+
+def wait_for(condition: Callable[[], Any], timeout_s: float = WAIT_S, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)  # polling another process's state, with a deadline
+    raise AssertionError(f"timed out waiting for {what or condition}")
+
+
+class AgentProcess:
+    def __init__(self, config_path: Path, log_path: Path):
+        self.config_path = config_path
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> AgentProcess:
+        log = self.log_path.open("a")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "edge_agent", "run", "--config", str(self.config_path)],
+            stdout=subprocess.DEVNULL, stderr=log,
+        )
+        log.close()
+        return self
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(STOP_TIMEOUT_S)
+
+    def terminate(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(STOP_TIMEOUT_S)
+
+    def ensure_stopped(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(STOP_TIMEOUT_S)
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def sorter_records(sim: LineSimulation) -> list[dict]:
+    path = sim.out_dir / "sorter.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def expected_decision(parcel: SimParcel, event: dict) -> Decision:
+    """What the default rules give for what the line really sent, at the event's time."""
+    entry = ManifestEntry.from_dict(parcel.manifest) if parcel.manifest else None
+    facts = Parcel(
+        parcel_id=event["parcel_id"], barcode=parcel.barcode, symbology=parcel.symbology,
+        no_read=parcel.barcode is None, weight_kg=parcel.weight_kg,
+        weight_stable=parcel.weight_kg is not None,
+        weight_status="ok" if parcel.weight_kg is not None else None,
+        scanned_at=datetime.fromisoformat(event["decided_at"]), scanned_ns=0,
+    )
+    return decide(facts, default_rules(), entry, {}, datetime.fromisoformat(event["decided_at"]))
+
+
+__all__ = ["AgentProcess", "EventCollector", "expected_decision", "sorter_records", "wait_for"]
