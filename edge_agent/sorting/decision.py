@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from types import MappingProxyType
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from edge_agent.sorting.destinations import resolve_destination
@@ -60,8 +61,9 @@ class Parcel:
     late: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionInputs:
+class DecisionInputs(NamedTuple):
+    """Everything a decision used (a NamedTuple: cheap to build on the decision path)."""
+
     symbology: str | None
     no_read: bool
     identifier_kind: str
@@ -82,7 +84,7 @@ class DecisionInputs:
     late: bool
 
     def to_dict(self) -> dict[str, object]:
-        out = {name: getattr(self, name) for name in self.__slots__}
+        out: dict[str, object] = self._asdict()
         out["lane_states"] = {name: str(state) for name, state in self.lane_states.items()}
         out["local_time"] = self.local_time.isoformat()
         return out

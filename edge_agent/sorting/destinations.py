@@ -8,8 +8,7 @@ to EXCEPTION rather than to a guessed route.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from edge_agent.sorting.identifiers import Identifier
 
@@ -69,8 +68,7 @@ class DestinationSource:
     MANIFEST = "manifest"
 
 
-@dataclass(frozen=True, slots=True)
-class Destination:
+class Destination(NamedTuple):
     country: str | None  # ISO 3166 alpha-2; None when unknown
     postal_code: str | None
     province: str | None  # mainland China only

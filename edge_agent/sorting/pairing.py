@@ -110,7 +110,7 @@ class Pairer:
                 pending.answered = True
                 if weight.status == WeightStatus.OVERLOAD:
                     pending.overload_seen = True
-                elif weight.stable and weight.status == WeightStatus.OK and weight.value_kg is not None:
+                elif weight.status == WeightStatus.OK and weight.value_kg is not None:  # stable
                     pending.reading = _Reading(weight.received_ns, weight.value_kg, claimed=True)
                 return
 

@@ -171,6 +171,7 @@ entries = st.one_of(st.none(), st.builds(
     ManifestEntry, barcode=st.just("X1234"), country=st.sampled_from(["CN", "HK", "US", "TW"]),
     postal_code=st.one_of(st.none(), st.from_regex(r"[0-9]{1,8}", fullmatch=True)),
     declared_weight_kg=st.one_of(st.none(), st.floats(0.01, 1000)),
+    service=st.one_of(st.none(), st.just("express")),
 ))
 lane_maps = st.dictionaries(st.sampled_from(["ZHUHAI", "SHANGHAI", "EXPORT", "EXCEPTION", "X"]),
                             st.sampled_from(list(LaneState)))
