@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from types import MappingProxyType
-from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from edge_agent.sorting.destinations import resolve_destination
 from edge_agent.sorting.identifiers import Identifier, IdentifierKind, parse_identifier
+from edge_agent.sorting.inputs import DecisionInputs
 from edge_agent.sorting.lanes import Lane, LaneState
 from edge_agent.sorting.manifest import ManifestEntry
-from edge_agent.sorting.rules import Facts, RuleSet
+from edge_agent.sorting.rules import RuleSet
 
 # Every reason code the default rules and the lane checks produce, in one place. Rule files may
 # add their own codes (lower_snake_case); consumers should group by code, not parse text.
@@ -59,35 +59,6 @@ class Parcel:
     scanned_ns: int  # time.monotonic_ns() when the scan's bytes arrived
     # Pairing could not hand the parcel over before its decision deadline.
     late: bool = False
-
-
-class DecisionInputs(NamedTuple):
-    """Everything a decision used (a NamedTuple: cheap to build on the decision path)."""
-
-    symbology: str | None
-    no_read: bool
-    identifier_kind: str
-    identifier_valid: bool
-    identifier_problem: str | None
-    weight_kg: float | None
-    weight_stable: bool
-    weight_status: str | None
-    declared_weight_kg: float | None
-    country: str | None
-    postal_code: str | None
-    province: str | None
-    service: str | None
-    destination_source: str | None
-    lane_states: Mapping[str, LaneState]  # every lane of the rule set, open when not told
-    local_time: datetime  # in the site's time zone (ISO 8601 text in to_dict)
-    manifest_hit: bool
-    late: bool
-
-    def to_dict(self) -> dict[str, object]:
-        out: dict[str, object] = self._asdict()
-        out["lane_states"] = {name: str(state) for name, state in self.lane_states.items()}
-        out["local_time"] = self.local_time.isoformat()
-        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,55 +119,39 @@ def decide(
     stable = parcel.weight_stable
     if weight is not None and not (math.isfinite(weight) and weight >= 0):
         weight, stable = None, False  # a value no scale can give: treat as no weight at all
-    local = now.astimezone(_zone(timezone))
-    facts = Facts(
+    # The rules look at exactly what the decision records, so a decision explains itself.
+    inputs = DecisionInputs(
+        symbology=parcel.symbology,
         no_read=parcel.no_read,
         identifier_kind=identifier.kind,
         identifier_valid=identifier.valid,
         identifier_problem=identifier.problem,
-        destination_known=destination.known,
-        country=destination.country,
-        province=destination.province,
-        postal_code=destination.postal_code,
-        service=manifest_entry.service if manifest_entry else None,
         weight_kg=weight,
         weight_stable=stable and weight is not None,
         weight_status=parcel.weight_status,
         declared_weight_kg=manifest_entry.declared_weight_kg if manifest_entry else None,
-        local_minutes=local.hour * 60 + local.minute,
-        lane_states=lane_states,
+        country=destination.country,
+        postal_code=destination.postal_code,
+        province=destination.province,
+        service=manifest_entry.service if manifest_entry else None,
+        destination_source=destination.source,
+        lane_states=MappingProxyType(rules.complete_states(lane_states)),
+        local_time=now.astimezone(_zone(timezone)),
+        destination_known=destination.known,
+        manifest_hit=manifest_entry is not None,
+        late=parcel.late,
     )
     if parcel.late:
         rule_id, lane_name, reasons = LATE_RULE_ID, rules.exception_lane, ["decision_late"]
     else:
-        rule = rules.first_match(facts)
+        rule = rules.first_match(inputs)
         if rule is None:
             rule_id, lane_name = "default", rules.default.lane
             reasons = [rules.default.reason] if rules.default.reason else []
         else:
             rule_id, lane_name = rule.id, rule.lane
             reasons = [rule.reason] if rule.reason else []
-    lane = _place(rules, lane_name, weight, lane_states, reasons)
-    inputs = DecisionInputs(
-        symbology=parcel.symbology,
-        no_read=parcel.no_read,
-        identifier_kind=facts.identifier_kind,
-        identifier_valid=facts.identifier_valid,
-        identifier_problem=facts.identifier_problem,
-        weight_kg=weight,
-        weight_stable=facts.weight_stable,
-        weight_status=parcel.weight_status,
-        declared_weight_kg=facts.declared_weight_kg,
-        country=destination.country,
-        postal_code=destination.postal_code,
-        province=destination.province,
-        service=facts.service,
-        destination_source=destination.source,
-        lane_states=MappingProxyType(rules.complete_states(lane_states)),
-        local_time=local,
-        manifest_hit=manifest_entry is not None,
-        late=parcel.late,
-    )
+    lane = _place(rules, lane_name, weight, inputs.lane_states, reasons)
     return Decision(
         parcel_id=parcel.parcel_id,
         barcode=parcel.barcode,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from importlib import resources
 from operator import attrgetter
 from pathlib import Path
@@ -21,6 +20,7 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator, model
 
 from edge_agent.errors import EdgeAgentError
 from edge_agent.sorting.destinations import CN_PROVINCES
+from edge_agent.sorting.inputs import DecisionInputs
 from edge_agent.sorting.lanes import Lane, LaneState
 from edge_agent.validation import StrictModel, read_toml
 
@@ -115,27 +115,8 @@ class DefaultRule(StrictModel):
     reason: str | None = Field(default="no_rule_matched", pattern=REASON_PATTERN)
 
 
-@dataclass(slots=True)  # not frozen: built once per parcel, and a frozen init costs microseconds
-class Facts:
-    """What a rule can look at, computed once per decision by edge_agent.sorting.decision."""
-
-    no_read: bool
-    identifier_kind: str
-    identifier_valid: bool
-    identifier_problem: str | None
-    destination_known: bool
-    country: str | None
-    province: str | None
-    postal_code: str | None
-    service: str | None
-    weight_kg: float | None
-    weight_stable: bool
-    weight_status: str | None
-    declared_weight_kg: float | None
-    local_minutes: int
-    lane_states: Mapping[str, LaneState]
-
-
+# A rule's condition looks at the decision's recorded inputs (see edge_agent.sorting.inputs).
+Facts = DecisionInputs
 Check = Callable[[Facts], bool]
 
 
@@ -190,15 +171,19 @@ def _compile(when: Conditions) -> tuple[Check, ...]:
         checks.append(lambda facts: _off_declared(facts, tolerance))
     if c.time_before is not None:
         before = _minutes(c.time_before)
-        checks.append(lambda facts: facts.local_minutes < before)
+        checks.append(lambda facts: _minute_of_day(facts) < before)
     if c.time_from is not None:
         start = _minutes(c.time_from)
-        checks.append(lambda facts: facts.local_minutes >= start)
+        checks.append(lambda facts: _minute_of_day(facts) >= start)
     if c.lane_open is not None:
         checks.append(_lanes_in(dict.fromkeys(c.lane_open, LaneState.OPEN)))
     if c.lane_state is not None:
         checks.append(_lanes_in(c.lane_state))
     return tuple(checks)
+
+
+def _minute_of_day(facts: Facts) -> int:
+    return facts.local_time.hour * 60 + facts.local_time.minute
 
 
 def _off_declared(facts: Facts, tolerance: DeclaredTolerance) -> bool:

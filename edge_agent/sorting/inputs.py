@@ -1,0 +1,40 @@
+"""What a decision looked at: the facts the rules match on, recorded in every decision."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import NamedTuple
+
+from edge_agent.sorting.lanes import LaneState
+
+
+class DecisionInputs(NamedTuple):
+    """Everything a decision used. A NamedTuple: built on every decision, and a tuple costs a
+    tenth of a frozen dataclass to make (the decision budget is 50 µs)."""
+
+    symbology: str | None
+    no_read: bool
+    identifier_kind: str
+    identifier_valid: bool
+    identifier_problem: str | None
+    weight_kg: float | None  # None: no stable weight paired
+    weight_stable: bool
+    weight_status: str | None
+    declared_weight_kg: float | None
+    country: str | None
+    postal_code: str | None
+    province: str | None
+    service: str | None
+    destination_source: str | None  # "barcode", "manifest" or None
+    lane_states: Mapping[str, LaneState]  # every lane of the rule set, open when not told
+    local_time: datetime  # in the site's time zone (ISO 8601 text in to_dict)
+    destination_known: bool
+    manifest_hit: bool
+    late: bool
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = self._asdict()
+        out["lane_states"] = {name: str(state) for name, state in self.lane_states.items()}
+        out["local_time"] = self.local_time.isoformat()
+        return out
