@@ -48,6 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                  ("generic-divert",), "generic-divert")
     sorter.add_argument("--ack-delay-ms", type=float, default=0.0)
 
+    from edge_agent.cli.simulate_line import add_line_parser
+
+    add_line_parser(kinds)
+
 
 def _make_simulator(args: argparse.Namespace) -> Any:
     from edge_agent.devices.simulators import ScaleSimulator, ScannerSimulator, SorterSimulator
