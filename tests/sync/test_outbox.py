@@ -11,7 +11,7 @@ import pytest
 
 from edge_agent.config import OutboxConfig
 from edge_agent.ids import id_time_ms
-from edge_agent.sync.outbox import Outbox
+from edge_agent.sync.outbox import UNCLEAN_SEQ_SKIP, Outbox
 from edge_agent.sync.payloads import AlarmEvent
 
 
@@ -63,7 +63,7 @@ def test_appended_rows_survive_kill_9(tmp_path: Path):
         import os, signal, sys
         from pathlib import Path
         from edge_agent.config import OutboxConfig
-        from edge_agent.sync.outbox import Outbox
+        from edge_agent.sync.outbox import UNCLEAN_SEQ_SKIP, Outbox
         box = Outbox.open(Path({str(tmp_path)!r}), OutboxConfig(group_commit_ms=1000))
         for i in range(200):
             box.append("parcel", {{"n": i}})
@@ -76,8 +76,13 @@ def test_appended_rows_survive_kill_9(tmp_path: Path):
     box = Outbox.open(tmp_path, OutboxConfig())
     try:
         rows = box.pending(1000)
-        assert [r.payload["n"] for r in rows] == list(range(200))
-        assert box.append("parcel", {}).seq == 201
+        assert [r.payload["n"] for r in rows[:200]] == list(range(200))
+        # Not closed cleanly: seqs jump (so none a power cut lost is ever reused), with an alarm.
+        alarm = rows[200]
+        assert alarm.kind == "alarm" and alarm.payload["alarm"] == "unclean_restart"
+        assert alarm.seq == 201 + UNCLEAN_SEQ_SKIP
+        assert alarm.payload["details"]["skipped_first_seq"] == 201
+        assert box.append("parcel", {}).seq == alarm.seq + 1
     finally:
         box.close()
 
