@@ -22,8 +22,8 @@ TOPIC_LEVEL_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 
 class DeviceConfig(StrictModel):
     port: str = Field(min_length=1, description="Serial port path, e.g. /dev/serial/by-id/...")
-    profile: str = Field(min_length=1, description="Firmware profile name (edge-agent profiles list)")
-    baudrate: int | None = Field(default=None, gt=0, description="Overrides the profile's baud rate")
+    profile: str = Field(min_length=1, description="Firmware profile (edge-agent profiles list)")
+    baudrate: int | None = Field(default=None, gt=0, description="Overrides the profile's baud")
     poll_period_ms: int | None = Field(default=None, gt=0, le=60_000)
 
 
@@ -185,7 +185,8 @@ def _resolve_relative_paths(config: AgentConfig, base: Path) -> AgentConfig:
         )
     mqtt_updates: dict[str, object] = {}
     if config.mqtt.password_file is not None:
-        mqtt_updates["password_file"] = resolve(config.mqtt.password_file) or config.mqtt.password_file
+        password_file = config.mqtt.password_file
+        mqtt_updates["password_file"] = resolve(password_file) or password_file
     if config.mqtt.tls is not None:
         tls = config.mqtt.tls
         mqtt_updates["tls"] = tls.model_copy(

@@ -120,14 +120,14 @@ class DeviceCodec:
                 self.profile.name, [f"polling.commands: no command {name!r} (has: {have})"]
             ) from None
 
-    def lane_command(self, parcel_id: str, bin: int) -> bytes:
+    def lane_command(self, parcel_id: str, bin: int, barcode: str | None = None) -> bytes:
         """The sorter's divert command; ProfileError for a non-sorter profile, ValueError for an
         id or bin the protocol cannot carry."""
         if self.profile.decode.protocol != "generic-divert":
             raise ProfileError(
                 self.profile.name, [f"kind: a {self.profile.kind} takes no lane commands"]
             )
-        return encode_divert(parcel_id, bin)
+        return encode_divert(parcel_id, bin, barcode)
 
 
 def make_codec(profile: Profile) -> DeviceCodec:

@@ -24,7 +24,7 @@ class Scan:
 
     data: str
     no_read: bool = False
-    symbology: str | None = None  # AIM symbology identifier such as "]C1", when the scanner sent one
+    symbology: str | None = None  # AIM symbology identifier such as "]C1", when sent
     raw: bytes = b""
     received_ns: int = 0
     kind: str = field(default="scan", init=False)

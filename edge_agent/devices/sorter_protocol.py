@@ -1,8 +1,11 @@
 """The `generic-divert` sorter protocol, both directions.
 
 ASCII lines ending in CR LF, 9600 8N1.
-- Agent to sorter: `DIV <parcel_id> <bin>`: divert this parcel into this bin.
-  parcel_id: 1-32 characters of [0-9A-Za-z_-] (a UUID goes as its 32 hex digits); bin: 1-99.
+- Agent to sorter: `DIV <parcel_id> <bin> [<label>]`: divert this parcel into this bin.
+  parcel_id: 1-32 characters of [0-9A-Za-z_-] (a UUID goes as its 32 hex digits); bin: 1-99;
+  label (optional): the barcode read, for the sorter's own tracking and records, with every
+  byte outside `!`..`~` and `%` itself written as %XX (so `<GS>` is %1D); at most 96 characters,
+  left out when longer or when there was no read.
 - Sorter to agent:
   `ACK <parcel_id> <bin>`                  the command is accepted   -> SorterAck(accepted=True)
   `NAK <parcel_id> <bin> <reason words>`   the command is refused    -> SorterAck(accepted=False)
@@ -23,6 +26,7 @@ from edge_agent.devices.profiles import GenericDivertDecode
 PARCEL_ID_PATTERN = r"[0-9A-Za-z_-]{1,32}"
 MIN_BIN, MAX_BIN = 1, 99
 LINE_END = b"\r\n"
+MAX_LABEL_CHARS = 96
 
 _PARCEL_ID = re.compile(PARCEL_ID_PATTERN)
 _ACK_NAK = re.compile(
@@ -31,13 +35,27 @@ _ACK_NAK = re.compile(
 _LANE = re.compile(rb"(FULL|CLEAR) +([0-9]{1,2})")
 
 
-def encode_divert(parcel_id: str, bin: int) -> bytes:
-    """`DIV <parcel_id> <bin>` CR LF; ValueError for an id or bin the protocol cannot carry."""
+def encode_label(barcode: str) -> str:
+    """The barcode as one space-free printable token (%XX for anything else, and for %)."""
+    return "".join(
+        char if "!" <= char <= "~" and char != "%" else
+        "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
+        for char in barcode
+    )
+
+
+def encode_divert(parcel_id: str, bin: int, barcode: str | None = None) -> bytes:
+    """`DIV <parcel_id> <bin> [<label>]` CR LF; ValueError for an id or bin it cannot carry."""
     if not isinstance(parcel_id, str) or not _PARCEL_ID.fullmatch(parcel_id):
         raise ValueError(f"parcel id {parcel_id!r} is not 1-32 characters of [0-9A-Za-z_-]")
     if isinstance(bin, bool) or not isinstance(bin, int) or not MIN_BIN <= bin <= MAX_BIN:
         raise ValueError(f"bin {bin!r} is not a number from {MIN_BIN} to {MAX_BIN}")
-    return b"DIV %s %d\r\n" % (parcel_id.encode("ascii"), bin)
+    command = b"DIV %s %d" % (parcel_id.encode("ascii"), bin)
+    if barcode:
+        label = encode_label(barcode)
+        if len(label) <= MAX_LABEL_CHARS:
+            command += b" " + label.encode("ascii")
+    return command + LINE_END
 
 
 class GenericDivertDecoder:

@@ -221,7 +221,9 @@ class Agent:
         sorter = self.parts.device_for_role.get("sorter")
         sent = False
         if sorter is not None:
-            command = self.hub.ports[sorter].codec.lane_command(parcel.parcel_id, decision.bin)
+            command = self.hub.ports[sorter].codec.lane_command(
+                parcel.parcel_id, decision.bin, parcel.barcode
+            )
             sent = self.hub.send(sorter, command)
         now_ns = time.monotonic_ns()
         if sent:

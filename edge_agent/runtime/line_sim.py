@@ -216,7 +216,7 @@ mode = "poll-after-scan"
         return len(self.sorter.commands)
 
     def _record_lane_command(self, command: LaneCommand) -> None:
-        barcode = getattr(command, "barcode", None)
+        barcode = command.barcode
         record = {
             "parcel_id": command.parcel_id, "barcode": barcode, "bin": int(command.bin),
             "time": datetime.now(UTC).isoformat(timespec="microseconds"),

@@ -1,6 +1,6 @@
 """The sorter's controller, speaking the `generic-divert` line protocol.
 
-ASCII lines ending CR LF. Agent to sorter: `DIV <parcel_id> <bin>`. Sorter to agent:
+ASCII lines ending CR LF. Agent to sorter: `DIV <parcel_id> <bin> [<label>]`. Sorter to agent:
 `ACK <parcel_id> <bin>`, `NAK <parcel_id> <bin> <reason>`, `FULL <bin>`, `CLEAR <bin>`.
 Every lane command is recorded with the time it arrived, so tests and benchmarks can measure
 scan-to-divert latency on the far side of a real serial line.
@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 from edge_agent.devices.simulators.pty_peer import PtyPeer
 
@@ -22,6 +23,7 @@ class LaneCommand:
     parcel_id: str
     bin: str
     received_ns: int  # time.monotonic_ns() when the sorter read the command's last byte
+    barcode: str | None = None  # the optional label, decoded back to the barcode read
 
 
 class SorterSimulator(PtyPeer):
@@ -47,12 +49,13 @@ class SorterSimulator(PtyPeer):
     def on_command(self, line: bytes) -> None:
         received_ns = time.monotonic_ns()
         parts = line.decode("ascii", "replace").split()
-        if len(parts) != 3 or parts[0] != "DIV":
+        if len(parts) not in (3, 4) or parts[0] != "DIV":
             self.unknown_lines.append(line)
             return
-        _, parcel_id, bin_ = parts
+        parcel_id, bin_ = parts[1], parts[2]
+        barcode = unquote(parts[3], errors="replace") if len(parts) == 4 else None
         with self._commands_changed:
-            self.commands.append(LaneCommand(parcel_id, bin_, received_ns))
+            self.commands.append(LaneCommand(parcel_id, bin_, received_ns, barcode))
             self._commands_changed.notify_all()
         if self.on_lane_command is not None:
             self.on_lane_command(self.commands[-1])
