@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import platform
 import random
 import statistics
@@ -89,6 +90,8 @@ def main() -> int:
         "machine": f"{platform.machine()} {platform.processor() or ''} "
                    f"Python {platform.python_version()}".strip(),
         "rows": args.rows, "parcels": args.parcels,
+        # The machine may be shared: the load before the run says how quiet it was.
+        "load_average_1min": os.getloadavg()[0],
     }
     with tempfile.TemporaryDirectory() as tmp:
         csv_path = Path(tmp) / "manifest.csv"
@@ -139,7 +142,8 @@ def main() -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        print(f"{results['date']}  {results['machine']}  rows={args.rows} parcels={args.parcels}")
+        print(f"{results['date']}  {results['machine']}  rows={args.rows} parcels={args.parcels}"
+              f"  load={results['load_average_1min']:.2f}")
         imp = results["import"]
         print(f"import: {imp['seconds']} s, {imp['rows_per_s']:,} rows/s, {imp['db_mb']} MB")
         for name in ("baseline_dict_if_else", "manifest_get", "decide_only", "lookup_and_decide"):

@@ -140,7 +140,8 @@ class Pairer:
     # --- internals ------------------------------------------------------------------------
 
     def _is_repeat(self, scan: Scan) -> bool:
-        last = self._last_read_ns.get(scan.data)
+        # pop then set: the dict stays ordered by last read, so the first key is the stalest.
+        last = self._last_read_ns.pop(scan.data, None)
         self._last_read_ns[scan.data] = scan.received_ns
         if len(self._last_read_ns) > MAX_DEBOUNCE_ENTRIES:
             oldest = next(iter(self._last_read_ns))
