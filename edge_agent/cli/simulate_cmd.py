@@ -78,10 +78,10 @@ def _print_line(text: str) -> None:
         print(text, flush=True)
 
 
-def _feed_barcodes(scanner: Any, stop: threading.Event) -> None:
+def _feed_barcodes(scanner: Any, stopping: list[int]) -> None:
     for line in sys.stdin:
         code = line.strip()
-        if stop.is_set():
+        if stopping:
             return
         if code == NO_READ_LINE:
             scanner.no_read()
@@ -92,8 +92,10 @@ def _feed_barcodes(scanner: Any, stop: threading.Event) -> None:
 def run_simulate(args: argparse.Namespace) -> int:
     simulator = _make_simulator(args)
     simulator.start()
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+    # The handler only appends to a list: setting a threading.Event from a signal handler can
+    # deadlock on the lock the interrupted main thread holds inside Event.wait().
+    stopping: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: stopping.append(signum))
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         if args.json:
@@ -103,9 +105,11 @@ def run_simulate(args: argparse.Namespace) -> int:
             _print_line(f"simulated {args.simulate_kind} ({args.profile}) on "
                         f"{simulator.slave_path}, link {simulator.path}")
         if args.simulate_kind == "scanner":
-            threading.Thread(target=_feed_barcodes, args=(simulator, stop), daemon=True).start()
-        while not stop.wait(SIGNAL_CHECK_S):
-            pass
+            threading.Thread(target=_feed_barcodes, args=(simulator, stopping),
+                             daemon=True).start()
+        idle = threading.Event()  # never set: only a bounded wait between looks at the flag
+        while not stopping:
+            idle.wait(SIGNAL_CHECK_S)
     finally:
         simulator.stop()
         for sig, handler in previous.items():

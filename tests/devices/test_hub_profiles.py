@@ -16,7 +16,10 @@ from edge_agent.devices.messages import WeightStatus
 from edge_agent.devices.port import SupervisedPort
 from edge_agent.devices.profiles import load_profile
 
-pty_bench = pty_devices.pty_bench  # the fixture, where pytest looks for it
+# The fixtures, where pytest looks for them.
+pty_bench = pty_devices.pty_bench
+fresh_logging = pty_devices.fresh_logging
+pytestmark = pytest.mark.usefixtures("fresh_logging")
 
 FAST_POLL_MS = 30
 SCALE_PROFILES = ["mt-sics", "mt-sics-continuous", "toledo-continuous", "nci-scp01",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from support import pty_devices
 from support.pty_devices import PtyBench, collect_until, of_kind, wait_until
 
@@ -12,7 +13,10 @@ from edge_agent.devices.messages import LaneFull, SorterAck
 from edge_agent.devices.port import PortState, SupervisedPort
 from edge_agent.devices.profiles import load_profile
 
-pty_bench = pty_devices.pty_bench  # the fixture, where pytest looks for it
+# The fixtures, where pytest looks for them.
+pty_bench = pty_devices.pty_bench
+fresh_logging = pty_devices.fresh_logging
+pytestmark = pytest.mark.usefixtures("fresh_logging")
 
 POLL_PERIOD_MS = 50
 
@@ -28,8 +32,8 @@ def weights(messages) -> list:
 def test_polled_scale_is_asked_on_its_period(pty_bench: PtyBench) -> None:
     scale = pty_bench.scale("mt-sics", weight_kg=1.5)
     with DeviceHub() as hub:
+        started = time.monotonic()  # before the first poll, which goes out on connecting
         port = add(hub, "scale", scale.path, "mt-sics", poll_period_ms=POLL_PERIOD_MS)
-        started = time.monotonic()
         got = collect_until(hub, lambda got: len(weights(got)) >= 5)
         elapsed = time.monotonic() - started
     readings = weights(got)

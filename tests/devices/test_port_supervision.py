@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import serial
 from structlog.testing import capture_logs
 from support import pty_devices
@@ -14,7 +15,10 @@ from edge_agent.devices.hub import DeviceHub
 from edge_agent.devices.port import PortState, SupervisedPort
 from edge_agent.devices.profiles import load_profile
 
-pty_bench = pty_devices.pty_bench  # the fixture, where pytest looks for it
+# The fixtures, where pytest looks for them.
+pty_bench = pty_devices.pty_bench
+fresh_logging = pty_devices.fresh_logging
+pytestmark = pytest.mark.usefixtures("fresh_logging")
 
 
 def scanner_port(path, name: str = "scanner", **options) -> SupervisedPort:
@@ -112,8 +116,6 @@ def test_raw_chunks_are_logged_in_hex_at_vv(pty_bench: PtyBench, monkeypatch) ->
 
 
 def test_a_device_name_is_used_once(pty_bench: PtyBench) -> None:
-    import pytest
-
     scanner = pty_bench.scanner()
     with DeviceHub() as hub:
         hub.add(scanner_port(scanner.path))

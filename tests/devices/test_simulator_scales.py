@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
 import serial
 from support import pty_devices
 from support.pty_devices import PtyBench
 
 from edge_agent.devices.simulators.scale import toledo_checksum
 
-pty_bench = pty_devices.pty_bench  # the fixture, where pytest looks for it
+# The fixtures, where pytest looks for them.
+pty_bench = pty_devices.pty_bench
+fresh_logging = pty_devices.fresh_logging
+pytestmark = pytest.mark.usefixtures("fresh_logging")
 READ_TIMEOUT_S = 3.0
 
 
