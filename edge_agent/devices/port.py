@@ -75,7 +75,7 @@ class SupervisedPort:
         self.baudrate = baudrate
         self.clock = clock
         self.codec: DeviceCodec = make_codec(profile)
-        period_ms = poll_period_ms or getattr(getattr(profile, "polling", None), "period_ms", None)
+        period_ms = poll_period_ms or profile.polling.period_ms
         self.poll_period_ns = int(period_ms) * 1_000_000 if period_ms else None
         self.state = PortState.CONNECTING
         self.since = _wall_clock_iso()
@@ -137,7 +137,8 @@ class SupervisedPort:
         log.info("device_connected", device=self.name, path=self.path, resolved=resolved,
                  profile=self.profile.name)
         for command in self.codec.startup_commands():
-            self.send(command)
+            if not self.send(command):
+                return False  # lost again at once; the retry is already scheduled
         request = self.codec.poll_request() if self.poll_period_ns else None
         self._next_poll_ns = now if request is not None else None
         return True
