@@ -60,6 +60,35 @@ _GET = (
 )
 
 
+# Rows go in through SQL that finishes normalising them (upper-case country, empty -> NULL,
+# weight text -> REAL), so a clean CSV row can be inserted as the strings it was read as.
+_PUT = (
+    "INSERT OR REPLACE INTO manifest VALUES "
+    "(?, upper(?), nullif(?, ''), CAST(nullif(?, '') AS REAL), nullif(?, ''))"
+)
+# A whole clean CSV row, fields joined by \x1f, in one C-level match: what check_fields would
+# accept unchanged (never more). Anything else goes through check_fields and its messages.
+def _clean_text_pattern(limit: int) -> str:
+    """1 to `limit` printable ASCII characters with no space at either end."""
+    return f"[!-~](?:[ -~]{{0,{limit - 2}}}[!-~])?"
+
+
+_CLEAN_ROW = re.compile(
+    _clean_text_pattern(MAX_BARCODE_CHARS)
+    + r"\x1f[A-Za-z]{2}\x1f"
+    + f"(?:{_clean_text_pattern(MAX_POSTAL_CHARS)})?"
+    + r"\x1f(?:(?!0*\.?0*\x1f)(?:[0-9]{1,3}(?:\.[0-9]{1,6})?|1000(?:\.0{1,6})?))?\x1f"  # 0<kg<=1000
+    + f"(?:{_clean_text_pattern(MAX_SERVICE_CHARS)})?"
+)
+
+
+def _clean_csv_row(record: tuple) -> bool:
+    try:
+        return _CLEAN_ROW.fullmatch("\x1f".join(record)) is not None
+    except TypeError:  # a missing column (None) or a JSON value that is not text
+        return False
+
+
 class ManifestError(EdgeAgentError):
     """A manifest entry, file or store is bad; `problems` names each line or field."""
 
@@ -213,7 +242,7 @@ class Manifest:
             for e in entries
         ]
         with self._lock, self._db:
-            self._db.executemany("INSERT OR REPLACE INTO manifest VALUES (?, ?, ?, ?, ?)", rows)
+            self._db.executemany(_PUT, rows)
         return len(rows)
 
     def remove(self, barcodes: Iterable[str]) -> int:
@@ -248,7 +277,7 @@ class Manifest:
             batch: list[tuple] = []
             for line_number, record in _read_records(path, problems):
                 try:
-                    batch.append(check_fields(*record))
+                    batch.append(record if _clean_csv_row(record) else check_fields(*record))
                 except ValueError as exc:
                     _add_problem(problems, f"line {line_number}: {exc}")
                     continue
@@ -286,7 +315,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 def _insert(writer: sqlite3.Connection, batch: list[tuple], problems: list[str]) -> int:
     count = len(batch)
     if batch and not problems:  # once a line is bad, the import is refused: stop writing
-        writer.executemany("INSERT OR REPLACE INTO manifest VALUES (?, ?, ?, ?, ?)", batch)
+        writer.executemany(_PUT, batch)
     batch.clear()
     return count
 

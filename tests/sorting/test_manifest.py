@@ -154,3 +154,26 @@ def test_unopenable_state_dir(tmp_path):
     blocker.write_text("x")
     with pytest.raises(ManifestError, match="cannot open the manifest"):
         Manifest.open(blocker / "sub")
+
+
+@pytest.mark.parametrize(("fields", "stored"), [
+    ("A1,cn,200001,2.50,std", ("A1", "CN", "200001", 2.5, "std")),  # clean row: inserted as read
+    ("A1,CN,,,", ("A1", "CN", None, None, None)),
+    ("A1,CN, 200001 ,1e1,std ", ("A1", "CN", "200001", 10.0, "std")),  # careful path: normalised
+    ("A1,CN,200001,1000,std", ("A1", "CN", "200001", 1000.0, "std")),
+    ("A1,CN,200001,0.001,std", ("A1", "CN", "200001", 0.001, "std")),
+])
+def test_both_import_paths_store_the_same_values(manifest, tmp_path, fields, stored):
+    path = tmp_path / "m.csv"
+    path.write_text("barcode,country,postal_code,declared_weight_kg,service\n" + fields + "\n")
+    manifest.import_file(path)
+    assert tuple(manifest.get("A1")) == stored
+
+
+@pytest.mark.parametrize("weight", ["0", "0.0", "00", "1000.5", "-1", "nan", "inf", "heavy"])
+def test_import_refuses_impossible_weights(manifest, tmp_path, weight):
+    path = tmp_path / "m.csv"
+    path.write_text(f"barcode,country,declared_weight_kg\nA1,CN,{weight}\n")
+    with pytest.raises(ManifestError) as caught:
+        manifest.import_file(path)
+    assert caught.value.problems[0].startswith("line 2: declared_weight_kg: ")
