@@ -35,11 +35,13 @@ from edge_agent.sync.payloads import SCHEMA_VERSION
 log = structlog.get_logger(__name__)
 
 DB_NAME = "outbox.sqlite3"
-PAGE_SIZE = 1024
+PAGE_SIZE = 2048  # ~3 parcel events per page; 1 KiB would hold one and waste half
 # Waiting for the other connection (checkpoints) beats failing an append.
 BUSY_TIMEOUT_MS = 5000
 # Rows deleted per statement when acknowledging: bounds how long the writer lock is held.
 ACK_BATCH = 500
+# The real pages in use are compared with the budget every this many appends (two PRAGMAs).
+BUDGET_CHECK_EVERY = 64
 # Row overhead beyond the payload text (key, id, kind, b-tree cell), used to estimate disk use
 # without asking the file system on every append.
 ROW_OVERHEAD_BYTES = 80
@@ -206,7 +208,12 @@ class Outbox:
             self._appended += 1
             self._estimated_bytes += len(body) + ROW_OVERHEAD_BYTES
             self._depth += 1
-            over_budget = self._estimated_bytes > self._budget_bytes
+            # Cheap first test on the payload bytes, then (rarely) the real pages in use.
+            over_budget = (
+                self._appended % BUDGET_CHECK_EVERY == 0
+                and self._estimated_bytes * 1.2 > self._budget_bytes
+                and self._live_bytes() > self._budget_bytes
+            )
         if not self._dirty.is_set():  # set() takes a lock and notifies: skip it when pending
             self._dirty.set()
         if over_budget:
@@ -264,8 +271,17 @@ class Outbox:
 
     # -- the disk budget ----------------------------------------------------------------------
 
+    def _live_bytes(self) -> int:
+        """Bytes of the main file in use (free pages excluded; the WAL is bounded apart)."""
+        pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+        free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        return (pages - free) * PAGE_SIZE
+
     def _enforce_budget(self) -> None:
-        target = int(self._budget_bytes * EVICT_TO_FRACTION)
+        with self._lock:
+            # Pages hold rows plus b-tree overhead: scale the payload estimate to the real use.
+            ratio = self._live_bytes() / max(1, self._estimated_bytes)
+        target = int(self._budget_bytes * EVICT_TO_FRACTION / max(ratio, 1.0))
         evicted: dict[str, int] = {}
         gap: list[int] = []
         with self._lock:

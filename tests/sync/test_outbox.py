@@ -88,28 +88,33 @@ def test_appended_rows_survive_kill_9(tmp_path: Path):
 
 
 def test_disk_budget_evicts_telemetry_first_and_reports_parcel_gaps(tmp_path: Path):
-    box = Outbox.open(tmp_path, OutboxConfig(disk_budget_mb=0.05))  # ~52 kB
+    budget_mb = 0.25
+    box = Outbox.open(tmp_path, OutboxConfig(disk_budget_mb=budget_mb))
     try:
-        for i in range(60):
+        for i in range(100):
             box.append("telemetry", {"pad": "t" * 300, "n": i})
-        for i in range(60):
-            box.append("parcel", {"pad": "p" * 300, "n": i})
+        parcels = 0
+        while box.stats()["evicted"].get("telemetry", 0) < 100 and parcels < 5000:
+            box.append("parcel", {"pad": "p" * 300, "n": parcels})
+            parcels += 1
         stats = box.stats()
-        assert stats["evicted"].get("telemetry", 0) == 60 and "parcel" not in stats["evicted"]
-        for i in range(200):
-            box.append("parcel", {"pad": "p" * 300, "n": 60 + i})
+        assert stats["evicted"].get("telemetry") == 100, "telemetry goes first"
+        assert "parcel" not in stats["evicted"]
+        for i in range(2000):
+            box.append("parcel", {"pad": "p" * 300, "n": parcels + i})
         stats = box.stats()
         assert stats["evicted"]["parcel"] > 0
-        alarms = [r.payload for r in box.pending(10_000) if r.kind == "alarm"]
+        assert box._live_bytes() <= budget_mb * 1024 * 1024  # the real pages, not an estimate
+        alarms = [r.payload for r in box.pending(100_000) if r.kind == "alarm"]
         assert alarms, "a parcel gap must be reported as an alarm"
         alarm = AlarmEvent.model_validate(alarms[0])
         assert alarm.alarm == "outbox_evicted" and alarm.details["evicted"]["parcel"] > 0
-        assert alarm.details["first_seq"] >= 61
+        assert alarm.details["first_seq"] > 100
     finally:
         box.close()
-    reopened = Outbox.open(tmp_path, OutboxConfig(disk_budget_mb=0.05))
+    reopened = Outbox.open(tmp_path, OutboxConfig(disk_budget_mb=budget_mb))
     try:  # eviction counts are persisted: they outlive a restart
-        assert reopened.stats()["evicted"]["telemetry"] == 60
+        assert reopened.stats()["evicted"]["telemetry"] == 100
     finally:
         reopened.close()
 
