@@ -197,13 +197,18 @@ class MqttLink:
         """Republish the retained online status (e.g. after a rules swap)."""
         if rules_version is not None:
             self._rules_version = rules_version
-        self._client.publish(self.topics.status, self._status_body("online"), qos=1, retain=True)
+        # Offline, paho would keep every call in memory; the next connect publishes it anyway.
+        if self.connected:
+            self._client.publish(self.topics.status, self._status_body("online"), qos=1,
+                                 retain=True)
 
     def publish_device_state(self, name: str, state: dict[str, Any]) -> None:
         """Retained per device; also republished on every reconnect."""
         body = {"schema_version": SCHEMA_VERSION, "device": name, "at": _now_iso(), **state}
         self._device_states[name] = body
-        self._client.publish(self.topics.device_state(name), json.dumps(body), qos=1, retain=True)
+        if self.connected:  # else the next connect publishes the latest state of each device
+            self._client.publish(self.topics.device_state(name), json.dumps(body), qos=1,
+                                 retain=True)
 
     def publish_telemetry(self, data: dict[str, Any]) -> None:
         """Through the outbox (kind telemetry: the first to go when the disk budget is hit)."""

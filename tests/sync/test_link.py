@@ -127,3 +127,27 @@ def test_telemetry_goes_through_the_outbox(mosquitto: MosquittoBroker, parts):  
         assert telemetry.counters == {"parcels": 12} and telemetry.outbox.depth >= 0
     finally:
         central.close()
+
+
+def test_periodic_telemetry_from_the_agents_source(mosquitto: MosquittoBroker, tmp_path: Path):  # noqa: F811
+    central = Subscriber(mosquitto.port, [PREFIX + "telemetry"])
+    config = agent_config(tmp_path / "state", mosquitto.port, telemetry_period_s=0.1)
+    outbox = Outbox.open(config.state_dir, config.outbox)
+    calls: list[int] = []
+
+    def source() -> dict:
+        calls.append(1)
+        return {"counters": {"parcels": len(calls)}, "lanes": {"ZHUHAI": {"state": "open"}}}
+
+    link = MqttLink(config, outbox, telemetry_source=source)
+    try:
+        wait_for(central.connected.is_set, what="subscriber")
+        link.start()
+        wait_for(lambda: len(central.on("telemetry")) >= 2, what="two telemetry periods")
+        counts = [t["counters"]["parcels"] for t in central.on("telemetry")]
+        assert counts == sorted(counts) and counts[0] >= 1
+        assert central.on("telemetry")[0]["lanes"] == {"ZHUHAI": {"state": "open"}}
+    finally:
+        link.stop(timeout_s=2)
+        outbox.close()
+        central.close()

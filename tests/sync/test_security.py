@@ -145,6 +145,9 @@ def test_agent_may_not_publish_outside_its_line_and_refused_rows_are_kept(tmp_pa
         link.start()
         wait_for(lambda: link.stats()["rejected"] >= 3, what="refusals")
         assert outbox.stats()["depth"] == 3 and link.stats()["acked"] == 0
+        # Kept and retried after the backoff (1 s), from the oldest refused row.
+        wait_for(lambda: link.stats()["rejected"] >= 6, what="a retry")
+        assert outbox.stats()["depth"] == 3 and link.stats()["published"] >= 6
         assert "Not authorized" in (link.stats()["last_error"] or "")
     finally:
         link.stop(timeout_s=2)
