@@ -24,13 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from support.broker import MosquittoBroker  # noqa: E402
+sys.path.insert(0, str(ROOT))
 
 from edge_agent.config import OutboxConfig, parse_config  # noqa: E402
 from edge_agent.logs import configure_logging  # noqa: E402
 from edge_agent.sync.link import MqttLink  # noqa: E402
+from edge_agent.sync.local_broker import MosquittoBroker  # noqa: E402
 from edge_agent.sync.outbox import Outbox  # noqa: E402
 
 # A line at full speed makes a few parcels per second; 500/s is well above it, and the paced
