@@ -1,0 +1,346 @@
+"""The line benchmark: the agent and a plain baseline on the same simulated line, same run.
+
+    .venv/bin/python bench/bench_line.py [--rates 100,200,500,1000] [--seconds 5]
+                                         [--burst 5000] [--burst-rate 5000] [--only agent]
+
+For each rate, and then a burst (`--burst` parcels at `--burst-rate` per second), both
+processes serve a fresh simulated line (scanner, checkweigher and sorter on ptys, see
+edge_agent/runtime/line_sim.py) with a real mosquitto on a free loopback port:
+
+- `edge-agent run` with its durable outbox on (the default config `simulate line` writes);
+- `bench/baseline_pipe.py`: pyserial in chunks, a thread per port, trivial rule, paho QoS 1.
+
+Figures per run: scan-to-lane-command latency measured at the sorter's end of the serial line
+(p50/p99/p99.9), the rate achieved and whether it kept up (every lane command and every event
+at the broker within `KEPT_UP_S` of the last scan), CPU seconds per 1,000 parcels (utime+stime
+of the process from /proc, from before the first parcel to the last event), peak and current
+resident memory (VmHWM/VmRSS), start-up time (exec to READY=1 on $NOTIFY_SOCKET, the way
+systemd sees it), parcels lost, and the share published with another parcel's weight. Events
+are collected by a subscriber in its own process, so its work does not slow the simulated line.
+Everything started here is stopped by its pid. Results: docs/PERFORMANCE.md ("Line").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edge_agent.runtime.line_sim import LineSimulation  # noqa: E402
+from edge_agent.runtime.parcel_mix import SimParcel, parcel_mix  # noqa: E402
+from edge_agent.sync.local_broker import MosquittoBroker  # noqa: E402
+
+# Generous bounds for a shared 2-core machine; every wait ends as soon as its condition holds.
+READY_TIMEOUT_S = 30.0
+DEVICES_TIMEOUT_S = 30.0
+EVENTS_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+# A run "kept up" when its last lane command and last event came within this of the last scan.
+KEPT_UP_S = 1.0
+# Weights go on the wire with three decimals.
+WEIGHT_TOLERANCE_KG = 0.0005
+# Polling another process's output file, with a deadline.
+POLL_S = 0.02
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class RunResult:
+    kind: str
+    rate: float
+    parcels: int
+    startup_s: float = 0.0
+    latency_us: dict[str, float | None] = field(default_factory=dict)
+    achieved_per_s: float = 0.0
+    last_command_lag_s: float = 0.0
+    last_event_lag_s: float = 0.0
+    kept_up: bool = False
+    cpu_s_per_1000: float = 0.0
+    peak_rss_mb: float = 0.0
+    rss_mb: float = 0.0
+    lane_commands: int = 0
+    events: int = 0
+    lost: int = 0
+    wrong_weight_share: float = 0.0
+    in_process_latency_ms: dict | None = None
+
+
+# -- the process under test -------------------------------------------------------------------
+
+
+def _command(kind: str, config: Path) -> list[str]:
+    if kind == "agent":
+        return [sys.executable, "-m", "edge_agent", "run", "--config", str(config)]
+    return [sys.executable, str(ROOT / "bench" / "baseline_pipe.py"), "--config", str(config)]
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
+
+def _memory_mb(pid: int) -> tuple[float, float]:
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmHWM", "VmRSS"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values["VmHWM"], values["VmRSS"]
+
+
+def _start_timed(
+    command: list[str], notify_path: Path, log: Path
+) -> tuple[subprocess.Popen, float]:
+    """Start the process and time exec -> READY=1 on our own notify socket."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(notify_path))
+        notify.settimeout(READY_TIMEOUT_S)
+        env = dict(os.environ, NOTIFY_SOCKET=str(notify_path))
+        with log.open("a") as err:
+            started = time.monotonic()
+            process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            while b"READY=1" not in notify.recv(4096).split(b"\n"):
+                pass
+        except TimeoutError:
+            _stop(process)
+            raise RuntimeError(f"{command[1]} sent no READY=1; see {log}") from None
+        return process, time.monotonic() - started
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_TIMEOUT_S)
+
+
+# -- central's view, in its own process -------------------------------------------------------
+
+
+def collect(host: str, port: int, topic: str, out: Path) -> int:
+    """Subscriber process: one line per event (barcode, weight, parcel id) until SIGTERM."""
+    import paho.mqtt.client as mqtt
+
+    sink = out.open("w", buffering=1)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{os.getpid()}",
+                         protocol=mqtt.MQTTv5)
+
+    def on_message(client, userdata, message) -> None:
+        event = json.loads(message.payload)
+        sink.write(json.dumps([event.get("parcel_id"), event.get("barcode"),
+                               (event.get("inputs") or {}).get("weight_kg")]) + "\n")
+
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+    client.on_subscribe = lambda c, u, mid, rcs, p: print("subscribed", flush=True)
+    client.on_message = on_message
+    signal.signal(signal.SIGTERM, lambda signum, frame: client.disconnect())
+    client.connect(host, port)
+    client.loop_forever()
+    sink.close()
+    return 0
+
+
+def _start_collector(broker: MosquittoBroker, topic: str, out: Path) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, __file__, "collect", broker.host, str(broker.port), topic, str(out)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    if process.stdout.readline().strip() != "subscribed":  # blocks until it has subscribed
+        _stop(process)
+        raise RuntimeError("the event collector did not subscribe")
+    return process
+
+
+def _lines(path: Path) -> list[list]:
+    text = path.read_text() if path.exists() else ""
+    return [json.loads(line) for line in text.splitlines() if line.endswith("]")]
+
+
+def _wait_lines(path: Path, count: int, timeout_s: float) -> float:
+    """Time when `path` held `count` lines (or the deadline passed)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with path.open("rb") as handle:
+            if sum(1 for _ in handle) >= count:
+                return time.monotonic()
+        time.sleep(POLL_S)
+    return time.monotonic()
+
+
+# -- one run ----------------------------------------------------------------------------------
+
+
+def run_once(kind: str, rate: float, parcels: list[SimParcel], work: Path,
+             broker: MosquittoBroker, number: int) -> RunResult:
+    out = work / f"{number:02d}-{kind}-{int(rate)}"
+    sim = LineSimulation(out, parcels, rate=rate, broker=f"{broker.host}:{broker.port}",
+                         site="BENCH", line=f"R{number}")
+    result = RunResult(kind, rate, len(parcels))
+    events_path = out / "events.jsonl"
+    collector = process = None
+    try:
+        config = sim.prepare()
+        topic = f"sortline/v1/BENCH/R{number}/events/parcel"
+        collector = _start_collector(broker, topic, events_path)
+        process, result.startup_s = _start_timed(_command(kind, config), out / "notify.sock",
+                                                 out / f"{kind}.log")
+        if kind == "agent" and not sim.wait_for_agent(DEVICES_TIMEOUT_S):
+            raise RuntimeError(f"the agent did not open its devices; see {out / 'agent.log'}")
+        cpu_before = _cpu_s(process.pid)
+        first_scan = time.monotonic()
+        sim.drive()
+        last_scan = time.monotonic()
+        sim.wait_for_lane_commands(EVENTS_TIMEOUT_S)
+        last_command = time.monotonic()
+        last_event = _wait_lines(events_path, len(parcels), EVENTS_TIMEOUT_S)
+        result.cpu_s_per_1000 = (_cpu_s(process.pid) - cpu_before) / len(parcels) * 1000
+        result.peak_rss_mb, result.rss_mb = _memory_mb(process.pid)
+        if kind == "agent":
+            result.in_process_latency_ms = _agent_latency(sim)
+        _finish(result, sim, parcels, _lines(events_path), first_scan, last_scan,
+                last_command, last_event)
+    finally:
+        if process is not None:
+            _stop(process)
+        if collector is not None:
+            _stop(collector)
+        sim.close()
+    return result
+
+
+def _agent_latency(sim: LineSimulation) -> dict | None:
+    from edge_agent.runtime.status_server import StatusError, query_status
+
+    try:
+        return query_status(sim.state_dir / "status.sock").get("latency")
+    except StatusError:
+        return None
+
+
+def _finish(result: RunResult, sim: LineSimulation, parcels: list[SimParcel], events: list,
+            first_scan: float, last_scan: float, last_command: float, last_event: float) -> None:
+    res = sim.results
+    result.latency_us = {name: _round(res.percentile_us(q))
+                         for name, q in (("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999))}
+    result.lane_commands = len(sim.sorter.commands)
+    result.events = len({parcel_id for parcel_id, _, _ in events})
+    result.lost = len(parcels) - min(result.lane_commands, result.events)
+    # The lane command's own arrival, not our noticing it, ends the run on the line side.
+    commands_end = max((c.received_ns for c in sim.sorter.commands), default=0) / 1e9
+    result.last_command_lag_s = round(max(0.0, commands_end - last_scan), 3)
+    result.last_event_lag_s = round(max(0.0, last_event - last_scan), 3)
+    span = max(commands_end, last_scan) - first_scan
+    result.achieved_per_s = round(result.lane_commands / span, 1) if span > 0 else 0.0
+    result.kept_up = (result.lost == 0 and result.last_command_lag_s <= KEPT_UP_S
+                      and result.last_event_lag_s <= KEPT_UP_S)
+    weights = {p.barcode: p.weight_kg for p in parcels if p.barcode is not None}
+    wrong = checked = 0
+    for _, barcode, weight in events:
+        if barcode not in weights:
+            continue
+        checked += 1
+        expected = weights[barcode]
+        if (weight is None) != (expected is None) or (
+            weight is not None and abs(weight - expected) > WEIGHT_TOLERANCE_KG
+        ):
+            wrong += 1
+    result.wrong_weight_share = round(wrong / checked, 4) if checked else 0.0
+    result.cpu_s_per_1000 = round(result.cpu_s_per_1000, 3)
+    result.startup_s = round(result.startup_s, 3)
+    result.peak_rss_mb, result.rss_mb = round(result.peak_rss_mb, 1), round(result.rss_mb, 1)
+    del last_command  # when we noticed; kept out of the figures on purpose
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+def table(results: list[RunResult]) -> str:
+    rows = [
+        "| Process | Rate /s | Parcels | p50 ms | p99 ms | p99.9 ms | Kept up | CPU s/1000 |"
+        " Peak RSS MB | READY s | Lost | Wrong weight |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        ms = {k: "-" if v is None else f"{v / 1000:.2f}" for k, v in r.latency_us.items()}
+        rows.append(
+            f"| {r.kind} | {r.rate:g} | {r.parcels} | {ms['p50']} | {ms['p99']} | {ms['p99.9']}"
+            f" | {'yes' if r.kept_up else 'no'} ({r.achieved_per_s:g}/s) | {r.cpu_s_per_1000}"
+            f" | {r.peak_rss_mb} | {r.startup_s} | {r.lost} | {r.wrong_weight_share:.1%} |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="100,200,500,1000",
+                        help="comma-separated parcels per second (default %(default)s)")
+    parser.add_argument("--seconds", type=float, default=5.0,
+                        help="length of each paced run (default %(default)s)")
+    parser.add_argument("--burst", type=int, default=5000, help="parcels in the burst; 0: none")
+    parser.add_argument("--burst-rate", type=float, default=5000.0)
+    parser.add_argument("--only", choices=("agent", "baseline"), help="run one process only")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+
+    plan = [(float(rate), max(200, int(float(rate) * args.seconds)))
+            for rate in args.rates.split(",") if rate]
+    if args.burst:
+        plan.append((args.burst_rate, args.burst))
+    kinds = [args.only] if args.only else ["agent", "baseline"]
+    load_before = os.getloadavg()
+    results: list[RunResult] = []
+    with tempfile.TemporaryDirectory(prefix="bench-line-") as tmp:
+        work = Path(tmp)
+        broker = MosquittoBroker(work / "broker").start()
+        try:
+            for rate, count in plan:
+                parcels = parcel_mix(count, seed=args.seed)
+                for kind in kinds:
+                    result = run_once(kind, rate, parcels, work, broker, len(results))
+                    results.append(result)
+                    print(json.dumps(result.__dict__), flush=True)
+        finally:
+            broker.stop()
+    print()
+    print(table(results))
+    info = {
+        "date": datetime.now(UTC).date().isoformat(),
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}, {platform.platform()}",
+        "python": platform.python_version(),
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    print(json.dumps(info))
+    if args.json:
+        args.json.write_text(json.dumps({"info": info,
+                                         "results": [r.__dict__ for r in results]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "collect":
+        host, port, topic, out = sys.argv[2:6]
+        raise SystemExit(collect(host, int(port), topic, Path(out)))
+    raise SystemExit(main())
