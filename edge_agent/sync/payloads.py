@@ -52,7 +52,8 @@ class ParcelEvent(Event):
 
 
 class AlarmEvent(Event):
-    alarm: str = Field(description="Machine-readable alarm name, e.g. outbox_evicted")
+    alarm: str = Field(description="Machine-readable alarm name, e.g. outbox_evicted, "
+                       "unclean_restart (from the outbox; the agent adds its own)")
     severity: Literal["info", "warning", "critical"]
     message: str
     details: dict[str, Any] = Field(default_factory=dict)
