@@ -339,13 +339,13 @@ class MqttLink:
             self._reject_backoff = REJECT_RETRY_MIN_S
 
     def _refused(self, seq: int, reason: str) -> None:
+        if not self._rejected:  # the first refusal of a round sets when the round is retried
+            self._retry_at = time.monotonic() + self._reject_backoff
         self._rejected.add(seq)
         self._counts["rejected"] += 1
         self._last_error = f"broker refused seq {seq}: {reason}"
-        self._retry_at = time.monotonic() + self._reject_backoff
         log.warning("mqtt.publish_refused", seq=seq, reason=reason,
-                    retry_in_s=self._reject_backoff)
-        self._reject_backoff = min(self._reject_backoff * 2, self.mqtt_config.reconnect_max_s)
+                    retry_in_s=round(self._retry_at - time.monotonic(), 3))
 
     def _fill(self) -> None:
         if self._rejected:
@@ -354,6 +354,8 @@ class MqttLink:
             # Resume from the oldest refused row; rows still in flight are skipped below.
             self._cursor = min(self._rejected) - 1
             self._rejected.clear()
+            cap = max(REJECT_RETRY_MIN_S, self.mqtt_config.reconnect_max_s)
+            self._reject_backoff = min(self._reject_backoff * 2, cap)
         room = self.mqtt_config.max_inflight - len(self._inflight)
         if room <= 0:
             return

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
+import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -16,7 +17,7 @@ from sync_helpers import LineTarget, agent_config, wait_for
 
 from edge_agent.sorting.lanes import LaneState
 from edge_agent.sync.commands import CommandInbox
-from edge_agent.sync.link import MqttLink
+from edge_agent.sync.link import REJECT_RETRY_MIN_S, MqttLink
 from edge_agent.sync.outbox import Outbox
 
 ACL = Path(__file__).parents[2] / "deploy" / "mosquitto" / "edge-agent.acl"
@@ -144,9 +145,11 @@ def test_agent_may_not_publish_outside_its_line_and_refused_rows_are_kept(tmp_pa
             outbox.append("parcel", {"parcel_id": f"p{i}"})
         link.start()
         wait_for(lambda: link.stats()["rejected"] >= 3, what="refusals")
+        refused_at = time.monotonic()
         assert outbox.stats()["depth"] == 3 and link.stats()["acked"] == 0
-        # Kept and retried after the backoff (1 s), from the oldest refused row.
+        # Kept, and retried from the oldest refused row only after the backoff.
         wait_for(lambda: link.stats()["rejected"] >= 6, what="a retry")
+        assert time.monotonic() - refused_at >= REJECT_RETRY_MIN_S * 0.8
         assert outbox.stats()["depth"] == 3 and link.stats()["published"] >= 6
         assert "Not authorized" in (link.stats()["last_error"] or "")
     finally:
