@@ -109,3 +109,36 @@ def test_311_replies_go_to_the_reply_topic(agent, mosquitto: MosquittoBroker):  
         assert reply["id"] == "s-1" and reply["result"]["rules_version"] == "default-1"
     finally:
         central.close()
+
+
+def test_a_raising_command_handler_does_not_kill_the_network_thread(
+    tmp_path: Path, mosquitto: MosquittoBroker  # noqa: F811
+):
+    config = agent_config(tmp_path / "state", mosquitto.port)
+    outbox = Outbox.open(config.state_dir, config.outbox)
+    calls: list[str] = []
+
+    def on_command(command):
+        calls.append(command.name)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the agent's handler")
+        return {"command": command.name, "ok": True}
+
+    link = MqttLink(config, outbox, on_command=on_command)
+    central = Subscriber(mosquitto.port, [PREFIX + "reply/#"])
+    try:
+        link.start()
+        wait_for(lambda: link.connected and central.connected.is_set(), what="connected")
+        central.client.publish(PREFIX + "cmd/ping", b'{"id": "1"}', qos=1)
+        wait_for(lambda: len(calls) == 1, what="first command")
+        central.client.publish(PREFIX + "cmd/ping", b'{"id": "2"}', qos=1)
+        wait_for(lambda: central.on("reply/ping"), what="the second command's reply")
+        assert link.connected
+        assert "RuntimeError" in link.stats()["last_error"]
+        outbox.append("parcel", {"parcel_id": "after"})  # publishing still works too
+        link.notify_appended()
+        wait_for(lambda: outbox.stats()["depth"] == 0, what="publish after the failure")
+    finally:
+        central.close()
+        link.stop(timeout_s=2)
+        outbox.close()
