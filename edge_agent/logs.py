@@ -20,6 +20,23 @@ def raw_frames_enabled() -> bool:
     return _raw_frames
 
 
+class _StderrLogger:
+    """Writes each rendered event to whatever sys.stderr is at that moment.
+
+    structlog's PrintLogger keeps the stream it was given; a stream replaced later (by a test
+    harness capturing output, or closed by it) would then receive, or fail, every later event.
+    """
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+def _stderr_logger(*args: object) -> _StderrLogger:
+    return _StderrLogger()
+
+
 def configure_logging(
     verbosity: int = 0,
     fmt: Literal["auto", "json", "console"] = "auto",
@@ -44,6 +61,6 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(base_level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
