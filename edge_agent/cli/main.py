@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "edge_agent.cli.rules_cmd",
     "edge_agent.cli.replay_cmd",
     "edge_agent.cli.manifest_cmd",
+    "edge_agent.cli.doctor_cmd",
     "edge_agent.cli.diag_cmd",
     "edge_agent.cli.simulate_cmd",
     "edge_agent.cli.schema_cmd",

@@ -1,0 +1,1 @@
+"""Checks and probes behind the technicians' toolkit: `edge-agent doctor` and `diag ...`."""

@@ -1,0 +1,75 @@
+"""`edge-agent doctor`'s checks, in the order a technician would fix them.
+
+Config first (nothing else can be checked without it), then profiles, ports, broker, disk,
+clock and service. Each check is independent of the ones after it, so one failure never hides
+another.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edge_agent.config import AgentConfig
+from edge_agent.diagnostics import host_checks, port_checks
+from edge_agent.diagnostics.results import CheckResult, failed, passed, warned
+
+# The agent answers its status socket in milliseconds; it is only asked which ports it holds.
+STATUS_TIMEOUT_S = 1.0
+
+
+def run_checks(config_path: Path, service_user: str = host_checks.SERVICE_NAME,
+               status_socket: Path | None = None) -> list[CheckResult]:
+    config_result, config = host_checks.check_config(config_path)
+    results = [config_result]
+    if config is not None:
+        results += host_checks.check_profiles(config)
+        agent_devices = _agent_devices(status_socket or config.status_socket)
+        for name, device in config.devices.items():
+            results += port_checks.check_port(name, device, service_user, agent_devices)
+        results += broker_checks(config)
+        results += host_checks.check_state_dir(config)
+    results.append(host_checks.check_clock())
+    results += host_checks.check_service()
+    return results
+
+
+def broker_checks(config: AgentConfig) -> list[CheckResult]:
+    from edge_agent.diagnostics.mqtt_probe import probe_broker
+    from edge_agent.diagnostics.tls_checks import check_tls_files
+
+    if not config.mqtt.enabled:
+        return [warned("broker", "mqtt.enabled = false: decisions stay on this machine",
+                       "set mqtt.enabled = true once the broker is ready")]
+    results = check_tls_files(config.mqtt.tls) if config.mqtt.tls is not None else []
+    report = probe_broker(config)
+    where = report.broker
+    if report.failed_step in ("connect", "tls"):
+        advice = ("is the broker up? is port open in the firewall? nc -zv HOST PORT"
+                  if report.failed_step == "connect" else
+                  "check mqtt.tls files and the broker's CA: edge-agent diag mqtt --config FILE")
+        return [*results, failed("broker reachable", f"{where}: {report.error}", advice)]
+    results.append(passed("broker reachable", f"{where}" + (
+        f" over {report.tls['version']}" if report.tls else " (no TLS)")))
+    if report.failed_step == "credentials":
+        return [*results, failed("broker credentials", report.error or "refused",
+                                 "check mqtt.username / password file / client certificate")]
+    results.append(passed("broker credentials", f"accepted ({report.connack})"))
+    if not report.ok:
+        return [*results, failed("broker ACL", f"{report.failed_step}: {report.error}",
+                                 "the broker's ACL must allow this line's topics "
+                                 "(deploy/mosquitto/edge-agent.acl)")]
+    return [*results, passed("broker ACL", f"published and read back {report.topic} in "
+                                           f"{report.round_trip_ms} ms")]
+
+
+def _agent_devices(socket_path: Path) -> dict[str, Any] | None:
+    """The running agent's devices, or None when no agent answers (the ports are then probed)."""
+    from edge_agent.runtime.status_server import StatusError, query_status
+
+    try:
+        document = query_status(socket_path, timeout_s=STATUS_TIMEOUT_S)
+    except (StatusError, OSError):
+        return None
+    devices = document.get("devices")
+    return devices if isinstance(devices, dict) else None
