@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +43,11 @@ from edge_agent.sorting.rules import RulesError
 log = structlog.get_logger(__name__)
 
 NS = 1_000_000_000
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
 # The loop wakes at least this often for housekeeping (snapshot, watchdog, timers).
 HOUSEKEEPING_S = 0.1
 # A clean stop waits at most this long for parcels in flight and their sorter acks.
@@ -51,8 +57,11 @@ STOP_DRAIN_S = 3.0
 class Agent:
     """The decision loop and everything it owns. Build with `Agent.from_config(config)`."""
 
-    def __init__(self, config: AgentConfig, parts: Components):
+    def __init__(self, config: AgentConfig, parts: Components, *,
+                 wall_clock: Callable[[], datetime] = _utc_now):
         self.config = config
+        # Decisions read the wall clock (cutoffs); tests and replays inject their own.
+        self._wall_clock = wall_clock
         self.parts = parts
         self.hub: DeviceHub = parts.hub
         self.rules = parts.rules
@@ -60,13 +69,14 @@ class Agent:
         self.lanes = LaneStates(config.state_dir)
         self.lanes.use_rules(self.rules)
         self.counters = LineCounters()
-        self.pairer = Pairer(config.pairing, new_parcel_id=new_id)
-        self.started_at = datetime.now(UTC)
+        self.pairer = Pairer(config.pairing, new_parcel_id=new_id, wall_clock=wall_clock)
+        self.started_at = wall_clock()
         self._started_ns = time.monotonic_ns()
         self._awaiting_ack: dict[str, tuple[int, int]] = {}  # parcel id -> (bin, deadline ns)
         self._ack_timeout_ns = config.sorter.ack_timeout_ms * 1_000_000
         self._device_states: dict[str, str] = {}
         self._stop_requested = False
+        self._closed = False
         self._reload_requested = False
         self._next_housekeeping = 0.0
         self._next_telemetry = time.monotonic() + config.mqtt.telemetry_period_s
@@ -75,8 +85,8 @@ class Agent:
         self.status_server = StatusServer(config.status_socket, lambda: self.snapshot)
 
     @classmethod
-    def from_config(cls, config: AgentConfig) -> Agent:
-        return cls(config, build_components(config))
+    def from_config(cls, config: AgentConfig, **options: Any) -> Agent:
+        return cls(config, build_components(config), **options)
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -119,7 +129,15 @@ class Agent:
     def request_stop(self) -> None:
         self._stop_requested = True
 
+    def request_reload(self) -> None:
+        """What SIGHUP does: re-read the configured rules file on the next turn of the loop."""
+        self._reload_requested = True
+
     def close(self) -> None:
+        """Release everything; safe to call twice (a stop path and a finally may both call it)."""
+        if self._closed:
+            return
+        self._closed = True
         parts = self.parts
         parts.notifier.stopping()
         for name in self.hub.ports:
@@ -149,7 +167,7 @@ class Agent:
         self._stop_requested = True
 
     def _on_reload_signal(self, signum: int, frame: object) -> None:
-        self._reload_requested = True
+        self.request_reload()
 
     # -- messages from devices ---------------------------------------------------------------
 
@@ -213,7 +231,7 @@ class Agent:
     def _decide_and_divert(self, parcel: Parcel) -> Decision:
         entry: ManifestEntry | None = self.parts.manifest.get(identifier_of(parcel).key)
         decision = decide(
-            parcel, self.rules, entry, self.lanes.snapshot, datetime.now(UTC),
+            parcel, self.rules, entry, self.lanes.snapshot, self._wall_clock(),
             default_country=self.config.default_destination_country,
             timezone=self.config.timezone,
         )

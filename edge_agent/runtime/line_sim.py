@@ -195,11 +195,12 @@ mode = "poll-after-scan"
             due = start + number * interval_ns
             while (wait := due - time.monotonic_ns()) > 0:
                 time.sleep(min(wait / 1e9, 0.01))
-            self._send_parcel(parcel)
+            self.send_parcel(parcel)
             if on_progress is not None and number % 100 == 0:
                 on_progress(number)
 
-    def _send_parcel(self, parcel: SimParcel) -> None:
+    def send_parcel(self, parcel: SimParcel) -> None:
+        """One parcel passes: its weight goes to the checkweigher, its label to the scanner."""
         self.scale.enqueue(parcel.weight_kg)
         if parcel.barcode is None:
             frame = b"NOREAD\r\n"

@@ -1,0 +1,173 @@
+"""The decision loop in process, turned by the test, against the simulated line's ptys.
+
+The agent's `step()` is what `run()` repeats; here the test turns it until a condition holds,
+so lane states, sorter faults, rule reloads and commands are checked without a second process.
+The wall clock is fixed before the Zhuhai cutoff so the routes do not depend on when CI runs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from edge_agent.config import load_config
+from edge_agent.runtime.agent import Agent
+from edge_agent.runtime.line_sim import LineSimulation
+from edge_agent.runtime.parcel_mix import SimParcel
+from edge_agent.sorting.lanes import LaneState
+from edge_agent.sorting.manifest import ManifestEntry
+from edge_agent.sorting.rules import RulesError
+
+# 10:00 in Hong Kong: before the Zhuhai route's 20:00 cutoff.
+MORNING = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+WAIT_S = 20.0
+
+
+def yrd_parcel(index: int, weight: float = 4.2) -> SimParcel:
+    barcode = f"LP{index:014d}"
+    return SimParcel(index, "yrd", barcode, "]C0", weight, {
+        "barcode": barcode, "country": "CN", "postal_code": "200120",
+        "declared_weight_kg": weight, "service": "standard"})
+
+
+@pytest.fixture
+def line(tmp_path: Path):
+    sim = LineSimulation(tmp_path / "line", [yrd_parcel(i) for i in range(20)], rate=100)
+    sim.prepare()
+    agents: list[Agent] = []
+
+    def start_agent() -> Agent:
+        agent = Agent.from_config(load_config(sim.config_path), wall_clock=lambda: MORNING)
+        agents.append(agent)
+        turn_until(agent, lambda: all(p.connected for p in agent.hub.ports.values()))
+        return agent
+
+    sim.start_agent = start_agent
+    yield sim
+    for agent in agents:
+        agent.close()
+    sim.close()
+
+
+def turn_until(agent: Agent, condition, timeout_s: float = WAIT_S):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        agent.step(max_wait_s=0.02)
+        value = condition()
+        if value:
+            return value
+    raise AssertionError(f"condition not met: {condition}")
+
+
+def send_and_decide(sim: LineSimulation, agent: Agent, parcel: SimParcel) -> dict:
+    """Send one parcel and return its lane command as the sorter received it."""
+    before = len(sim.sorter.commands)
+    sim.send_parcel(parcel)
+    turn_until(agent, lambda: len(sim.sorter.commands) > before)
+    command = sim.sorter.commands[before]
+    assert command.barcode == parcel.barcode
+    return {"bin": int(command.bin), "parcel_id": command.parcel_id}
+
+
+def outbox_rows(agent: Agent, kind: str) -> list[dict]:
+    return [json.loads(r.body) for r in agent.parts.outbox.pending(10_000) if r.kind == kind]
+
+
+def test_lane_full_from_the_sorter_overflows_then_clears(line):
+    agent = line.start_agent()
+    assert send_and_decide(line, agent, line.parcels[0])["bin"] == 1  # ZHUHAI
+    line.sorter.send_full(1)
+    turn_until(agent, lambda: agent.lanes.snapshot["ZHUHAI"] == LaneState.FULL)
+    assert send_and_decide(line, agent, line.parcels[1])["bin"] == 2  # SHANGHAI, its overflow
+    event = outbox_rows(agent, "parcel")[-1]
+    assert event["lane"] == "SHANGHAI" and "lane_full_overflow" in event["reasons"]
+    line.sorter.send_clear(1)
+    turn_until(agent, lambda: agent.lanes.snapshot["ZHUHAI"] == LaneState.OPEN)
+    assert send_and_decide(line, agent, line.parcels[2])["bin"] == 1
+
+
+def test_missing_and_refused_acknowledgements_raise_alarms(line):
+    agent = line.start_agent()
+    line.sorter.drop_acks = True
+    decided = send_and_decide(line, agent, line.parcels[0])
+    alarm = turn_until(agent, lambda: next(iter(outbox_rows(agent, "alarm")), None))
+    assert alarm["alarm"] == "sorter_ack_missing"
+    assert alarm["details"]["parcel_id"] == decided["parcel_id"]
+    line.sorter.drop_acks = False
+    line.sorter.nak_reason = "bin jammed"
+    send_and_decide(line, agent, line.parcels[1])
+    turn_until(agent, lambda: len(outbox_rows(agent, "alarm")) == 2)
+    assert outbox_rows(agent, "alarm")[1]["alarm"] == "sorter_refused"
+    assert agent.counters.totals["naks"] == 1 and agent.counters.totals["acks_missing"] == 1
+
+
+def test_sorter_unplugged_the_decision_is_still_recorded_with_an_alarm(line):
+    agent = line.start_agent()
+    line.sorter.unplug()
+    turn_until(agent, lambda: not agent.hub.ports["sorter"].connected)
+    line.send_parcel(line.parcels[0])
+    turn_until(agent, lambda: agent.counters.totals["parcels"] == 1)
+    assert outbox_rows(agent, "parcel")[0]["barcode"] == line.parcels[0].barcode
+    assert [a["alarm"] for a in outbox_rows(agent, "alarm")] == ["sorter_unreachable"]
+    line.sorter.replug()
+    turn_until(agent, lambda: agent.hub.ports["sorter"].connected, timeout_s=WAIT_S)
+    assert send_and_decide(line, agent, line.parcels[1])["bin"] == 1
+
+
+def test_reload_keeps_the_old_rules_when_the_file_is_bad(line, tmp_path):
+    rules_file = tmp_path / "rules.toml"
+    config_text = line.config_path.read_text()
+    line.config_path.write_text(config_text.replace(
+        "[pairing]", f'[rules]\nfile = "{rules_file}"\n\n[pairing]'))
+    from importlib import resources
+
+    good = resources.files("edge_agent.defaults").joinpath("rules.toml").read_text()
+    rules_file.write_text(good)
+    agent = line.start_agent()
+    assert agent.rules.version == "default-1"
+
+    rules_file.write_text(good.replace('version = "default-1"', 'version = "line3-2"')
+                          .replace("bin = 1\n", "bin = 0\n", 1))
+    agent.request_reload()
+    turn_until(agent, lambda: outbox_rows(agent, "alarm"))
+    assert agent.rules.version == "default-1"
+    assert outbox_rows(agent, "alarm")[0]["alarm"] == "rules_reload_refused"
+
+    rules_file.write_text(good.replace('version = "default-1"', 'version = "line3-2"'))
+    agent.request_reload()
+    turn_until(agent, lambda: agent.rules.version == "line3-2")
+    assert send_and_decide(line, agent, line.parcels[0])["bin"] == 1
+
+
+def test_commands_from_central_act_on_the_loops_state_and_persist(line):
+    agent = line.start_agent()
+    agent.set_lane("ZHUHAI", LaneState.BLOCKED)
+    assert send_and_decide(line, agent, line.parcels[0])["bin"] == 2
+    with pytest.raises(ValueError, match="unknown lane 'NOWHERE'"):
+        agent.set_lane("NOWHERE", LaneState.OPEN)
+
+    from importlib import resources
+
+    good = resources.files("edge_agent.defaults").joinpath("rules.toml").read_text()
+    with pytest.raises(RulesError):
+        agent.apply_rules(good.replace("[lanes.EXPORT]", "[lanes.EXPORT]\nbin = 'three'"))
+    assert agent.rules.version == "default-1"
+    assert agent.apply_rules(good.replace('"default-1"', '"central-7"')) == "central-7"
+
+    count = agent.upsert_manifest([ManifestEntry.from_dict({
+        "barcode": "LP99999999999999", "country": "US", "postal_code": "94105",
+        "declared_weight_kg": 1.0, "service": "standard"})])
+    assert count == 1
+    agent.close()
+
+    # A restart keeps what central set: the applied rules and the blocked lane.
+    again = line.start_agent()
+    assert again.rules.version == "central-7"
+    assert again.lanes.snapshot["ZHUHAI"] == LaneState.BLOCKED
+    assert send_and_decide(line, again, line.parcels[1])["bin"] == 2
+    export = SimParcel(99, "export", "LP99999999999999", "]C0", 1.0, None)
+    assert send_and_decide(line, again, export)["bin"] == 3
