@@ -90,4 +90,60 @@ def expected_decision(parcel: SimParcel, event: dict) -> Decision:
     return decide(facts, default_rules(), entry, {}, datetime.fromisoformat(event["decided_at"]))
 
 
-__all__ = ["AgentProcess", "EventCollector", "expected_decision", "sorter_records", "wait_for"]
+__all__ = [
+    "AgentProcess", "CentralClient", "EventCollector", "expected_decision", "sorter_records",
+    "wait_for",
+]
+
+
+class CentralClient:
+    """Central's side of the command contract: MQTT v5 requests with a response topic and
+    correlation data, and a record of every reply and retained status seen."""
+
+    def __init__(self, host: str, port: int, prefix: str):
+        import paho.mqtt.client as mqtt
+
+        self.prefix = prefix
+        self.replies: dict[bytes, dict] = {}
+        self.statuses: list[dict] = []
+        self._mqtt = mqtt
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-central",
+                                   protocol=mqtt.MQTTv5)
+        self._subscribed = 0
+        self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+        self._client.connect(host, port)
+        self._client.loop_start()
+        wait_for(lambda: self._subscribed == 2, what="central subscribed")
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        client.subscribe(self.prefix + "reply/#", qos=1)
+        client.subscribe(self.prefix + "status", qos=1)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        self._subscribed += 1
+
+    def _on_message(self, client, userdata, message):
+        body = json.loads(message.payload)
+        if message.topic.endswith("/status"):
+            self.statuses.append(body)
+            return
+        correlation = getattr(message.properties, "CorrelationData", None)
+        if correlation is not None:
+            self.replies[bytes(correlation)] = body
+
+    def request(self, name: str, command_id: str, args: dict | None = None) -> dict:
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.ResponseTopic = f"{self.prefix}reply/{name}"
+        properties.CorrelationData = command_id.encode()
+        body = json.dumps({"id": command_id, "args": args or {}})
+        self._client.publish(f"{self.prefix}cmd/{name}", body, qos=1, properties=properties)
+        return wait_for(lambda: self.replies.get(command_id.encode()), what=f"reply to {name}")
+
+    def close(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()

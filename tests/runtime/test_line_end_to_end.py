@@ -6,7 +6,14 @@ import threading
 from pathlib import Path
 
 import pytest
-from line_harness import AgentProcess, EventCollector, expected_decision, sorter_records, wait_for
+from line_harness import (
+    AgentProcess,
+    CentralClient,
+    EventCollector,
+    expected_decision,
+    sorter_records,
+    wait_for,
+)
 from support.broker import MosquittoBroker, mosquitto  # noqa: F401
 
 from edge_agent.config import load_config
@@ -130,3 +137,49 @@ def _parcel_id_of(collector: EventCollector, barcode: str) -> str | None:
 def _status_if(sim: LineSimulation, condition) -> dict | None:
     status = query_status(sim.state_dir / "status.sock")
     return status if condition(status) else None
+
+
+def test_central_commands_reach_the_running_agent_and_a_clean_stop_says_offline(
+    line, central, mosquitto  # noqa: F811
+):
+    sim = line(parcels=60, rate=100, seed=3)
+    collector = central(sim)
+    agent = AgentProcess(sim.config_path, sim.out_dir / "agent.log").start()
+    commands = None
+    try:
+        assert sim.wait_for_agent(), agent.log_tail()
+        commands = CentralClient(mosquitto.host, mosquitto.port, collector_prefix(sim))
+        wait_for(lambda: commands.statuses and commands.statuses[-1]["state"] == "online",
+                 what="retained online status")
+        assert commands.statuses[-1]["rules_version"] == "default-1"
+
+        reply = commands.request("lanes.set", "c-1", {"lane": "EXPORT", "state": "blocked"})
+        assert reply["ok"] is True, reply
+        refused = commands.request("lanes.set", "c-2", {"lane": "MOON", "state": "open"})
+        assert refused["ok"] is False and refused["error"]["code"] == "rejected"
+        assert commands.request("ping", "c-3")["result"] == {"pong": True}
+
+        sim.drive()
+        assert sim.wait_for_lane_commands() == 60
+        wait_for(lambda: collector.count() == 60, what="every event")
+        status = commands.request("status.get", "c-4")["result"]
+        assert status["lanes"]["EXPORT"]["state"] == "blocked"
+
+        assert agent.terminate() == 0, agent.log_tail()
+        wait_for(lambda: commands.statuses[-1]["state"] == "offline", what="offline status")
+    finally:
+        agent.ensure_stopped()
+        if commands is not None:
+            commands.close()
+
+    exports = [e for e in collector.parcels.values()
+               if e["inputs"]["country"] not in (None, "CN", "HK") and e["barcode"]]
+    assert exports, "the mix has export parcels"
+    for event in exports:
+        # EXPORT blocked and without an overflow lane: the exception lane, saying why.
+        assert event["lane"] == "EXCEPTION", event
+    assert any("lane_unavailable" in e["reasons"] for e in exports)
+
+
+def collector_prefix(sim: LineSimulation) -> str:
+    return load_config(sim.config_path).topic_prefix
