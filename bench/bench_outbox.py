@@ -43,7 +43,7 @@ def decision(i: int) -> dict:
     """A parcel event the size of a real one (~450 bytes of JSON)."""
     return {
         "parcel_id": f"01890a5d-ac96-774b-bcce-b302099a{i:04x}", "barcode": f"RR{i:09d}HK",
-        "lane": "ZHUHAI", "bin": "ZHUHAI", "rule": "gangzhufei-yangtze-delta",
+        "lane": "ZHUHAI", "bin": 1, "rule": "gangzhufei-yangtze-delta",
         "reasons": [], "rules_version": "default-1",
         "decided_at": "2026-01-01T08:00:00.123+08:00",
         "inputs": {"weight_kg": 1.234, "weight_status": "ok", "country": "CN",

@@ -42,8 +42,8 @@ class ParcelEvent(Event):
 
     parcel_id: str
     barcode: str | None = Field(description="None when the scanner had no read")
-    lane: str
-    bin: str = Field(description="ZHUHAI, SHANGHAI, EXPORT, EXCEPTION (rule set dependent)")
+    lane: str = Field(description="ZHUHAI, SHANGHAI, EXPORT, EXCEPTION (rule set dependent)")
+    bin: int = Field(ge=1, le=99, description="The sorter's bin number the parcel was sent to")
     rule: str = Field(description="The rule that decided")
     reasons: list[str] = Field(description="Why (e.g. why EXCEPTION)")
     rules_version: str

@@ -20,6 +20,7 @@ from edge_agent.config import load_config
 from edge_agent.runtime.line_sim import LineSimulation
 from edge_agent.runtime.parcel_mix import parcel_mix
 from edge_agent.runtime.status_server import query_status
+from edge_agent.sync.payloads import ParcelEvent
 
 
 @pytest.fixture
@@ -79,6 +80,7 @@ def test_every_parcel_gets_the_bin_the_rules_give_and_an_event(line, central):
     lanes_seen = set()
     for record in records:
         event = collector.parcels[record["parcel_id"]]
+        ParcelEvent.model_validate(event)  # the published contract holds for real events
         assert event["bin"] == record["bin"]
         lanes_seen.add(event["lane"])
         if event["barcode"] is None:
