@@ -54,6 +54,16 @@ def write_manifest_csv(path: Path, rows: int, rng: random.Random) -> None:
             out.write(f"{barcode(number)},{country},{postal or ''},{weight},standard\n")
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(steal, total) jiffies of all CPUs from /proc/stat; (0, 0) where there is none."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            values = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return (values[7] if len(values) > 7 else 0), sum(values)
+
+
 def percentiles(samples_ns: list[int]) -> dict[str, float]:
     ordered = sorted(samples_ns)
 
@@ -96,6 +106,7 @@ def main() -> int:
         # The machine may be shared: the load before the run says how quiet it was.
         "load_average_1min": os.getloadavg()[0],
     }
+    steal_before, total_before = cpu_ticks()
     with tempfile.TemporaryDirectory() as tmp:
         csv_path = Path(tmp) / "manifest.csv"
         write_manifest_csv(csv_path, args.rows, rng)
@@ -141,11 +152,17 @@ def main() -> int:
                 measured, lambda p: decide(p, rules, entries[p.barcode], states, now))
             parse_identifier.cache_clear()  # every measured parcel parses its barcode
             results["lookup_and_decide"] = time_each(measured, full_path)
+    steal_after, total_after = cpu_ticks()
+    # On a virtual machine the host may take the CPU away; that time lands in every tail.
+    elapsed = total_after - total_before
+    results["cpu_steal_percent"] = round(100 * (steal_after - steal_before) / elapsed, 1) \
+        if elapsed else 0.0
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         print(f"{results['date']}  {results['machine']}  rows={args.rows} parcels={args.parcels}"
-              f"  load={results['load_average_1min']:.2f}")
+              f"  load={results['load_average_1min']:.2f}"
+              f"  cpu stolen by the host={results['cpu_steal_percent']}%")
         imp = results["import"]
         print(f"import: {imp['seconds']} s, {imp['rows_per_s']:,} rows/s, {imp['db_mb']} MB")
         print(f"{'':<24} {'wall p50':>9} {'p99':>7} {'p99.9':>8}   {'cpu p50':>8} {'p99':>7} "
