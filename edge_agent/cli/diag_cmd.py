@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from edge_agent.cli.status_cmd import add_status_parser
 
     add_status_parser(commands)
+    from edge_agent.cli.diag_mqtt import add_mqtt_parser
+
+    add_mqtt_parser(commands)
 
 
 # -- diag ports ----------------------------------------------------------------------------

@@ -3,16 +3,11 @@ file naming them, and throwaway certificates (valid, expired, expiring soon)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import structlog
-
-# The certificate helper lives beside the sync tests; the toolkit reuses it.
-sys.path.insert(0, str(Path(__file__).parents[1] / "sync"))
-
 from support.broker import MosquittoBroker, mosquitto  # noqa: F401
 from support.pty_devices import PtyBench, pty_bench  # noqa: F401
 from toolkit_helpers import config_text
