@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from edge_agent.errors import EdgeAgentError
-from edge_agent.sorting.decision import Decision, Parcel, decide
+from edge_agent.sorting.decision import Decision, Parcel, decide, identifier_of
 from edge_agent.sorting.lanes import LaneState
 from edge_agent.sorting.manifest import ManifestEntry
 from edge_agent.sorting.rules import RuleSet
@@ -70,7 +70,9 @@ def redecide(record: dict, rules: RuleSet, timezone: str, default_country: str) 
         # Only the fields the decision used were recorded; a barcode-given destination wins over
         # the manifest's anyway, so the recorded country and postal code stand in for it.
         entry = ManifestEntry(
-            barcode=record["barcode"],
+            # The manifest is keyed by the parsed identifier: a GS1 barcode's raw text holds
+            # a <GS> and is no valid manifest barcode, its SSCC is.
+            barcode=identifier_of(parcel).key,
             country=inputs["country"],
             postal_code=inputs.get("postal_code"),
             declared_weight_kg=inputs.get("declared_weight_kg"),
