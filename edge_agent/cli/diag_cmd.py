@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from edge_agent.cli.diag_mqtt import add_mqtt_parser
 
     add_mqtt_parser(commands)
+    from edge_agent.cli.diag_device import register_device_parsers
+
+    register_device_parsers(commands)
 
 
 # -- diag ports ----------------------------------------------------------------------------
