@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from edge_agent.cli.diag_device import register_device_parsers
 
     register_device_parsers(commands)
+    from edge_agent.cli.diag_capture import add_capture_parser
+
+    add_capture_parser(commands)
 
 
 # -- diag ports ----------------------------------------------------------------------------

@@ -7,6 +7,9 @@ file, so a technician can check a capture (or a site's new profile) without a de
     edge-agent profiles decode toledo-continuous --hex '02 2c 30 20 20 20 31 32 33 34 ...'
     edge-agent profiles decode ./site-scale.toml --file capture.bin
 
+A file written by `edge-agent diag capture` is replayed with the read times kept beside it
+(capture.bin.times), so frames that end in an idle gap split as they did on the line.
+
 A profile argument with a `/` or ending in `.toml` is read as a file, anything else is a name
 looked up on the profile search path (EDGE_AGENT_PROFILE_PATH, then the packaged profiles).
 """
@@ -178,11 +181,18 @@ def run_decode(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    from edge_agent.diagnostics.capture import CaptureError, read_capture, replay, times_path
+
+    # A capture from `diag capture` has its read times beside it: replayed with those times,
+    # idle-gap frames split where the device paused. Other input is one chunk, ending in a gap.
+    times = times_path(Path(args.file)) if args.file not in (None, "-") else None
+    try:
+        chunks = read_capture(data, times)
+    except CaptureError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     codec = make_codec(profile)
-    messages = codec.feed(data, 0)
-    deadline = codec.next_deadline_ns()
-    if deadline is not None:  # idle-gap framing: the end of the input is a gap
-        messages += codec.flush(deadline)
+    messages = replay(codec, chunks)
     for message in messages:
         print(json.dumps(message_to_dict(message)))
     counters = codec.counters
