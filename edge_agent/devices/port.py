@@ -191,7 +191,16 @@ class SupervisedPort:
         if raw_frames_enabled():
             log.debug("serial_out", device=self.name, hex=data.hex(" "))
         try:
-            self._serial.write(data)
+            # pyserial opens the fd non-blocking, so one os.write takes a short command whole,
+            # without the select() and timeout bookkeeping pyserial wraps around every write
+            # (a third of a lane command's cost). Only the rest of a partial write (the output
+            # buffer full) goes through pyserial's write, bounded by WRITE_TIMEOUT_S.
+            try:
+                written = os.write(self._serial.fileno(), data)
+            except BlockingIOError:
+                written = 0
+            if written < len(data):
+                self._serial.write(data[written:])
         except serial.SerialTimeoutException:
             self.counters["io_errors"] += 1
             log.warning("device_write_timeout", device=self.name, bytes=len(data))
