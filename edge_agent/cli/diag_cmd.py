@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from edge_agent.cli.diag_capture import add_capture_parser
 
     add_capture_parser(commands)
+    from edge_agent.cli.diag_bundle import add_bundle_parser
+
+    add_bundle_parser(commands)
 
 
 # -- diag ports ----------------------------------------------------------------------------

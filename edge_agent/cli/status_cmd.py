@@ -27,6 +27,12 @@ DECISION_COLUMNS = ("at", "parcel", "bin", "reason", "latency_ms")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+# The agent refreshes its snapshot a few times a second; once a second is readable by eye.
+FOLLOW_INTERVAL_S = 1.0
+# On a terminal: cursor home, then clear to the end of the screen, so a refresh redraws in place
+# without the flicker of clearing first.
+CURSOR_HOME = "\x1b[H"
+CLEAR_TO_END = "\x1b[J"
 
 
 def add_status_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -41,6 +47,11 @@ def add_status_parser(commands: argparse._SubParsersAction) -> argparse.Argument
     parser.add_argument("--json", action="store_true", help="print the status document as JSON")
     parser.add_argument("--timeout", type=float, default=2.0, metavar="SECONDS",
                         help="how long to wait for the agent's answer (default 2)")
+    parser.add_argument("--follow", action="store_true",
+                        help="refresh until Ctrl-C (in place on a terminal)")
+    parser.add_argument("--interval", type=float, default=FOLLOW_INTERVAL_S, metavar="SECONDS",
+                        help=f"--follow: time between refreshes (default {FOLLOW_INTERVAL_S:g})")
+    parser.add_argument("--count", type=int, metavar="N", help="--follow: stop after N refreshes")
     parser.set_defaults(handler=run_status)
     return parser
 
@@ -59,6 +70,11 @@ def run_status(args: argparse.Namespace) -> int:
     from edge_agent.runtime.status_server import StatusError, query_status
 
     path = status_socket_path(args)
+    if getattr(args, "follow", False):
+        try:
+            return follow_status(path, args)
+        except KeyboardInterrupt:  # Ctrl-C is how a technician ends --follow
+            return EXIT_OK
     try:
         document = query_status(path, timeout_s=getattr(args, "timeout", 2.0))
     except StatusError as exc:
@@ -69,6 +85,37 @@ def run_status(args: argparse.Namespace) -> int:
     else:
         print("\n".join(render_status(document)))
     return EXIT_OK
+
+
+def follow_status(path: Path, args: argparse.Namespace) -> int:
+    """Print the status every --interval: redrawn in place on a terminal, otherwise as plain
+    blocks one after another (for a log file or `| less`). An agent that stops answering is
+    shown as such and asked again at the next refresh."""
+    import time
+    from datetime import datetime
+
+    from edge_agent.runtime.status_server import StatusError, query_status
+
+    in_place = sys.stdout.isatty()
+    code = EXIT_OK
+    shown = 0
+    while args.count is None or shown < args.count:
+        if shown:
+            time.sleep(args.interval)  # the refresh period itself, not a wait for readiness
+        try:
+            lines = render_status(query_status(path, timeout_s=args.timeout))
+            code = EXIT_OK
+        except StatusError as exc:
+            lines = _wrap("", [str(exc)], separator=" ")
+            code = EXIT_FAILED
+        stamp = f"-- {datetime.now():%H:%M:%S} (every {args.interval:g} s, Ctrl-C to stop) --"
+        if in_place:
+            print(CURSOR_HOME + "\n".join([stamp, *lines]) + "\n" + CLEAR_TO_END, end="",
+                  flush=True)
+        else:
+            print("\n".join([stamp, *lines, ""]), flush=True)
+        shown += 1
+    return code
 
 
 def render_status(document: Mapping[str, Any]) -> list[str]:

@@ -3,11 +3,15 @@ file naming them, and throwaway certificates (valid, expired, expiring soon)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import structlog
+
+# The running-agent harness lives beside the runtime tests; the toolkit reuses it.
+sys.path.insert(0, str(Path(__file__).parents[1] / "runtime"))
 from support.broker import MosquittoBroker, mosquitto  # noqa: F401
 from support.pty_devices import PtyBench, pty_bench  # noqa: F401
 from toolkit_helpers import config_text
