@@ -284,6 +284,11 @@ class FixedLengthFramer(Framer):
         super().__init__(counters)
         self.length, self.start, self.end = length, start, end
         self.max_buffer = length - 1
+        self._hunting = False  # misaligned with no start marker: drop through the next end marker
+
+    def reset(self) -> None:
+        super().reset()
+        self._hunting = False
 
     def feed(self, data: bytes, now_ns: int) -> list[Frame]:
         buf = self._buf
@@ -293,6 +298,17 @@ class FixedLengthFramer(Framer):
         start, end, length = self.start, self.end, self.length
         pos = 0
         while True:
+            if self._hunting:
+                assert end is not None
+                after = buf.find(end, pos)
+                if after < 0:
+                    keep_from = max(pos, len(buf) - (len(end) - 1))
+                    counters.garbage_bytes += keep_from - pos
+                    pos = keep_from
+                    break
+                counters.garbage_bytes += after + len(end) - pos
+                pos = after + len(end)
+                self._hunting = False
             if start is not None and not buf.startswith(start, pos):
                 found = buf.find(start, pos)
                 if found < 0:
@@ -306,14 +322,12 @@ class FixedLengthFramer(Framer):
                 break
             stop = pos + length
             if end is not None and not buf.startswith(end, stop - len(end)):
-                # Misaligned: with a start marker try the next one, else resync after an end marker.
+                # Misaligned: try the next start marker, or without one resync after an end marker.
                 if start is not None:
-                    skip = pos + 1
+                    counters.garbage_bytes += 1
+                    pos += 1
                 else:
-                    after = buf.find(end, pos)
-                    skip = after + len(end) if after >= 0 else len(buf) - (len(end) - 1)
-                counters.garbage_bytes += skip - pos
-                pos = skip
+                    self._hunting = True
                 continue
             counters.frames += 1
             body_from = pos + (len(start) if start else 0)
