@@ -1,9 +1,12 @@
 """`edge-agent diag ...`: the technicians' view of the serial side.
 
 `diag ports` lists serial ports with their stable by-id names; `diag watch` opens one or more
-devices with their profiles (polling them when the profile says so) and prints every decoded
-message live, then a summary of counts when stopped. Other modules add subcommands to this
-group through `register`'s `commands` the same way `add_ports_parser` and `add_watch_parser` do.
+devices with their profiles (polling them when the profile says so), or every device of the
+agent's config (`--config`, when the agent is stopped: it holds its ports exclusively), and
+prints every decoded message live on one line of at most 80 columns (a stable weight shows how
+long it has held its value), then a summary of counts when stopped. Other modules add
+subcommands to this group through `register`'s `commands` the same way `add_ports_parser` and
+`add_watch_parser` do.
 """
 
 from __future__ import annotations
@@ -11,15 +14,20 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import textwrap
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import EdgeAgentError
 
 # One hub.poll() waits at most this long, so --seconds and signals are honoured promptly.
 WATCH_POLL_S = 0.1
+# Technicians' terminals: one line per message, never wrapped.
+WATCH_WIDTH = 80
+NS_PER_S = 1_000_000_000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -95,6 +103,8 @@ def add_watch_parser(commands: argparse._SubParsersAction) -> None:
     watch.add_argument("--profile", help="firmware profile of the device on --port")
     watch.add_argument("--device", action="append", type=parse_device_spec, default=[],
                        metavar="NAME=PATH:PROFILE", help="a device to watch (repeatable)")
+    watch.add_argument("--config", type=Path, metavar="FILE",
+                       help="watch every device the agent's config names (agent stopped)")
     watch.add_argument("--baudrate", type=int, help="override the profile's baud rate")
     watch.add_argument("--poll-ms", type=int, help="override the profile's poll period")
     watch.add_argument("--json", action="store_true", help="JSON lines instead of one-liners")
@@ -105,20 +115,47 @@ def add_watch_parser(commands: argparse._SubParsersAction) -> None:
 
 def _targets(args: argparse.Namespace) -> list[WatchTarget]:
     targets = list(args.device)
+    if getattr(args, "config", None) is not None:
+        from edge_agent.config import load_config  # ConfigError: the CLI exits 2
+
+        config = load_config(args.config)
+        targets += [WatchTarget(name, device.port, device.profile)
+                    for name, device in config.devices.items()]
     if args.port or args.profile:
         if not (args.port and args.profile):
             raise EdgeAgentError("diag watch: --port and --profile go together")
         targets.insert(0, WatchTarget("device", args.port, args.profile))
     if not targets:
-        raise EdgeAgentError("diag watch: name a device with --port/--profile or --device")
+        raise EdgeAgentError(
+            "diag watch: name a device with --port/--profile, --device or --config")
     names = [target.name for target in targets]
     if len(set(names)) != len(names):
         raise EdgeAgentError(f"diag watch: device names repeat: {', '.join(names)}")
     return targets
 
 
-def describe(name: str, message: Any) -> str:
-    """One human line per message: time it arrived, device, what it says."""
+class SteadyClock:
+    """How long each device's weight has been stable at the same value: the number a
+    technician watches when a parcel sits on the scale."""
+
+    def __init__(self) -> None:
+        self._since: dict[str, tuple[float | None, int]] = {}
+
+    def steady_s(self, name: str, message: Any) -> float | None:
+        if message.kind != "weight":
+            return None
+        if not message.stable:
+            self._since.pop(name, None)
+            return None
+        value, since = self._since.get(name, (None, 0))
+        if value != message.value_kg or since == 0:
+            self._since[name] = (message.value_kg, message.received_ns)
+            return 0.0
+        return (message.received_ns - since) / NS_PER_S
+
+
+def describe(name: str, message: Any, steady_s: float | None = None) -> str:
+    """One human line per message: time it arrived, device, what it says (at most 80 columns)."""
     stamp = datetime.now().strftime("%H:%M:%S.%f")[:-3]
     kind = message.kind
     if kind == "weight":
@@ -129,6 +166,8 @@ def describe(name: str, message: Any) -> str:
         if message.net:
             flags.append("net")
         text = f"weight {value} ({', '.join(flags)})"
+        if steady_s is not None:
+            text += f" steady {steady_s:.1f} s"
     elif kind == "scan":
         symbology = f" {message.symbology}" if message.symbology else ""
         text = "no-read" if message.no_read else f"scan {message.data!r}{symbology}"
@@ -141,7 +180,8 @@ def describe(name: str, message: Any) -> str:
         text = f"decode error: {message.reason} raw={message.raw.hex(' ')}"
     else:
         text = f"reply {message.text!r}"
-    return f"{stamp} {name}: {text}"
+    line = f"{stamp} {name}: {text}"
+    return line if len(line) <= WATCH_WIDTH else line[: WATCH_WIDTH - 1] + "…"
 
 
 def _summary(hub: Any, tally: dict[str, dict[str, int]]) -> dict[str, dict[str, object]]:
@@ -159,6 +199,17 @@ def _summary(hub: Any, tally: dict[str, dict[str, int]]) -> dict[str, dict[str, 
             "reconnects": counters["reconnects"],
         }
     return out
+
+
+def _refuse_busy_ports(hub: Any) -> None:
+    """A port held by another program would be retried silently forever: say so instead."""
+    busy = [f"{port.name} ({port.path})" for port in hub.ports.values()
+            if port.last_error and "busy" in port.last_error]
+    if busy:
+        raise EdgeAgentError(
+            f"diag watch: port busy: {', '.join(busy)}; the running agent holds its ports "
+            "exclusively: watch it with `edge-agent diag status --follow`, or stop it first "
+            "(systemctl stop edge-agent)")
 
 
 def run_watch(args: argparse.Namespace) -> int:
@@ -183,6 +234,8 @@ def run_watch(args: argparse.Namespace) -> int:
         for target in targets:
             hub.add(SupervisedPort(target.name, target.path, profiles[target.name],
                                    baudrate=args.baudrate, poll_period_ms=args.poll_ms))
+        _refuse_busy_ports(hub)
+        steady = SteadyClock()
         while not stop["signal"]:
             if deadline is not None and time.monotonic() >= deadline:
                 break
@@ -196,7 +249,7 @@ def run_watch(args: argparse.Namespace) -> int:
                 if args.json:
                     print(json.dumps({"device": name, **message_to_dict(message)}), flush=True)
                 else:
-                    print(describe(name, message), flush=True)
+                    print(describe(name, message, steady.steady_s(name, message)), flush=True)
         summary = _summary(hub, tally)
     finally:
         hub.close()
@@ -206,5 +259,6 @@ def run_watch(args: argparse.Namespace) -> int:
         print(json.dumps({"summary": summary}))
     else:
         for name, counts in summary.items():
-            print(f"{name}: " + ", ".join(f"{key} {value}" for key, value in counts.items()))
+            text = f"{name}: " + ", ".join(f"{key} {value}" for key, value in counts.items())
+            print("\n".join(textwrap.wrap(text, WATCH_WIDTH, subsequent_indent="    ")))
     return 0
