@@ -19,6 +19,7 @@ if SCALE not in ("ci", "long"):
     raise ValueError(f"EDGE_AGENT_FAULTS_SCALE must be 'ci' or 'long', not {SCALE!r}")
 LONG = SCALE == "long"
 SUBSCRIBE_TIMEOUT_S = 10.0
+RECONNECT_MIN_S, RECONNECT_MAX_S = 0.1, 0.5
 TIMEZONE = "Asia/Hong_Kong"  # the config default the simulated line uses
 
 
@@ -48,12 +49,21 @@ class Central:
                                    protocol=mqtt.MQTTv5)
         topics = [(self.prefix + "events/#", 1), (self.prefix + "telemetry", 1)]
         self._client.on_connect = lambda c, u, f, rc, p: c.subscribe(topics)
-        self._client.on_subscribe = lambda c, u, mid, rcs, p: self._subscribed.set()
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_disconnect = lambda c, u, f, rc, p: self._subscribed.clear()
+        # Back within a moment of a broker restart, so no event is published before it is.
+        self._client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         self._client.on_message = self._on_message
         self._client.connect(self.host, self.port)
         self._client.loop_start()
         if not self._subscribed.wait(SUBSCRIBE_TIMEOUT_S):
             raise AssertionError("central could not subscribe")
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        self._subscribed.set()
+
+    def resubscribed_since_restart(self) -> bool:
+        return self._subscribed.is_set()
 
     def _on_message(self, client, userdata, message) -> None:
         kind = message.topic.removeprefix(self.prefix).split("/")[-1]
