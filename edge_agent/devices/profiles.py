@@ -367,6 +367,8 @@ def _problems(exc: ValidationError) -> list[str]:
         kind = error["type"]
         if kind == "extra_forbidden":
             message = "unknown setting (a typo?)"
+        elif kind == "value_error":
+            message = message.removeprefix("Value error, ")
         elif kind == "missing":
             message = "missing (required)"
         elif kind in ("union_tag_invalid", "union_tag_not_found"):
