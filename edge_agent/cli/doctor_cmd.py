@@ -37,6 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_doctor(args: argparse.Namespace) -> int:
     from edge_agent.diagnostics.doctor import run_checks
     from edge_agent.diagnostics.results import worst
+    from edge_agent.logs import configure_logging
+
+    if not args.verbose:  # the ports' connect/disconnect logs would bury the checks' lines
+        configure_logging(0, args.log_format, level="warning")
 
     results = run_checks(args.config, args.service_user, args.socket)
     verdict = worst(results).value

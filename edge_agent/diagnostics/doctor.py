@@ -25,8 +25,7 @@ def run_checks(config_path: Path, service_user: str = host_checks.SERVICE_NAME,
     if config is not None:
         results += host_checks.check_profiles(config)
         agent_devices = _agent_devices(status_socket or config.status_socket)
-        for name, device in config.devices.items():
-            results += port_checks.check_port(name, device, service_user, agent_devices)
+        results += port_checks.check_ports(config.devices, service_user, agent_devices)
         results += broker_checks(config)
         results += host_checks.check_state_dir(config)
     results.append(host_checks.check_clock())
