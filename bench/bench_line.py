@@ -23,6 +23,7 @@ Everything started here is stopped by its pid. Results: docs/PERFORMANCE.md ("Li
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -31,6 +32,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,6 +57,8 @@ WEIGHT_TOLERANCE_KG = 0.0005
 # Polling another process's output file, with a deadline.
 POLL_S = 0.02
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# Starts timed after the first (which compiles the bytecode), for the start-up figure.
+WARM_STARTS = 5
 
 
 @dataclass
@@ -80,6 +84,11 @@ class RunResult:
 
 # -- the process under test -------------------------------------------------------------------
 
+# Installed with pip, a device runs from compiled bytecode; a development shell may forbid
+# writing it (PYTHONDONTWRITEBYTECODE), which would time the compiler, not the agent. The
+# processes started here cache their bytecode in the run's own directory (set in main()).
+_CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
 
 def _command(kind: str, config: Path) -> list[str]:
     if kind == "agent":
@@ -103,22 +112,40 @@ def _memory_mb(pid: int) -> tuple[float, float]:
 
 def _start_timed(
     command: list[str], notify_path: Path, log: Path
-) -> tuple[subprocess.Popen, float]:
-    """Start the process and time exec -> READY=1 on our own notify socket."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-        notify.bind(str(notify_path))
-        notify.settimeout(READY_TIMEOUT_S)
-        env = dict(os.environ, NOTIFY_SOCKET=str(notify_path))
-        with log.open("a") as err:
-            started = time.monotonic()
-            process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
-        try:
-            while b"READY=1" not in notify.recv(4096).split(b"\n"):
-                pass
-        except TimeoutError:
-            _stop(process)
-            raise RuntimeError(f"{command[1]} sent no READY=1; see {log}") from None
-        return process, time.monotonic() - started
+) -> tuple[subprocess.Popen, float, socket.socket]:
+    """Start the process and time exec -> READY=1 on our own notify socket. The socket stays
+    open (and drained) until the caller closes it, as systemd's does: the agent keeps sending
+    STATUS= lines, and a vanished socket would have it log a failure for each one."""
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(notify_path))
+    notify.settimeout(READY_TIMEOUT_S)
+    env = dict(_CHILD_ENV, NOTIFY_SOCKET=str(notify_path))
+    with log.open("a") as err:
+        started = time.monotonic()
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        while b"READY=1" not in notify.recv(4096).split(b"\n"):
+            pass
+    except TimeoutError:
+        _stop(process)
+        notify.close()
+        raise RuntimeError(f"{command[1]} sent no READY=1; see {log}") from None
+    ready_s = time.monotonic() - started
+    notify.settimeout(None)
+    threading.Thread(target=_drain, args=(notify,), daemon=True).start()
+    return process, ready_s, notify
+
+
+def _drain(notify: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # closed by the run: done
+        while notify.recv(4096):
+            pass
+
+
+def _close_notify(notify: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        notify.shutdown(socket.SHUT_RDWR)  # wakes the draining thread's recv()
+    notify.close()
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -184,6 +211,28 @@ def _wait_lines(path: Path, count: int, timeout_s: float) -> float:
     return time.monotonic()
 
 
+def measure_startup(kind: str, work: Path, broker: MosquittoBroker) -> dict[str, float]:
+    """exec -> READY=1: the first start (bytecode compiled) and the median of warm ones."""
+    out = work / f"startup-{kind}"
+    sim = LineSimulation(out, parcel_mix(10), rate=10, broker=f"{broker.host}:{broker.port}",
+                         site="BENCH", line=f"S{kind}")
+    times = []
+    try:
+        config = sim.prepare()
+        for attempt in range(1 + WARM_STARTS):
+            notify = out / f"notify-{attempt}.sock"
+            process, seconds, notify_socket = _start_timed(
+                _command(kind, config), notify, out / f"{kind}.log")
+            _stop(process)
+            _close_notify(notify_socket)
+            times.append(seconds)
+    finally:
+        sim.close()
+    warm = sorted(times[1:])
+    return {"first_s": round(times[0], 3), "warm_median_s": round(warm[len(warm) // 2], 3),
+            "warm_max_s": round(warm[-1], 3)}
+
+
 # -- one run ----------------------------------------------------------------------------------
 
 
@@ -194,13 +243,13 @@ def run_once(kind: str, rate: float, parcels: list[SimParcel], work: Path,
                          site="BENCH", line=f"R{number}")
     result = RunResult(kind, rate, len(parcels))
     events_path = out / "events.jsonl"
-    collector = process = None
+    collector = process = notify = None
     try:
         config = sim.prepare()
         topic = f"sortline/v1/BENCH/R{number}/events/parcel"
         collector = _start_collector(broker, topic, events_path)
-        process, result.startup_s = _start_timed(_command(kind, config), out / "notify.sock",
-                                                 out / f"{kind}.log")
+        process, result.startup_s, notify = _start_timed(
+            _command(kind, config), out / "notify.sock", out / f"{kind}.log")
         if kind == "agent" and not sim.wait_for_agent(DEVICES_TIMEOUT_S):
             raise RuntimeError(f"the agent did not open its devices; see {out / 'agent.log'}")
         cpu_before = _cpu_s(process.pid)
@@ -219,6 +268,8 @@ def run_once(kind: str, rate: float, parcels: list[SimParcel], work: Path,
     finally:
         if process is not None:
             _stop(process)
+        if notify is not None:
+            _close_notify(notify)
         if collector is not None:
             _stop(collector)
         sim.close()
@@ -302,6 +353,7 @@ def main() -> int:
     parser.add_argument("--only", choices=("agent", "baseline"), help="run one process only")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--keep", type=Path, help="run in this directory and keep its files")
     args = parser.parse_args()
 
     plan = [(float(rate), max(200, int(float(rate) * args.seconds)))
@@ -311,10 +363,15 @@ def main() -> int:
     kinds = [args.only] if args.only else ["agent", "baseline"]
     load_before = os.getloadavg()
     results: list[RunResult] = []
+    startup: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-line-") as tmp:
-        work = Path(tmp)
+        work = args.keep or Path(tmp)
+        _CHILD_ENV["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
         broker = MosquittoBroker(work / "broker").start()
         try:
+            for kind in kinds:
+                startup[kind] = measure_startup(kind, work, broker)
+                print(json.dumps({"startup": kind, **startup[kind]}), flush=True)
             for rate, count in plan:
                 parcels = parcel_mix(count, seed=args.seed)
                 for kind in kinds:
@@ -332,9 +389,10 @@ def main() -> int:
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()],
     }
+    print(json.dumps({"startup": startup}))
     print(json.dumps(info))
     if args.json:
-        args.json.write_text(json.dumps({"info": info,
+        args.json.write_text(json.dumps({"info": info, "startup": startup,
                                          "results": [r.__dict__ for r in results]}, indent=1))
     return 0
 
