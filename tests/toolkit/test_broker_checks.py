@@ -146,3 +146,30 @@ def test_broker_down_and_bad_config(capsys, tmp_path, mosquitto):
     config.write_text("site = 'HKG1'\n")
     assert main(["diag", "mqtt", "--config", str(config)]) == 2
     assert "line: Field required" in capsys.readouterr().err
+
+
+def test_wrong_password_is_refused_with_the_broker_reason(capsys, tmp_path):
+    import subprocess
+
+    users = tmp_path / "passwords"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(users), "HKG1-L1", "right"], check=True,
+                   capture_output=True, timeout=30)
+    broker = MosquittoBroker(tmp_path / "broker", allow_anonymous=False,
+                             extra_config=f"password_file {users}")
+    secret = tmp_path / "mqtt-password"
+    (tmp_path / "state").mkdir()
+    config = tmp_path / "agent.toml"
+    with broker:
+        for password, expected in (("right", 0), ("Wr0ng-s3cret", 1)):
+            secret.write_text(password + "\n")
+            config.write_text(config_text(tmp_path / "state", {}, broker_mqtt(
+                broker, f'username = "HKG1-L1"\npassword_file = "{secret}"')))
+            assert main(["diag", "mqtt", "--config", str(config), "--json"]) == expected
+            report = json.loads(capsys.readouterr().out)
+        checks = _doctor(capsys, config)
+    assert report["failed_step"] == "credentials"
+    assert report["connack"] in ("Bad user name or password", "Not authorized")
+    assert checks["broker reachable"]["status"] == "pass"
+    assert checks["broker credentials"]["status"] == "fail"
+    assert "password file" in checks["broker credentials"]["advice"]
+    assert "Wr0ng-s3cret" not in json.dumps(checks)  # the password itself is never shown

@@ -119,3 +119,15 @@ def test_human_output_fits_80_columns(capsys, line_devices, write_config):
     assert "-> " in out  # advice lines for the warnings
     assert out.strip().splitlines()[-1].startswith("WARN")
     assert code == 1
+
+
+def test_missing_state_directory_fails_with_the_command_to_make_it(capsys, line_devices,
+                                                                    write_config, tmp_path):
+    config = write_config({})
+    config.write_text(config.read_text().replace(str(tmp_path / "state"),
+                                                 str(tmp_path / "missing")))
+    code, checks = doctor(capsys, config)
+    state = checks["state directory"]
+    assert state["status"] == "fail" and "does not exist" in state["detail"]
+    assert state["advice"].startswith("create it: install -d")
+    assert code == 2
