@@ -30,7 +30,6 @@ from edge_agent.diagnostics.host_checks import SERVICE_NAME, run_command
 
 # A day of a busy line's log is a few thousand lines; enough to see what led up to a fault.
 JOURNAL_LINES = 2000
-STATUS_TIMEOUT_S = 2.0
 REDACTED = "<redacted>"
 # Config keys whose values are secrets (matched as words in the key's name).
 SECRET_WORDS = ("password", "passwd", "secret", "token", "key")
@@ -78,17 +77,21 @@ def collect(config_path: Path, *, run_doctor: bool = True,
     except ConfigError as exc:
         notes["config"] = str(exc)
 
-    socket_path = status_socket or (config.status_socket if config else None)
-    status = _status(socket_path, notes)
+    from edge_agent.diagnostics.doctor import agent_status
+
+    errors: list[str] = []
+    status = agent_status(config, status_socket, errors)
     if status is not None:
         files["status.json"] = _json(status)
+    else:
+        notes["status.json"] = "; ".join(errors)
     if config is not None:
         files["outbox.json"] = _json(outbox_stats(config.state_dir))
     if run_doctor:
         from edge_agent.diagnostics.doctor import run_checks
 
-        files["doctor.json"] = _json([r.to_dict() for r in run_checks(config_path,
-                                                                     status_socket=socket_path)])
+        files["doctor.json"] = _json([r.to_dict() for r in run_checks(
+            config_path, status_socket=status_socket)])
     journal = run_command("journalctl", "-u", SERVICE_NAME, "-n", str(JOURNAL_LINES),
                           "--no-pager", "-o", "json")
     if journal is None:
@@ -140,19 +143,6 @@ def write_bundle(out: Path, config_path: Path, *, run_doctor: bool = True,
             info.size, info.mtime, info.mode = len(data), int(time.time()), 0o640
             archive.addfile(info, io.BytesIO(data))
     return manifest
-
-
-def _status(socket_path: Path | None, notes: dict[str, str]) -> dict[str, Any] | None:
-    from edge_agent.runtime.status_server import StatusError, query_status
-
-    if socket_path is None:
-        notes["status.json"] = "no config, so no status socket to ask"
-        return None
-    try:
-        return query_status(socket_path, timeout_s=STATUS_TIMEOUT_S)
-    except (StatusError, OSError) as exc:
-        notes["status.json"] = str(exc)
-        return None
 
 
 def _json(value: Any) -> bytes:

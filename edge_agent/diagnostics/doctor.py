@@ -24,7 +24,10 @@ def run_checks(config_path: Path, service_user: str = host_checks.SERVICE_NAME,
     results = [config_result]
     if config is not None:
         results += host_checks.check_profiles(config)
-        agent_devices = _agent_devices(status_socket or config.status_socket)
+        status = agent_status(config, status_socket)
+        agent_devices = status.get("devices") if isinstance(status, dict) else None
+        if not isinstance(agent_devices, dict):
+            agent_devices = None
         results += port_checks.check_ports(config.devices, service_user, agent_devices)
         results += broker_checks(config)
         results += host_checks.check_state_dir(config)
@@ -62,13 +65,29 @@ def broker_checks(config: AgentConfig) -> list[CheckResult]:
                                            f"{report.round_trip_ms} ms")]
 
 
-def _agent_devices(socket_path: Path) -> dict[str, Any] | None:
-    """The running agent's devices, or None when no agent answers (the ports are then probed)."""
+def status_sockets(config: AgentConfig | None, explicit: Path | None) -> list[Path]:
+    """Where the running agent may listen. A technician's shell lacks the service's
+    $RUNTIME_DIRECTORY, so the unit's /run/edge-agent socket is tried after the config's."""
+    from edge_agent.cli.status_cmd import DEFAULT_STATUS_SOCKET
+
+    if explicit is not None:
+        return [explicit]
+    candidates = [config.status_socket] if config is not None else []
+    if config is None or config.status.socket_path is None:
+        candidates.append(DEFAULT_STATUS_SOCKET)
+    return list(dict.fromkeys(candidates))
+
+
+def agent_status(config: AgentConfig | None, explicit: Path | None = None,
+                 errors: list[str] | None = None) -> dict[str, Any] | None:
+    """The running agent's status document, or None when no agent answers (the ports are then
+    probed directly); each socket's error is appended to `errors` when given."""
     from edge_agent.runtime.status_server import StatusError, query_status
 
-    try:
-        document = query_status(socket_path, timeout_s=STATUS_TIMEOUT_S)
-    except (StatusError, OSError):
-        return None
-    devices = document.get("devices")
-    return devices if isinstance(devices, dict) else None
+    for path in status_sockets(config, explicit):
+        try:
+            return query_status(path, timeout_s=STATUS_TIMEOUT_S)
+        except (StatusError, OSError) as exc:
+            if errors is not None:
+                errors.append(str(exc))
+    return None

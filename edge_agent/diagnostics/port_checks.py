@@ -110,6 +110,9 @@ def check_free(name: str, path: str, agent_view: dict[str, Any] | None) -> Check
         who = ", ".join(f"{pid} {cmd}" for pid, cmd in holders) or "unknown process"
         text = str(exc)
         if "lock" in text or "Resource temporarily unavailable" in text:
+            if any("edge_agent run" in cmd or "edge-agent run" in cmd for _, cmd in holders):
+                return failed(check, f"held by the agent ({who}), whose status socket did "
+                              "not answer", "pass its socket: edge-agent doctor --socket PATH")
             return failed(check, f"busy, held by {who}",
                           "stop the other program (diag watch, minicom, a second agent)")
         return failed(check, f"cannot open: {text}", "check the adapter; see dmesg")

@@ -65,6 +65,13 @@ def test_status_follow_doctor_and_bundle_beside_the_agent(capsys, running_line, 
     assert checks["broker ACL"]["status"] == "pass"
     assert code in (1, 2)  # no systemd here (warn); the service user may not exist
 
+    # Asked at the wrong socket, the doctor still recognises the agent holding the ports.
+    main(["doctor", "--config", config, "--json", "--socket", str(tmp_path / "wrong.sock")])
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    held = checks["device scale: port free"]
+    assert held["status"] == "fail" and "held by the agent" in held["detail"]
+    assert "--socket" in held["advice"]
+
     archive = tmp_path / "support.tar.gz"
     assert main(["diag", "bundle", "--config", config, "--out", str(archive),
                  "--no-doctor"]) == 0
