@@ -25,6 +25,9 @@ def test_bundle_redacts_secrets_and_notes_what_is_missing(capsys, tmp_path):
 line = "L1"
 state_dir = "{tmp_path / 'state'}"
 
+[status]
+socket_path = "{tmp_path / 'state' / 'status.sock'}"
+
 [mqtt]
 host = "broker.example"
 username = "HKG1-L1"

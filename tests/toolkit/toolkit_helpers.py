@@ -10,7 +10,9 @@ from support.broker import MosquittoBroker
 def config_text(state_dir: Path, devices: dict[str, tuple[Path, str]],
                 mqtt: str = "enabled = false") -> str:
     lines = ['site = "HKG1"', 'line = "L1"', f'state_dir = "{state_dir}"', "",
-             "[outbox]", "disk_budget_mb = 1", ""]
+             "[outbox]", "disk_budget_mb = 1", "",
+             # Named, so no test ever asks a real agent at the unit's /run socket.
+             "[status]", f'socket_path = "{state_dir / "status.sock"}"', ""]
     for name, (port, profile) in devices.items():
         lines += [f"[devices.{name}]", f'port = "{port}"', f'profile = "{profile}"', ""]
     lines += ["[mqtt]", mqtt]
