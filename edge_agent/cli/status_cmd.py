@@ -103,18 +103,22 @@ def follow_status(path: Path, args: argparse.Namespace) -> int:
         if shown:
             time.sleep(args.interval)  # the refresh period itself, not a wait for readiness
         try:
-            lines = render_status(query_status(path, timeout_s=args.timeout))
+            document = query_status(path, timeout_s=args.timeout)
             code = EXIT_OK
         except StatusError as exc:
-            lines = _wrap("", [str(exc)], separator=" ")
-            code = EXIT_FAILED
+            document, code = {"error": str(exc)}, EXIT_FAILED
+        shown += 1
+        if getattr(args, "json", False):  # one JSON document per line, for a script to follow
+            print(json.dumps(document, sort_keys=True), flush=True)
+            continue
+        lines = (render_status(document) if code == EXIT_OK
+                 else _wrap("", [document["error"]], separator=" "))
         stamp = f"-- {datetime.now():%H:%M:%S} (every {args.interval:g} s, Ctrl-C to stop) --"
         if in_place:
             print(CURSOR_HOME + "\n".join([stamp, *lines]) + "\n" + CLEAR_TO_END, end="",
                   flush=True)
         else:
             print("\n".join([stamp, *lines, ""]), flush=True)
-        shown += 1
     return code
 
 

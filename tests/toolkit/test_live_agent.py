@@ -56,6 +56,11 @@ def test_status_follow_doctor_and_bundle_beside_the_agent(capsys, running_line, 
     assert all("Last decisions" in block and "Devices" in block for block in blocks)
     assert max(len(line) for line in out.splitlines()) <= 80
 
+    assert main(["diag", "status", "--config", config, "--follow", "--count", "2",
+                 "--interval", "0.1", "--json"]) == 0
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [d["counters"]["parcels"] for d in documents] == [PARCELS, PARCELS]
+
     code = main(["doctor", "--config", config, "--json"])
     checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
     for name in ("scanner", "scale", "sorter"):
