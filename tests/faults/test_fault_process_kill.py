@@ -89,5 +89,6 @@ def test_sigkill_at_random_moments_loses_no_event_of_a_lane_command(line):
     assert stalled_kills >= KILLS // 2 - 1
     assert wrong_bins(events, commanded) == []
     assert unannounced_seq_gaps(central.snapshot()) == []
-    restarts = central.alarms("unclean_restart")
+    # One announced restart per kill (an alarm re-sent after a reconnect counts once).
+    restarts = {alarm["event_id"] for alarm in central.alarms("unclean_restart")}
     assert len(restarts) == len(kill_points)
