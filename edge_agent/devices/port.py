@@ -86,7 +86,7 @@ class SupervisedPort:
             "decode_errors": 0, "io_errors": 0, "reconnects": 0, "polls": 0,
         }
         self.last_frame_ns: int | None = None
-        self.last_frame_at: str | None = None
+        self._last_frame_wall: float | None = None
         self._serial: serial.Serial | None = None
         self._connected_once = False
         self.connection_number = 0  # counts opens, so the hub can tell a reused fd number apart
@@ -221,6 +221,12 @@ class SupervisedPort:
         self._retry_at_ns = None
         self._set_state(PortState.DISCONNECTED, self.last_error)
 
+    @property
+    def last_frame_at(self) -> str | None:
+        if self._last_frame_wall is None:
+            return None
+        return datetime.fromtimestamp(self._last_frame_wall, UTC).isoformat(timespec="milliseconds")
+
     def state_dict(self) -> dict[str, object]:
         """JSON-ready state and counters, for `diag`, the status socket and MQTT."""
         counters = dict(self.counters)
@@ -245,7 +251,8 @@ class SupervisedPort:
             self.counters["frames"] += len(messages)
             self.counters["decode_errors"] += sum(isinstance(m, DecodeError) for m in messages)
             self.last_frame_ns = messages[-1].received_ns
-            self.last_frame_at = _wall_clock_iso()
+            # The wall-clock time, formatted only when the state is read (not per frame).
+            self._last_frame_wall = time.time()
         return messages
 
     def _open_failed(self, now: int, error: str) -> None:

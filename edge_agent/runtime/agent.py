@@ -261,13 +261,7 @@ class Agent:
             self.parts.link.notify_appended()
         latency_us = (now_ns - parcel.scanned_ns) / 1000
         self.counters.latencies_us.append(latency_us)
-        self.counters.record_decision(
-            {"at": decision.decided_at.isoformat(timespec="milliseconds"),
-             "parcel": parcel.parcel_id, "barcode": parcel.barcode, "lane": decision.lane,
-             "bin": decision.bin, "reasons": list(decision.reasons),
-             "latency_ms": round(latency_us / 1000, 3)},
-            self.rules.exception_lane,
-        )
+        self.counters.record_decision(decision, latency_us, self.rules.exception_lane)
         return decision
 
     def _raise_alarm(self, alarm: str, severity: str, message: str, details: dict) -> None:
@@ -334,13 +328,14 @@ class Agent:
 
     def _housekeeping(self, force: bool = False) -> None:
         now = time.monotonic()
+        if not force and now < self._next_housekeeping:
+            return
+        self._next_housekeeping = now + HOUSEKEEPING_S
+        # Reaching this line proves the loop turns (the serial reads are part of it).
         watchdog = self.parts.watchdog
         watchdog.alive("decision_loop")
         if self.parts.link is None or self.parts.link.alive():
             watchdog.alive("mqtt")
-        if not force and now < self._next_housekeeping:
-            return
-        self._next_housekeeping = now + HOUSEKEEPING_S
         states = self.hub.states()
         for name, state in states.items():
             if self._device_states.get(name) != state["state"]:
@@ -398,5 +393,5 @@ class Agent:
             "mqtt": parts.link.stats() if parts.link is not None else {"state": "disabled"},
             "in_flight": {"pairing": self.pairer.pending_count(),
                           "awaiting_ack": len(self._awaiting_ack)},
-            "last_decisions": list(self.counters.last_decisions),
+            "last_decisions": self.counters.recent_decisions(),
         }

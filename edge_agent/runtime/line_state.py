@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from edge_agent.sorting.decision import Decision
 from edge_agent.sorting.lanes import LaneState
 from edge_agent.sorting.rules import RuleSet
 
@@ -111,18 +112,28 @@ class LineCounters:
         self.by_lane: collections.Counter[str] = collections.Counter()
         self.exceptions_by_reason: collections.Counter[str] = collections.Counter()
         self.latencies_us: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
-        self.last_decisions: collections.deque[dict[str, Any]] = collections.deque(
+        # Kept as they are and formatted only when the status is read (a few times a second),
+        # not on the hot path for every parcel.
+        self.last_decisions: collections.deque[tuple[Decision, float]] = collections.deque(
             maxlen=LAST_DECISIONS
         )
 
-    def record_decision(self, summary: dict[str, Any], exception_lane: str) -> None:
+    def record_decision(self, decision: Decision, latency_us: float, exception_lane: str) -> None:
         self.totals["parcels"] += 1
-        lane = summary["lane"]
-        self.by_lane[lane] += 1
-        if lane == exception_lane:
-            for reason in summary["reasons"] or ["unspecified"]:
+        self.by_lane[decision.lane] += 1
+        if decision.lane == exception_lane:
+            for reason in decision.reasons or ("unspecified",):
                 self.exceptions_by_reason[reason] += 1
-        self.last_decisions.append(summary)
+        self.last_decisions.append((decision, latency_us))
+
+    def recent_decisions(self) -> list[dict[str, Any]]:
+        return [
+            {"at": decision.decided_at.isoformat(timespec="milliseconds"),
+             "parcel": decision.parcel_id, "barcode": decision.barcode, "lane": decision.lane,
+             "bin": decision.bin, "reasons": list(decision.reasons),
+             "latency_ms": round(latency_us / 1000, 3)}
+            for decision, latency_us in self.last_decisions
+        ]
 
     def latency_percentiles(self) -> dict[str, float | None]:
         samples = sorted(self.latencies_us)

@@ -45,6 +45,15 @@ log = structlog.get_logger(__name__)
 
 # The publisher wakes at least this often even with nothing to do (telemetry, retry timers).
 PUBLISHER_IDLE_S = 0.5
+# After a wake-up the publisher lets this much more arrive before it works, so at hundreds of
+# events a second it reads and publishes batches instead of one row per wake-up. Delivery to
+# central is a few milliseconds later; the belt never waits on it.
+PUBLISHER_COALESCE_S = 0.005
+# Delivered rows are deleted in batches: each delete is a write transaction on the outbox, whose
+# lock the decision thread's appends also take. A kill before the delete only means the rows are
+# published again after the restart (consumers de-duplicate by event_id).
+ACK_DELETE_BATCH = 200
+ACK_DELETE_MAX_DELAY_S = 0.25
 # Delay before re-publishing a row the broker refused, doubling up to reconnect_max_s.
 REJECT_RETRY_MIN_S = 1.0
 # How long a clean stop waits for the broker to acknowledge the retained offline status.
@@ -85,6 +94,8 @@ class MqttLink:
         self._reject_backoff = REJECT_RETRY_MIN_S
         # Written by paho's thread, read by the publisher: a deque is safe for one each way.
         self._puback_queue: collections.deque[tuple[int, int, str]] = collections.deque()
+        self._delivered: list[int] = []  # acknowledged, not yet deleted from the outbox
+        self._delete_due = 0.0
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._connected = threading.Event()
@@ -191,7 +202,8 @@ class MqttLink:
 
     def notify_appended(self) -> None:
         """Rows are waiting in the outbox: wake the publisher (never blocks)."""
-        self._wake.set()
+        if not self._wake.is_set():  # set() takes a lock: skip it when a wake-up is pending
+            self._wake.set()
 
     def publish_status(self, rules_version: str | None = None) -> None:
         """Republish the retained online status (e.g. after a rules swap)."""
@@ -306,7 +318,8 @@ class MqttLink:
     def _publish_loop(self) -> None:
         next_telemetry = time.monotonic() + self.mqtt_config.telemetry_period_s
         while True:
-            self._wake.wait(PUBLISHER_IDLE_S)
+            if self._wake.wait(PUBLISHER_IDLE_S) and not self._stopping.is_set():
+                self._stopping.wait(PUBLISHER_COALESCE_S)
             self._wake.clear()
             try:
                 self._settle_acks()
@@ -334,9 +347,18 @@ class MqttLink:
             else:
                 delivered.append(seq)
         if delivered:
-            self.outbox.acknowledge(delivered)
+            if not self._delivered:
+                self._delete_due = time.monotonic() + ACK_DELETE_MAX_DELAY_S
+            self._delivered += delivered
             self._counts["acked"] += len(delivered)
             self._reject_backoff = REJECT_RETRY_MIN_S
+        if self._delivered and (
+            len(self._delivered) >= ACK_DELETE_BATCH
+            or time.monotonic() >= self._delete_due
+            or self._stopping.is_set()
+        ):
+            self.outbox.acknowledge(self._delivered)
+            self._delivered = []
 
     def _refused(self, seq: int, reason: str) -> None:
         if not self._rejected:  # the first refusal of a round sets when the round is retried
