@@ -18,21 +18,22 @@ from collections.abc import Sequence
 from edge_agent import __version__
 from edge_agent.errors import EdgeAgentError
 
-# One module per command group, in the order `--help` lists them.
-COMMAND_MODULES = (
-    "edge_agent.cli.demo_cmd",
-    "edge_agent.cli.run_cmd",
-    "edge_agent.cli.config_cmd",
-    "edge_agent.cli.profiles_cmd",
-    "edge_agent.cli.decide_cmd",
-    "edge_agent.cli.rules_cmd",
-    "edge_agent.cli.replay_cmd",
-    "edge_agent.cli.manifest_cmd",
-    "edge_agent.cli.doctor_cmd",
-    "edge_agent.cli.diag_cmd",
-    "edge_agent.cli.simulate_cmd",
-    "edge_agent.cli.schema_cmd",
-)
+# The module of each command group, in the order `--help` lists them.
+COMMANDS = {
+    "demo": "edge_agent.cli.demo_cmd",
+    "run": "edge_agent.cli.run_cmd",
+    "config": "edge_agent.cli.config_cmd",
+    "profiles": "edge_agent.cli.profiles_cmd",
+    "decide": "edge_agent.cli.decide_cmd",
+    "rules": "edge_agent.cli.rules_cmd",
+    "replay": "edge_agent.cli.replay_cmd",
+    "manifest": "edge_agent.cli.manifest_cmd",
+    "doctor": "edge_agent.cli.doctor_cmd",
+    "diag": "edge_agent.cli.diag_cmd",
+    "simulate": "edge_agent.cli.simulate_cmd",
+    "schema": "edge_agent.cli.schema_cmd",
+}
+COMMAND_MODULES = tuple(COMMANDS.values())
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -40,7 +41,9 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or (`only`) one with just that command group: the service's start-up
+    (`edge-agent run`) then imports none of the technicians' commands."""
     parser = argparse.ArgumentParser(
         prog="edge-agent",
         description="Sorting-line controller: serial devices -> local decisions -> MQTT.",
@@ -55,13 +58,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="log output: JSON lines when not on a terminal by default",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+    names = [only] if only in COMMANDS else list(COMMANDS)
+    for name in names:
+        importlib.import_module(COMMANDS[name]).register(subparsers)
     return parser
 
 
+def _command_named(argv: Sequence[str]) -> str | None:
+    """The command group in argv (skipping the global options before it), if any."""
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--log-format":
+            next(tokens, None)
+        elif not token.startswith("-"):
+            return token
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(only=_command_named(argv))
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:
