@@ -180,10 +180,27 @@ def _render_decisions(decisions: list[Any]) -> list[str]:
         if not isinstance(decision, Mapping):
             lines.append(f"  {_format_value(decision)}")
             continue
+        if "lane" in decision:  # the agent's own shape: one readable line per parcel
+            lines.append(_decision_line(decision))
+            continue
         known = [_format_value(decision[key], key) for key in DECISION_COLUMNS if key in decision]
         rest = _pairs({k: v for k, v in decision.items() if k not in DECISION_COLUMNS})
         lines.append("  " + "  ".join([*known, *rest]))
     return lines
+
+
+def _decision_line(decision: Mapping[str, Any]) -> str:
+    """`  11:12:13.456  ZHUHAI     RB123456785GB            1.42 ms  reasons...`"""
+    at = str(decision.get("at", ""))
+    clock = at[11:23] if len(at) >= 23 else at
+    barcode = decision.get("barcode") or "(no read)"
+    barcode = barcode.replace("\x1d", "<GS>")
+    if len(barcode) > 24:
+        barcode = barcode[:23] + "…"
+    latency = decision.get("latency_ms")
+    latency_text = f"{latency:>6.2f} ms" if isinstance(latency, int | float) else " " * 9
+    reasons = ",".join(decision.get("reasons") or [])
+    return f"  {clock:<12}  {decision.get('lane', '?'):<10} {barcode:<24} {latency_text}  {reasons}"
 
 
 def _pairs(fields: Mapping[str, Any]) -> list[str]:

@@ -149,3 +149,21 @@ def test_through_the_real_command_line(socket_path, capsys):
     finally:
         # main() pointed logging at this test's captured stderr, which closes with the test.
         structlog.reset_defaults()
+
+
+def test_the_agents_own_decisions_read_as_one_line_each():
+    from edge_agent.cli.status_cmd import render_status
+
+    document = {"last_decisions": [
+        {"at": "2026-11-22T03:31:03.666+00:00", "parcel": "01a2" * 8, "lane": "EXCEPTION",
+         "bin": 4, "barcode": "00376130321109103420\x1d42010115", "reasons": ["weight_mismatch"],
+         "latency_ms": 1.42},
+        {"at": "2026-11-22T03:31:03.676+00:00", "parcel": "01a3" * 8, "lane": "ZHUHAI",
+         "bin": 1, "barcode": None, "reasons": [], "latency_ms": 0.9},
+    ]}
+    lines = render_status(document)
+    first, second = lines[-2:]
+    assert first.split() == ["03:31:03.666", "EXCEPTION", "00376130321109103420<GS…", "1.42",
+                             "ms", "weight_mismatch"]
+    assert second.split()[:3] == ["03:31:03.676", "ZHUHAI", "(no"]
+    assert all(len(line) <= 80 for line in lines)
