@@ -17,6 +17,7 @@ woken. Deciding never waits on the network or on an fsync.
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 import time
@@ -106,6 +107,11 @@ class Agent:
             parts.link.start()
         self.status_server.start()
         self._housekeeping(force=True)
+        # Everything built so far lives as long as the process (models, rules, profiles): take
+        # it out of the collector's view, so a full collection never walks it in the middle of
+        # a parcel's decision.
+        gc.collect()
+        gc.freeze()
         parts.notifier.ready(self._status_line())
         log.info("agent.ready", rules_version=self.rules.version, rules_source=self.rules_source,
                  devices=sorted(self.hub.ports), startup_s=round(self._uptime_s(), 3))
