@@ -2,22 +2,28 @@
 the broker has acknowledged it.
 
 Durability, in two steps (see docs/MQTT.md, "What a power cut can lose"):
-- `append()` commits one row to SQLite in WAL mode with synchronous=NORMAL. The commit writes
-  the row into the WAL file through the OS but does not fsync: when append() returns, the row
-  survives a kill -9 of this process, at the cost of a few tens of microseconds.
-- A flusher thread fsyncs the WAL within `group_commit_ms` of an append (group commit), so a
-  power cut loses at most that window of events; SQLite's WAL checksums mean a torn tail is
-  discarded on open, never a corrupt store. `group_commit_ms = 0` fsyncs on every commit.
+- `append()` assigns the seq and event id, and writes the record with one `os.write` to an
+  append-only journal file (journal.py: length + CRC32 framing). No SQLite, no fsync: when
+  append() returns, the record is in the OS's hands and survives a kill -9.
+- The flusher thread, `group_commit_ms` after the first append of a window, fsyncs the journal
+  (the group commit: a power cut loses at most that window) and then ingests the window's
+  records into SQLite (WAL mode) in one transaction, raising the `journal_seq` watermark in the
+  same commit. Once a journal file is past JOURNAL_ROTATE_BYTES, appends move to a fresh file
+  (under the outbox lock); the old one is deleted only after the commit that ingested its last
+  record is fsynced. `group_commit_ms = 0` fsyncs the journal inside every append instead.
+- `Outbox.open` replays journal files left by a kill or a power cut (records above the
+  watermark, up to a torn last record, which the CRC rejects), makes that durable, deletes them.
 
-The store is bounded by `disk_budget_mb`: when full, the oldest telemetry goes first, then
-alarms, parcel events last; every eviction is counted (persisted) and a gap in alarms or
-parcel events is itself recorded as an alarm event, so central sees the hole.
+The publisher reads SQLite plus the records not yet ingested (kept in memory, in seq order), so
+ingestion never delays delivery; an event acknowledged before its ingestion is simply not
+inserted. The store is bounded by `disk_budget_mb` (SQLite pages plus the journal): when full,
+the oldest telemetry goes first, then alarms, parcel events last; every eviction is counted
+(persisted) and a gap in alarms or parcel events is itself recorded as an alarm event.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -30,57 +36,35 @@ import structlog
 
 from edge_agent.config import OutboxConfig
 from edge_agent.ids import IdGenerator, id_time_ms
+from edge_agent.sync import outbox_store as store
+from edge_agent.sync.journal import JournalFile, encode_record, fsync_path, journal_path
+from edge_agent.sync.outbox_budget import BudgetKeeper
+from edge_agent.sync.outbox_store import DB_NAME, ROW_OVERHEAD_BYTES
 from edge_agent.sync.payloads import SCHEMA_VERSION
+
+__all__ = ["DB_NAME", "UNCLEAN_SEQ_SKIP", "Outbox", "OutboxRecord"]
 
 log = structlog.get_logger(__name__)
 
-DB_NAME = "outbox.sqlite3"
-PAGE_SIZE = 2048  # ~3 parcel events per page; 1 KiB would hold one and waste half
-# Waiting for the other connection (checkpoints) beats failing an append.
-BUSY_TIMEOUT_MS = 5000
-# Rows deleted per statement when acknowledging: bounds how long the writer lock is held.
+# Rows deleted per statement when acknowledging: bounds how long the database lock is held.
 ACK_BATCH = 500
-# The real pages in use are compared with the budget every this many appends (two PRAGMAs).
-BUDGET_CHECK_EVERY = 64
-# Row overhead beyond the payload text (key, id, kind, b-tree cell), used to estimate disk use
-# without asking the file system on every append.
-ROW_OVERHEAD_BYTES = 80
-# When over budget, evict down to this fraction of it, so eviction runs rarely, not per append.
-EVICT_TO_FRACTION = 0.9
-# The flusher checkpoints the WAL into the main file this often (SQLite's own auto-checkpoint
-# is off because it would run, with an fsync, on the decision thread inside append()).
+# The flusher checkpoints the WAL into the main file this often.
 CHECKPOINT_PERIOD_S = 1.0
-# Reclaim free pages (incremental vacuum) once this many are free, and they outnumber the live
-# pages by this ratio.
-VACUUM_FREE_PAGES = 256
-VACUUM_FREE_RATIO = 4
-# ...or sooner, once the WAL holds this much (a burst of appends), so it stays small.
+# ...or sooner, once the WAL holds this much (a burst of ingestions), so it stays small.
 CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
-WAL_RESTART_BYTES = 16 * 1024 * 1024
-# After a checkpoint the WAL file is truncated to at most this size.
-WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024
-
+# Appends move to a fresh journal file once the current one holds this much (~2,000 parcel
+# events): rotation costs a file creation and two fsyncs, so not every window pays for it.
+JOURNAL_ROTATE_BYTES = 1024 * 1024
+# ...or this share of the disk budget, if smaller: the journal counts against the budget, and
+# its already ingested records must not crowd out the events waiting in SQLite.
+JOURNAL_BUDGET_SHARE = 1 / 32
+# After a failed ingestion (a disk error, a database locked from outside) the flusher waits this
+# long before trying again; the records stay in memory and in the journal meanwhile.
+FLUSH_RETRY_S = 0.2
 # Seq numbers skipped after an unclean stop. A power cut loses at most one group-commit window
-# of events (20 ms by default; appends run at most ~20,000/s here): 10,000 covers any window
+# of events (20 ms by default; appends run at most ~50,000/s here): 10,000 covers any window
 # the config allows with a wide margin, and a 64-bit seq never runs out.
 UNCLEAN_SEQ_SKIP = 10_000
-
-# Lower ranks are evicted first when the disk budget is reached.
-EVICTION_RANK = {"telemetry": 0, "alarm": 1, "parcel": 2}
-DEFAULT_RANK = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    -- Assigned by append(), never reused: meta.last_seq remembers the highest deleted one.
-    -- (Not AUTOINCREMENT: its bookkeeping page would be rewritten on every append.)
-    seq INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-"""
 
 
 @dataclass(frozen=True)
@@ -99,11 +83,17 @@ class OutboxRecord:
 class Outbox:
     def __init__(self, path: Path, config: OutboxConfig, clock: Callable[[], float]):
         self.path = path
+        self.state_dir = path.parent
         self.config = config
         self._clock = clock
-        self._budget_bytes = int(config.disk_budget_mb * 1024 * 1024)
-        self._lock = threading.Lock()
-        self._db = self._connect(path, config)
+        self._wal_path = Path(f"{path}-wal")
+        # Lock order: _flush_lock, then _db_lock, then _lock; the decision thread takes _lock only.
+        self._lock = threading.Lock()  # the journal, the records not yet ingested, counters
+        self._db_lock = threading.Lock()  # the SQLite connection
+        self._flush_lock = threading.Lock()  # one ingestion at a time
+        self._sync_each_append = config.group_commit_ms == 0
+        self._db = store.connect(path, "FULL" if self._sync_each_append else "NORMAL")
+        store.replay_journals(self._db, self.state_dir, lambda: self._fsync(self._wal_path))
         self._next_seq, floor_ms = self._load_counters()
         skipped = self._mark_open()
         self._ids = IdGenerator(floor_ms=floor_ms)
@@ -112,8 +102,18 @@ class Outbox:
             "SELECT COALESCE(SUM(LENGTH(body)), 0) + COUNT(*) * ?, COUNT(*) FROM events",
             (ROW_OVERHEAD_BYTES,),
         ).fetchone()
-        self._evicted = self._load_evicted()
+        self.budget = BudgetKeeper(self, int(config.disk_budget_mb * 1024 * 1024))
+        self._rotate_bytes = min(JOURNAL_ROTATE_BYTES,
+                                 int(self.budget.budget_bytes * JOURNAL_BUDGET_SHARE))
         self._appended = 0
+        # Appended, not yet in SQLite, in seq order with no gaps: _ingesting (being moved by
+        # the flusher), then _tail (appended since). Acknowledged ones are skipped, not removed.
+        self._ingesting: list[OutboxRecord] = []
+        self._tail: list[OutboxRecord] = []
+        self._acked_early: set[int] = set()
+        self._journal_number = 1  # replay left no journal file behind
+        self._journal = JournalFile.create(journal_path(self.state_dir, self._journal_number))
+        self._retired: list[JournalFile] = []  # rotated away, waiting for a durable ingestion
         self._dirty = threading.Event()
         self._closing = threading.Event()
         self._flusher = threading.Thread(
@@ -136,30 +136,13 @@ class Outbox:
         state_dir.mkdir(parents=True, exist_ok=True)
         return cls(state_dir / DB_NAME, config, clock)
 
-    @staticmethod
-    def _connect(path: Path, config: OutboxConfig) -> sqlite3.Connection:
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves; each bare statement commits.
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        # auto_vacuum must be chosen before the first table exists; it lets us give freed pages
-        # back to the file system after a backlog drains.
-        # Every commit writes each page it touched to the WAL in full: small pages keep the
-        # bytes written per event (and flash wear) low. Only takes effect on a new file.
-        db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
-        db.execute("PRAGMA auto_vacuum = INCREMENTAL")
-        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute(f"PRAGMA synchronous = {'FULL' if config.group_commit_ms == 0 else 'NORMAL'}")
-        db.execute("PRAGMA wal_autocheckpoint = 0")
-        db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
-        db.executescript(_SCHEMA)
-        return db
-
     def _load_counters(self) -> tuple[int, int]:
         """The next sequence number and the id floor, both above anything issued before."""
         last_row = self._db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
-        last_seq = max(last_row, self._meta("last_seq"))
+        last_seq = max(last_row, store.meta(self._db, "last_seq"),
+                       store.meta(self._db, store.JOURNAL_SEQ_KEY))
         last_id = self._db.execute("SELECT MAX(event_id) FROM events").fetchone()[0]
-        floor_ms = self._meta("last_id_ms")
+        floor_ms = store.meta(self._db, "last_id_ms")
         if last_id:
             floor_ms = max(floor_ms, id_time_ms(last_id))
         return last_seq + 1, floor_ms
@@ -168,29 +151,20 @@ class Outbox:
         """Record (durably) that the store is open. If the last run did not close it, skip seq
         numbers: a power cut may have lost events that were already published, and their seqs
         must not be given to new events. Returns the skipped range, if any."""
-        state = self._db.execute("SELECT value FROM meta WHERE key = 'open'").fetchone()
         skipped = None
-        if state is not None and state[0] == 1:
+        if store.meta(self._db, "open") == 1:
             skipped = (self._next_seq, self._next_seq + UNCLEAN_SEQ_SKIP - 1)
             self._next_seq += UNCLEAN_SEQ_SKIP
-            self._set_meta_max("last_seq", self._next_seq - 1)
+            store.set_meta_max(self._db, "last_seq", self._next_seq - 1)
         self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('open', 1)")
         # This one commit is fsynced at once: losing it to a power cut would hide the next one.
-        self._fsync(Path(f"{self.path}-wal"))
+        self._fsync(self._wal_path)
         return skipped
-
-    def _meta(self, key: str) -> int:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else 0
-
-    def _load_evicted(self) -> dict[str, int]:
-        rows = self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'evicted.%'")
-        return {key.removeprefix("evicted."): value for key, value in rows}
 
     # -- the hot path -------------------------------------------------------------------------
 
     def append(self, kind: str, payload: dict[str, Any]) -> OutboxRecord:
-        """Store one event; returns once it would survive a kill -9 (not yet a power cut)."""
+        """Store one event; returns once it would survive a kill -9 (a power cut: see above)."""
         with self._lock:
             seq = self._next_seq
             event_id = self._ids.new()
@@ -200,226 +174,229 @@ class Outbox:
                 separators=(",", ":"),
                 default=str,
             )
-            self._db.execute(
-                "INSERT INTO events (seq, event_id, kind, created_ms, body) VALUES (?, ?, ?, ?, ?)",
-                (seq, event_id, kind, created_ms, body),
-            )
+            self._journal.write(encode_record(seq, event_id, kind, created_ms, body))
+            if self._sync_each_append:
+                self._journal.sync()
+            record = OutboxRecord(seq, event_id, kind, created_ms, body)
+            self._tail.append(record)
             self._next_seq = seq + 1
             self._appended += 1
             self._estimated_bytes += len(body) + ROW_OVERHEAD_BYTES
             self._depth += 1
-            # Cheap first test on the payload bytes, then (rarely) the real pages in use.
-            over_budget = (
-                self._appended % BUDGET_CHECK_EVERY == 0
-                and self._estimated_bytes * 1.2 > self._budget_bytes
-                and self._live_bytes() > self._budget_bytes
-            )
         if not self._dirty.is_set():  # set() takes a lock and notifies: skip it when pending
             self._dirty.set()
-        if over_budget:
-            self._enforce_budget()
-        return OutboxRecord(seq, event_id, kind, created_ms, body)
+        return record
 
     # -- the publisher's side -----------------------------------------------------------------
 
     def pending(self, limit: int, after_seq: int = 0) -> list[OutboxRecord]:
         """Oldest first: up to `limit` unacknowledged events with seq > after_seq."""
-        with self._lock:
+        # Under the database lock no ingestion can move records between SQLite and memory, so
+        # the two reads see each record exactly once.
+        with self._db_lock:
             rows = self._db.execute(
                 "SELECT seq, event_id, kind, created_ms, body FROM events"
                 " WHERE seq > ? ORDER BY seq LIMIT ?",
                 (after_seq, limit),
             ).fetchall()
-        return [OutboxRecord(*row) for row in rows]
+            records = [OutboxRecord(*row) for row in rows]
+            if len(records) < limit:
+                with self._lock:
+                    memory = self._ingesting + self._tail
+                    start = max(0, after_seq + 1 - memory[0].seq) if memory else 0
+                    for record in memory[start:]:
+                        if record.seq not in self._acked_early:
+                            records.append(record)
+                            if len(records) >= limit:
+                                break
+        return records
 
     def acknowledge(self, seqs: Iterable[int]) -> None:
         """Delete delivered events (unknown seqs are ignored: a duplicate PUBACK is harmless)."""
         ordered = sorted(set(seqs))
         for start in range(0, len(ordered), ACK_BATCH):
             batch = ordered[start : start + ACK_BATCH]
-            marks = ",".join("?" * len(batch))
+            with self._db_lock:
+                with self._lock:
+                    in_memory = self._in_memory(batch)
+                size, deleted = self._delete_stored(batch, in_memory)
+                with self._lock:
+                    for record in in_memory:
+                        self._acked_early.add(record.seq)
+                        size += len(record.body) + ROW_OVERHEAD_BYTES
+                    self._estimated_bytes -= size
+                    self._depth -= deleted + len(in_memory)
+
+    def _in_memory(self, seqs: list[int]) -> list[OutboxRecord]:
+        """The records among `seqs` not yet ingested nor acknowledged (caller holds both locks)."""
+        memory = self._ingesting + self._tail
+        if not memory:
+            return []
+        first = memory[0].seq
+        found = [memory[seq - first] for seq in seqs if first <= seq < first + len(memory)]
+        return [record for record in found if record.seq not in self._acked_early]
+
+    def _delete_stored(self, seqs: list[int], in_memory: list[OutboxRecord]) -> tuple[int, int]:
+        """Delete rows from SQLite (caller holds the database lock): (bytes, rows) deleted."""
+        marks = ",".join("?" * len(seqs))
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            size, last_id, last_seq = self._db.execute(
+                f"SELECT COALESCE(SUM(LENGTH(body)), 0) + COUNT(*) * ?, MAX(event_id),"
+                f" MAX(seq) FROM events WHERE seq IN ({marks})",
+                (ROW_OVERHEAD_BYTES, *seqs),
+            ).fetchone()
+            deleted = self._db.execute(f"DELETE FROM events WHERE seq IN ({marks})", seqs).rowcount
+            if in_memory:
+                last_id = max(last_id or "", in_memory[-1].event_id)
+                last_seq = max(last_seq or 0, in_memory[-1].seq)
+            if last_id:
+                # Remember the newest seq and id handed out, so a restart with an empty outbox
+                # still continues above them.
+                store.set_meta_max(self._db, "last_id_ms", id_time_ms(last_id))
+                store.set_meta_max(self._db, "last_seq", last_seq)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return size, deleted
+
+    # -- durability: the group commit and ingestion -------------------------------------------
+
+    def flush(self) -> None:
+        """Make every event appended so far durable, move it into SQLite, keep the budget. The
+        flusher calls this every group-commit window; close() calls it last."""
+        with self._flush_lock:
+            self._commit_journal()
+            self.budget.check()
+
+    def _commit_journal(self) -> None:
+        fresh = None
+        if self._journal.size >= self._rotate_bytes:
+            fresh = JournalFile.create(journal_path(self.state_dir, self._journal_number + 1))
+        with self._lock:
+            self._ingesting += self._tail
+            self._tail = []
+            written = self._journal
+            if fresh is not None:
+                self._retired.append(written)
+                self._journal, self._journal_number = fresh, self._journal_number + 1
+            if not self._ingesting and not self._retired:
+                return  # woken for nothing new
+        written.sync()  # the group commit: the window's records survive a power cut now
+        self._ingest()
+        if self._retired:
+            # The ingestion must be on the medium before the journal holding it goes.
+            self._fsync(self._wal_path)
             with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    size, last_id, last_seq = self._db.execute(
-                        f"SELECT COALESCE(SUM(LENGTH(body)), 0) + COUNT(*) * ?, MAX(event_id),"
-                        f" MAX(seq) FROM events WHERE seq IN ({marks})",
-                        (ROW_OVERHEAD_BYTES, *batch),
-                    ).fetchone()
-                    deleted = self._db.execute(
-                        f"DELETE FROM events WHERE seq IN ({marks})", batch
-                    ).rowcount
-                    if last_id:
-                        # Remember the newest seq and id handed out, so a restart with an
-                        # empty outbox still continues above them.
-                        self._set_meta_max("last_id_ms", id_time_ms(last_id))
-                        self._set_meta_max("last_seq", last_seq)
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._estimated_bytes -= size
-                self._depth -= deleted
-        self._dirty.set()
+                retired, self._retired = self._retired, []
+            for journal in retired:
+                journal.close()
+                journal.path.unlink()
 
-    def _set_meta_max(self, key: str, value: int) -> None:
-        self._db.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?)"
-            " ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
-            (key, value),
-        )
-
-    # -- the disk budget ----------------------------------------------------------------------
-
-    def _live_bytes(self) -> int:
-        """Bytes of the main file in use (free pages excluded; the WAL is bounded apart)."""
-        pages = self._db.execute("PRAGMA page_count").fetchone()[0]
-        free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
-        return (pages - free) * PAGE_SIZE
-
-    def _enforce_budget(self) -> None:
-        with self._lock:
-            # Pages hold rows plus b-tree overhead: scale the payload estimate to the real use.
-            ratio = self._live_bytes() / max(1, self._estimated_bytes)
-        target = int(self._budget_bytes * EVICT_TO_FRACTION / max(ratio, 1.0))
-        evicted: dict[str, int] = {}
-        gap: list[int] = []
-        with self._lock:
-            kinds = [k for (k,) in self._db.execute("SELECT DISTINCT kind FROM events")]
-            for kind in sorted(kinds, key=lambda k: EVICTION_RANK.get(k, DEFAULT_RANK)):
-                while self._estimated_bytes > target:
-                    rows = self._db.execute(
-                        "SELECT seq, LENGTH(body) FROM events WHERE kind = ?"
-                        " ORDER BY seq LIMIT 1000",
-                        (kind,),
-                    ).fetchall()
-                    if not rows:
-                        break
-                    seqs = [seq for seq, _ in rows]
-                    self._db.execute("BEGIN IMMEDIATE")
-                    self._db.execute(
-                        f"DELETE FROM events WHERE seq IN ({','.join('?' * len(seqs))})", seqs
-                    )
-                    self._db.execute(
-                        "INSERT INTO meta (key, value) VALUES (?, ?)"
-                        " ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
-                        (f"evicted.{kind}", len(seqs)),
-                    )
-                    self._set_meta_max("last_seq", seqs[-1])
-                    self._db.execute("COMMIT")
-                    self._estimated_bytes -= sum(size + ROW_OVERHEAD_BYTES for _, size in rows)
-                    self._depth -= len(seqs)
-                    evicted[kind] = evicted.get(kind, 0) + len(seqs)
-                    self._evicted[kind] = self._evicted.get(kind, 0) + len(seqs)
-                    if kind != "telemetry":
-                        gap += [seqs[0], seqs[-1]]
-        log.warning("outbox.evicted", evicted=evicted, budget_mb=self.config.disk_budget_mb)
-        if gap:
-            # The hole itself is news for central: an alarm names what was dropped.
-            self.append(
-                "alarm",
-                {
-                    "alarm": "outbox_evicted",
-                    "severity": "critical",
-                    "message": "disk budget reached: undelivered events were dropped",
-                    "details": {"evicted": evicted, "first_seq": min(gap), "last_seq": max(gap)},
-                },
+    def _ingest(self) -> None:
+        with self._db_lock:
+            with self._lock:
+                batch = self._ingesting
+                skip = self._acked_early & {record.seq for record in batch}
+            if not batch:
+                return
+            store.insert_rows(
+                self._db,
+                [(r.seq, r.event_id, r.kind, r.created_ms, r.body)
+                 for r in batch if r.seq not in skip],
+                batch[-1].seq,
             )
-
-    # -- durability and space in the background -----------------------------------------------
+            with self._lock:
+                self._ingesting = []
+                self._acked_early -= skip
 
     def _flush_loop(self) -> None:
         window_s = self.config.group_commit_ms / 1000
-        wal_path = Path(f"{self.path}-wal")
         maintenance = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        maintenance.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        maintenance.execute(f"PRAGMA busy_timeout = {store.BUSY_TIMEOUT_MS}")
         last_checkpoint = time.monotonic()
         try:
             while not self._closing.is_set():
                 if self._dirty.wait(CHECKPOINT_PERIOD_S):
                     self._dirty.clear()
-                    if window_s > 0:
-                        self._fsync(wal_path)
-                        # Gather the appends of the next window into one fsync.
-                        self._closing.wait(window_s)
+                    # Gather the appends of one window into one fsync and one transaction.
+                    self._closing.wait(window_s)
+                    self._flush_and_keep_budget()
                 if (time.monotonic() - last_checkpoint >= CHECKPOINT_PERIOD_S
-                        or self._file_size(wal_path) >= CHECKPOINT_WAL_BYTES):
+                        or store.file_size(self._wal_path) >= CHECKPOINT_WAL_BYTES):
                     last_checkpoint = time.monotonic()
-                    self._maintain(maintenance, wal_path)
+                    self._maintain(maintenance, self._wal_path)
         finally:
             maintenance.close()
 
-    @staticmethod
-    def _file_size(path: Path) -> int:
+    def _flush_and_keep_budget(self) -> None:
         try:
-            return path.stat().st_size
-        except FileNotFoundError:
-            return 0
+            self.flush()
+        except (OSError, sqlite3.Error) as exc:
+            # Nothing is lost: the records stay in the journal and in memory, and the next
+            # attempt ingests them (replay does, should the process die first).
+            log.warning("outbox.flush_deferred", error=str(exc), retry_in_s=FLUSH_RETRY_S)
+            self._dirty.set()
+            self._closing.wait(FLUSH_RETRY_S)
 
     @staticmethod
-    def _fsync(wal_path: Path) -> None:
-        try:
-            fd = os.open(wal_path, os.O_RDONLY)
-        except FileNotFoundError:
-            return
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    def _fsync(path: Path) -> None:
+        fsync_path(path)
 
     def _maintain(self, maintenance: sqlite3.Connection, wal_path: Path) -> None:
-        """Checkpoint the WAL (does not block appends) and give free pages back to the disk."""
-        try:
-            # PASSIVE never blocks appends, but under a non-stop burst the WAL never gets back
-            # to its start and keeps growing; past a limit, RESTART pauses appends for the
-            # few milliseconds it takes so the WAL is reused from the beginning.
-            mode = "RESTART" if self._file_size(wal_path) >= WAL_RESTART_BYTES else "PASSIVE"
-            maintenance.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
-            free_pages = maintenance.execute("PRAGMA freelist_count").fetchone()[0]
-            live_pages = maintenance.execute("PRAGMA page_count").fetchone()[0] - free_pages
-            # Vacuuming moves live pages from the end of the file into the holes: worth it only
-            # once most of the file is free (a backlog drained), not at every step of a drain.
-            if free_pages >= VACUUM_FREE_PAGES and free_pages >= VACUUM_FREE_RATIO * live_pages:
-                self._vacuum()
-                # The shrink reaches the main file (and the WAL resets) only when checkpointed.
-                maintenance.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        except sqlite3.Error as exc:  # a busy database: try again next period
-            log.info("outbox.maintenance_deferred", error=str(exc))
+        store.checkpoint(maintenance, wal_path, self._vacuum)
 
     def _vacuum(self) -> None:
-        with self._lock:
+        with self._db_lock:
             # execute() steps this pragma once (one page); executescript runs it to the end.
             self._db.executescript("PRAGMA incremental_vacuum;")
 
-    def stats(self) -> dict[str, Any]:
+    # -- what other parts read ----------------------------------------------------------------
+
+    def journal_bytes(self) -> int:
         with self._lock:
-            depth = self._depth
+            return self._journal.size + sum(journal.size for journal in self._retired)
+
+    def stats(self) -> dict[str, Any]:
+        with self._db_lock:
             oldest = self._db.execute(
                 "SELECT created_ms FROM events ORDER BY seq LIMIT 1"
             ).fetchone()
-            oldest_ms = oldest[0] if oldest else None
-            evicted = dict(self._evicted)
-        on_disk = sum(
-            p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists()
-        )
+            with self._lock:
+                oldest_ms = oldest[0] if oldest else None
+                if oldest_ms is None:
+                    unacked = (r for r in self._ingesting + self._tail
+                               if r.seq not in self._acked_early)
+                    oldest_ms = next((r.created_ms for r in unacked), None)
+                depth, appended, next_seq = self._depth, self._appended, self._next_seq
+        on_disk = (store.file_size(self.path) + store.file_size(self._wal_path)
+                   + self.journal_bytes())
         oldest_age_s = max(0.0, self._clock() - oldest_ms / 1000) if oldest_ms else 0.0
         return {
             "depth": depth,
             "oldest_age_s": round(oldest_age_s, 3),
             "bytes_on_disk": on_disk,
-            "budget_bytes": self._budget_bytes,
-            "evicted": evicted,
-            "appended": self._appended,
-            "next_seq": self._next_seq,
+            "budget_bytes": self.budget.budget_bytes,
+            "evicted": self.budget.evicted(),
+            "appended": appended,
+            "next_seq": next_seq,
         }
 
     def close(self) -> None:
-        """Stop the flusher and leave everything on disk, fsynced and checkpointed."""
+        """Stop the flusher and leave everything in SQLite, fsynced and checkpointed."""
         self._closing.set()
         self._dirty.set()
         self._flusher.join()
+        self.flush()
+        with self._flush_lock:  # an eviction alarm the last flush appended
+            self._commit_journal()
         self._vacuum()
-        with self._lock:
+        with self._db_lock:
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('open', 0)")
+            # TRUNCATE syncs what it copies: the journal's records are durable in the main file.
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
             self._db.close()
+        with self._lock:
+            self._journal.close()
+            self._journal.path.unlink()
