@@ -1,14 +1,15 @@
 """Fault 2: power cuts, as close as one machine allows.
 
 A writer thread appends events to a real Outbox (group commit on, the default 20 ms). At random
-moments the test freezes the store for an instant (the outbox's own lock and its flusher's
-fsync/checkpoint step, so the files are a state a kill could leave) and copies `outbox.sqlite3`
-and its `-wal` (the `-shm` index is dropped: SQLite rebuilds it). A power cut loses what the OS
-had not yet written to the medium: the copy's WAL is cut at a random offset past the last
-fsync (a torn write). The copy must always open with the Outbox class, keep its events in
-order, and lose only events appended within a bound of the cut (group-commit window + one
-fsync + scheduling). A second test cuts the WAL anywhere at all, fsynced part
-included: the store must still open (its WAL checksums drop the torn tail).
+moments the test freezes the store for an instant (the outbox's own locks and its flusher's
+fsync/checkpoint steps, so the files are a state a kill could leave) and copies `outbox.sqlite3`,
+its `-wal` (the `-shm` index is dropped: SQLite rebuilds it) and the journal files in front of
+it. A power cut loses what the OS had not yet written to the medium: the copy's WAL and each
+journal file are cut at a random offset past their last fsync (a torn write). The copy must
+always open with the Outbox class, keep its events in order, and lose only events appended
+within a bound of the cut (group-commit window + one fsync + scheduling). A second test cuts the
+WAL and the journals anywhere at all, fsynced part included: the store must still open (WAL
+checksums and the journal's CRCs drop the torn tails).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from fault_support import scaled
 
 from edge_agent.config import OutboxConfig
 from edge_agent.sync import outbox as outbox_module
+from edge_agent.sync.journal import MAGIC, JournalFile, journal_paths
 from edge_agent.sync.outbox import Outbox
 
 CUTS = scaled(25, 400)
@@ -35,24 +37,34 @@ LOSS_AGE_LIMIT_S = 0.5
 
 class RecordingOutbox:
     """An Outbox whose fsyncs and maintenance can be frozen, and that records what each fsync
-    made durable: the number of appends that had returned, and the WAL's size, when it began."""
+    made durable: the number of appends that had returned, and the WAL's and each journal's
+    size, when it began."""
 
     def __init__(self, state_dir: Path, monkeypatch):
         self.freeze = threading.Lock()
         self.durable_appends = 0
         self.durable_wal_bytes = 0
+        self.durable_journal_bytes: dict[str, int] = {}  # by file name
         self.returned = 0  # appends that have returned (set by the writer)
         self.outbox: Outbox | None = None
         original_fsync = Outbox._fsync
+        original_sync = JournalFile.sync
 
         def fsync(wal_path: Path) -> None:
             with self.freeze:
-                appended = self.returned
                 size = os.path.getsize(wal_path) if wal_path.exists() else 0
                 original_fsync(wal_path)
-                self.durable_appends, self.durable_wal_bytes = appended, size
+                self.durable_wal_bytes = size
+
+        def sync(journal: JournalFile) -> None:
+            with self.freeze:
+                appended, size = self.returned, journal.size
+                original_sync(journal)
+                self.durable_appends = appended
+                self.durable_journal_bytes[journal.path.name] = size
 
         monkeypatch.setattr(outbox_module.Outbox, "_fsync", staticmethod(fsync))
+        monkeypatch.setattr(JournalFile, "sync", sync)
         config = OutboxConfig(group_commit_ms=GROUP_COMMIT_MS)
         self.outbox = Outbox.open(state_dir, config)
         original_maintain = self.outbox._maintain
@@ -63,15 +75,18 @@ class RecordingOutbox:
 
         self.outbox._maintain = maintain
 
-    def copy_files(self, to_dir: Path) -> tuple[int, int, int]:
+    def copy_files(self, to_dir: Path) -> tuple[int, int, dict[str, int], int]:
         """Copy the store as of one instant; returns (durable appends, durable WAL bytes,
-        appends returned) at that instant."""
+        durable bytes of each journal, appends returned) at that instant."""
         to_dir.mkdir()
         source = self.outbox.path
-        with self.freeze, self.outbox._lock:
+        with self.freeze, self.outbox._db_lock, self.outbox._lock:
             shutil.copy(f"{source}-wal", to_dir / f"{source.name}-wal")
             shutil.copy(source, to_dir / source.name)
-            return self.durable_appends, self.durable_wal_bytes, self.returned
+            for journal in journal_paths(source.parent):
+                shutil.copy(journal, to_dir / journal.name)
+            return (self.durable_appends, self.durable_wal_bytes,
+                    dict(self.durable_journal_bytes), self.returned)
 
 
 def _writer(recording: RecordingOutbox, stop: threading.Event, times: list[float]) -> None:
@@ -110,12 +125,17 @@ def _run_cuts(tmp_path: Path, monkeypatch, anywhere: bool) -> list[tuple[int, fl
         for cut in range(CUTS):
             time.sleep(rng.uniform(0.005, 0.06))  # a random moment for the cut to land
             copy_dir = tmp_path / f"cut{cut}"
-            _durable, durable_bytes, returned = recording.copy_files(copy_dir)
+            _durable, durable_bytes, durable_journals, returned = recording.copy_files(copy_dir)
             cut_at = time.monotonic()
             wal = copy_dir / f"{outbox_module.DB_NAME}-wal"
             size = wal.stat().st_size
             low = 0 if anywhere else min(durable_bytes, size)
             _tear(wal, rng.randint(low, size))
+            for journal in journal_paths(copy_dir):
+                size = journal.stat().st_size
+                # A journal is created with its header fsynced; records count once synced.
+                durable = durable_journals.get(journal.name, len(MAGIC))
+                _tear(journal, rng.randint(0 if anywhere else min(durable, size), size))
             numbers = _numbers_in(copy_dir)  # must open, whatever the tear
             assert numbers == sorted(numbers), "events out of order after a cut"
             kept = set(numbers)
