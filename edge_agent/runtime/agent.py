@@ -81,6 +81,7 @@ class Agent:
         self._awaiting_ack: dict[str, tuple[int, int]] = {}  # parcel id -> (bin, deadline ns)
         self._ack_timeout_ns = config.sorter.ack_timeout_ms * 1_000_000
         self._device_states: dict[str, str] = {}
+        self._scale_connection = 0  # the scale port's connection_number at the last poll
         self._stop_requested = False
         self._closed = False
         self._reload_requested = False
@@ -191,7 +192,7 @@ class Agent:
                 return
             self.counters.totals["scans"] += 1
             if self.pairer.on_scan(message):
-                self._ask_scale_for_stable_weight()
+                self._ask_scale_for_stable_weight(message.received_ns)
         elif isinstance(message, Weight):
             self.counters.totals["weights"] += 1
             self.pairer.on_weight(message)
@@ -206,13 +207,19 @@ class Agent:
             log.warning("device.bad_frame", device=device, role=role, reason=message.reason,
                         raw=message.raw.hex())
 
-    def _ask_scale_for_stable_weight(self) -> None:
+    def _ask_scale_for_stable_weight(self, scanned_ns: int) -> None:
         scale = self.parts.device_for_role.get("scale")
         if scale is None:
             return
-        request = self.hub.ports[scale].codec.stable_weight_request()
+        port = self.hub.ports[scale]
+        if port.connection_number != self._scale_connection:
+            # Polls sent on an earlier connection lost their replies with it.
+            self.pairer.abandon_polls(scanned_before_ns=scanned_ns)
+            self._scale_connection = port.connection_number
+        request = port.codec.stable_weight_request()
         if request is not None and not self.hub.send(scale, request):
             self.counters.totals["scale_unreachable"] += 1
+            self.pairer.abandon_polls()  # the scale is gone: nothing will answer
 
     def _on_sorter_ack(self, ack: SorterAck) -> None:
         expected = self._awaiting_ack.pop(ack.parcel_id, None)

@@ -114,6 +114,14 @@ class Pairer:
                     pending.reading = _Reading(weight.received_ns, weight.value_kg, claimed=True)
                 return
 
+    def abandon_polls(self, scanned_before_ns: int | None = None) -> None:
+        """No reply will come for these parcels' polls (the scale's link failed or was lost
+        since): they go on without a weight now. Left waiting, each would take the reply to a
+        later parcel's poll, and every parcel after it its successor's weight."""
+        for pending in self._pending:
+            if scanned_before_ns is None or pending.scan.received_ns < scanned_before_ns:
+                pending.answered = True
+
     def pending_count(self) -> int:
         """Parcels scanned and not yet handed over."""
         return len(self._pending)

@@ -1,40 +1,77 @@
 """Fault 4: serial faults on the real agent process, with no restart of the agent.
 
-Line noise, glued and split frames on the scanner's line: the agent keeps deciding and the
-scanner stays connected. (Unplug/replug of each device is covered by
-tests/devices/test_port_supervision.py at the port level.)
+Line noise, glued and split frames on the scanner's line; each device unplugged and plugged
+back mid-stream; a scale that never settles; a scanner flooding its line. The agent keeps
+deciding, every device comes back without a restart, and the parcels a fault touched go to
+EXCEPTION with the reason that says why (central's events are checked through a real broker).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import threading
 from pathlib import Path
 
 import pytest
+from fault_support import Central, scaled
 from line_harness import AgentProcess, wait_for
+from support.broker import MosquittoBroker
 
+from edge_agent.config import load_config
 from edge_agent.runtime.line_sim import LineSimulation
-from edge_agent.runtime.parcel_mix import parcel_mix
-from edge_agent.runtime.status_server import query_status
+from edge_agent.runtime.parcel_mix import SimParcel, parcel_mix
+from edge_agent.runtime.status_server import StatusError, query_status
 
 BATCH = 40
+ROUTED = ("yrd", "yrd_heavy", "mainland_other", "export")
 RATE = 50.0
-FLOOD_FRAMES = 3000
+FLOOD_FRAMES = scaled(3000, 30000)
+UNPLUGS = scaled(1, 5)  # unplug/replug cycles per device
+# The port's reconnect backoff doubles up to 5 s while a device is gone; a replugged device is
+# back within one backoff step plus scheduling on a loaded machine.
+RECONNECT_WAIT_S = 20.0
+# Garbage without any terminator: 16 times the scanner's longest frame (4 KB), so only a
+# framer that drops an overlong frame keeps its buffer bounded.
+GARBAGE_BYTES = 64 * 1024
+# A pty's buffer holds about 4 KB: the most one write can put on the line.
+PTY_WRITE_BYTES = 4000
+# The framer's buffer limit (generic-scanner's max frame) is a few hundred bytes; the agent's
+# whole resident memory must not grow by the garbage's size.
+MAX_RSS_GROWTH_KB = 16 * 1024
 
 
 @pytest.fixture
 def line(tmp_path: Path):
-    sim = LineSimulation(tmp_path / "line", parcel_mix(600, seed=41), rate=RATE)
+    broker = MosquittoBroker(tmp_path / "broker").start()
+    sim = LineSimulation(tmp_path / "line", parcel_mix(600, seed=41), rate=RATE,
+                         broker=f"{broker.host}:{broker.port}")
     sim.prepare()
+    sim.central = Central(broker.host, broker.port, load_config(sim.config_path).topic_prefix)
     agent = AgentProcess(sim.config_path, sim.out_dir / "agent.log").start()
-    assert sim.wait_for_agent(), agent.log_tail()
-    yield sim, agent
-    agent.ensure_stopped()
-    sim.close()
+    try:
+        assert sim.wait_for_agent(), agent.log_tail()
+        yield sim, agent
+    finally:
+        agent.ensure_stopped()
+        sim.central.close()
+        sim.close()
+        broker.close()
 
 
 def _status(sim: LineSimulation) -> dict:
     return query_status(sim.state_dir / "status.sock")
+
+
+def _device_state(sim: LineSimulation, device: str) -> str | None:
+    try:
+        return _status(sim)["devices"][device]["state"]
+    except (StatusError, KeyError):
+        return None
+
+
+def _events_for(sim: LineSimulation, barcodes: set[str]) -> dict[str, dict]:
+    return {e["barcode"]: e for e in sim.central.parcels().values() if e["barcode"] in barcodes}
 
 
 def _serve_batch(sim: LineSimulation, agent: AgentProcess, start: int) -> None:
@@ -71,4 +108,134 @@ def test_noise_glued_and_split_frames(line):
              what="parcels decided through noise, glued and split frames")
     assert _status(sim)["devices"]["scanner"]["state"] == "connected"
     _serve_batch(sim, agent, 100)
+    assert agent.terminate() == 0
+
+
+def _unplug_while_sending(sim: LineSimulation, device: str,
+                          parcels: list[SimParcel]) -> list[SimParcel]:
+    """Unplug `device` while the line sends `parcels`, then plug it back; wait for both.
+
+    Returns the parcels sent after the agent had seen the device gone."""
+    peer = getattr(sim, device)
+    first = sim.results.sent
+    sender = threading.Thread(target=sim.drive, kwargs={"parcels": parcels})
+    sender.start()
+    wait_for(lambda: sim.results.sent >= first + 5, what="the line sending")  # mid-stream
+    peer.unplug()
+    wait_for(lambda: _device_state(sim, device) == "disconnected", what=f"{device} seen gone")
+    gone_from = sim.results.sent - first + 1  # the one being sent now may have raced it
+    sender.join()
+    # The checkweigher's results for parcels that passed while a device was gone belong to
+    # parcels long gone; a real checkweigher weighs the parcel on it now, so forget them.
+    with sim.scale._results_lock:
+        sim.scale._results.clear()
+    peer.replug()
+    # pyserial flushes input on open: nothing is sent to the agent before it has reopened.
+    wait_for(lambda: _device_state(sim, device) == "connected", timeout_s=RECONNECT_WAIT_S,
+             what=f"{device} reconnected")
+    return parcels[gone_from:]
+
+
+@pytest.mark.parametrize("device", ["scanner", "scale", "sorter"])
+def test_each_device_unplugged_mid_stream_comes_back_without_a_restart(line, device):
+    sim, agent = line
+    pid = agent.process.pid
+    labelled = [p for p in sim.parcels if p.category in ROUTED and p.weight_kg is not None]
+    start = 0
+    for cycle in range(UNPLUGS):
+        during = labelled[start:start + 20]
+        while_gone = _unplug_while_sending(sim, device, during)
+        start += 20
+        assert while_gone, "no parcel was sent while the device was unplugged"
+        if device == "scale":
+            # Scans paired with no weight: the scale was gone, so EXCEPTION, no_stable_weight.
+            events = wait_for(
+                lambda g=while_gone: (e := _events_for(sim, {p.barcode for p in g}))
+                and len(e) == len(g) and e,
+                what="events of parcels scanned while the scale was gone")
+            for event in events.values():
+                assert event["lane"] == "EXCEPTION", event
+                assert "no_stable_weight" in event["reasons"], event
+        if device == "sorter":
+            # Decided and recorded even though the lane command could not be delivered.
+            wait_for(lambda d=during: len(_events_for(sim, {p.barcode for p in d})) == len(d),
+                     what="an event for every parcel, sorter or not")
+            assert sim.central.alarms("sorter_unreachable")
+        # After the replug a normal batch is fully served, by the same agent process.
+        after = labelled[start:start + BATCH]
+        start += BATCH
+        expected = len(sim.sorter.commands) + len(after)
+        sim.drive(parcels=after)
+        wait_for(lambda n=expected: len(sim.sorter.commands) >= n,
+                 what=f"a batch served after {device} replug {cycle + 1}")
+        events = wait_for(
+            lambda a=after: (e := _events_for(sim, {p.barcode for p in a})) and len(e) == len(a)
+            and e, what="the batch's events")
+        # Each parcel carries its own weight: no reply lost with the cable shifted the pairing.
+        for parcel in after:
+            assert events[parcel.barcode]["inputs"]["weight_kg"] == pytest.approx(parcel.weight_kg)
+    assert agent.process.poll() is None and agent.process.pid == pid
+    counters = _status(sim)["devices"][device]["counters"]
+    assert counters["reconnects"] == UNPLUGS
+    assert agent.terminate() == 0
+
+
+def test_a_scale_that_never_settles_sends_parcels_to_exception(line):
+    sim, agent = line
+    # Parcels with a valid label and a route: only the weight can send them to EXCEPTION.
+    labelled = [p for p in sim.parcels if p.category in ROUTED and p.weight_kg is not None]
+    # The checkweigher answers `S I` (dynamic: never stable) for every one of these parcels.
+    unsettled = [dataclasses.replace(p, weight_kg=None) for p in labelled[:30]]
+    sim.drive(parcels=unsettled)
+    events = wait_for(
+        lambda: (e := _events_for(sim, {p.barcode for p in unsettled})) and len(e) == 30 and e,
+        what="an event for every unsettled parcel")
+    for event in events.values():
+        assert event["lane"] == "EXCEPTION" and "no_stable_weight" in event["reasons"], event
+    assert _device_state(sim, "scale") == "connected"
+    _serve_batch(sim, agent, 100)
+
+
+def _rss_kb(pid: int) -> int:
+    for row in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if row.startswith("VmRSS:"):
+            return int(row.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _scanner_bytes_in(sim: LineSimulation) -> int:
+    return _status(sim)["devices"]["scanner"]["counters"]["bytes_in"]
+
+
+def _write_paced(sim: LineSimulation, data: bytes) -> None:
+    """Write `data` in pty-buffer-sized writes, each once the agent has read the one before.
+
+    A pty takes at most its buffer (~4 KB) per write and the simulator drops the rest, so a
+    bigger single write would test the pty, not the agent."""
+    start = _scanner_bytes_in(sim)
+    for offset in range(0, len(data), PTY_WRITE_BYTES):
+        sim.scanner.send_raw(data[offset:offset + PTY_WRITE_BYTES])
+        done = start + min(len(data), offset + PTY_WRITE_BYTES)
+        wait_for(lambda d=done: _scanner_bytes_in(sim) >= d, what="the agent reading the flood")
+
+
+def test_a_flooding_scanner_does_not_stop_the_line(line):
+    sim, agent = line
+    rss_before = _rss_kb(agent.process.pid)
+    # Thousands of frames back to back, ~500 per write: no-reads with no parcel behind them.
+    commands_before = len(sim.sorter.commands)
+    _write_paced(sim, b"NOREAD\r\n" * FLOOD_FRAMES)
+    wait_for(lambda: len(sim.sorter.commands) >= commands_before + FLOOD_FRAMES,
+             what="every flooded read decided")
+    # Then garbage that never ends a frame: the framer must drop it, not buffer it.
+    rng = random.Random(5)
+    garbage = bytes(rng.choice(b"ABCDEFGHJKLMNPQRSTUVWXYZ0123456789") for _ in range(GARBAGE_BYTES))
+    _write_paced(sim, garbage + b"\r\n")
+    counters = _status(sim)["devices"]["scanner"]["counters"]
+    assert counters["overflows"] >= 1 and counters["garbage_bytes"] >= GARBAGE_BYTES - 16
+    assert _device_state(sim, "scanner") == "connected"
+    assert _rss_kb(agent.process.pid) - rss_before < MAX_RSS_GROWTH_KB
+    _serve_batch(sim, agent, 200)
+    served = {p.barcode for p in sim.parcels[200:200 + BATCH] if p.barcode is not None}
+    wait_for(lambda: len(_events_for(sim, served)) == len(served), what="the batch's events")
     assert agent.terminate() == 0
