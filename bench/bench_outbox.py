@@ -4,7 +4,9 @@
 
 1. Append cost per event (p50/p99/p99.9 µs) beside plain baselines in the same run: a Python
    list append of the same dict, a bare SQLite INSERT+commit (WAL, synchronous=NORMAL, the same
-   row), and the same with synchronous=FULL (an fsync per event: what group commit avoids).
+   row), the same with synchronous=FULL (an fsync per event: what group commit avoids), and the
+   outbox's previous append (ids, JSON and one SQLite commit per event, on the outbox's own
+   schema and settings) beside today's journal append.
 2. Drain: BACKLOG events appended while no broker link runs (an outage), then the link starts
    against a real mosquitto on a free loopback port; time until every row is PUBACKed and gone.
 Results go in docs/PERFORMANCE.md ("Outbox and MQTT").
@@ -27,7 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge_agent.config import OutboxConfig, parse_config  # noqa: E402
+from edge_agent.ids import IdGenerator  # noqa: E402
 from edge_agent.logs import configure_logging  # noqa: E402
+from edge_agent.sync import outbox_store  # noqa: E402
 from edge_agent.sync.link import MqttLink  # noqa: E402
 from edge_agent.sync.local_broker import MosquittoBroker  # noqa: E402
 from edge_agent.sync.outbox import Outbox  # noqa: E402
@@ -88,6 +92,23 @@ def bare_sqlite(path: Path, synchronous: str) -> Callable[[int], object]:
     return insert
 
 
+def sqlite_append(path: Path) -> Callable[[int], object]:
+    """The outbox's append before the journal: the same ids and JSON, one commit per event."""
+    db = outbox_store.connect(path, "NORMAL")
+    ids = IdGenerator()
+    seq = iter(range(1, 10**9))
+
+    def append(i: int) -> object:
+        number, event_id = next(seq), ids.new()
+        body = json.dumps({"schema_version": 1, **decision(i), "event_id": event_id,
+                           "seq": number}, separators=(",", ":"), default=str)
+        return db.execute(
+            "INSERT INTO events (seq, event_id, kind, created_ms, body) VALUES (?, ?, ?, ?, ?)",
+            (number, event_id, "parcel", int(time.time() * 1000), body))
+
+    return append
+
+
 def bench_appends(n: int, work: Path) -> dict[str, dict[str, float]]:
     results = {}
     plain: list = []
@@ -96,6 +117,10 @@ def bench_appends(n: int, work: Path) -> dict[str, dict[str, float]]:
         n, bare_sqlite(work / "bare-normal.db", "NORMAL"))
     results["bare SQLite insert, WAL, synchronous=FULL (fsync each)"] = timed(
         min(n, 2000), bare_sqlite(work / "bare-full.db", "FULL"))
+    results["previous append: SQLite commit per event (baseline)"] = timed(
+        n, sqlite_append(work / "previous.db"))
+    results["previous append, paced (baseline)"] = timed(
+        PACED_COUNT, sqlite_append(work / "previous-paced.db"), rate_hz=PACED_RATE)
     outbox = Outbox.open(work / "outbox", OutboxConfig())
     results["Outbox.append (group commit 20 ms), back to back"] = timed(
         n, lambda i: outbox.append("parcel", decision(i)))
@@ -125,7 +150,7 @@ def bench_drain(backlog: int, work: Path) -> dict[str, float]:
         left = outbox.stats()["depth"]
         link.stop(timeout_s=5)
         outbox.close()
-        after_mb = sum(p.stat().st_size for p in config.state_dir.glob("outbox.sqlite3*")) / 1e6
+        after_mb = sum(p.stat().st_size for p in config.state_dir.glob("outbox.*")) / 1e6
     return {"events": backlog, "undelivered": left, "seconds": round(elapsed, 2),
             "events_per_s": round((backlog - left) / elapsed),
             "max_inflight": config.mqtt.max_inflight,
