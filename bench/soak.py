@@ -103,7 +103,8 @@ def run(minutes: float, rate: float, work: Path) -> dict:
         "agent_exit_code": exit_code,
         "first": samples[0] if samples else None, "last": samples[-1] if samples else None,
         "growth_after_warmup": {
-            key: after_warmup[-1][key] - after_warmup[0][key] for key in ("rss_kb", "fds", "threads")
+            key: after_warmup[-1][key] - after_warmup[0][key]
+            for key in ("rss_kb", "fds", "threads")
         } if after_warmup else None,
         "max_rss_kb": max((s["rss_kb"] for s in samples), default=None),
         "loadavg": os.getloadavg(),
