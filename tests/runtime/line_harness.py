@@ -10,11 +10,10 @@ import json
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+
+from support.waiting import WAIT_S, wait_for  # noqa: F401  (re-exported)
 
 from edge_agent.runtime.demo import EventCollector
 from edge_agent.runtime.line_sim import LineSimulation
@@ -23,19 +22,7 @@ from edge_agent.sorting.decision import Decision, Parcel, decide
 from edge_agent.sorting.manifest import ManifestEntry
 from edge_agent.sorting.rules import default_rules
 
-# Generous for a loaded 2-core machine; every wait ends as soon as its condition holds.
-WAIT_S = 30.0
 STOP_TIMEOUT_S = 15.0
-
-
-def wait_for(condition: Callable[[], Any], timeout_s: float = WAIT_S, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)  # polling another process's state, with a deadline
-    raise AssertionError(f"timed out waiting for {what or condition}")
 
 
 class AgentProcess:

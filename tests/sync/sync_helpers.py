@@ -5,31 +5,16 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from support.waiting import WAIT_S, wait_for  # noqa: F401  (re-exported)
 
 from edge_agent.config import AgentConfig, parse_config
 from edge_agent.sorting.lanes import LaneState
 from edge_agent.sorting.manifest import Manifest, ManifestEntry
 from edge_agent.sorting.rules import RuleSet, default_rules, parse_rules
-
-# Generous for a shared 2-core machine; the waits end as soon as the condition holds.
-WAIT_S = 20.0
-POLL_S = 0.01
-
-
-def wait_for(condition: Callable[[], Any], timeout_s: float = WAIT_S, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(POLL_S)  # polling a condition, with a deadline
-    raise AssertionError(f"timed out waiting for {what or condition}")
 
 
 def agent_config(state_dir: Path, port: int, **mqtt: Any) -> AgentConfig:

@@ -228,7 +228,9 @@ def test_rotation_under_concurrent_appends_loses_and_duplicates_nothing(tmp_path
         assert [r.seq for r in records] == list(range(1, total + 1))
         keys = {(r.payload["writer"], r.payload["i"]) for r in records}
         assert len(keys) == total
-        assert rotations > 4, "the journal should have rotated several times"
+        # How often it rotates depends on how often the flusher runs (fewer, larger windows on a
+        # loaded machine); what matters is that appends crossed rotations.
+        assert rotations >= 2, "the journal should have rotated while appends ran"
         assert _stored_seqs(tmp_path) == list(range(1, total + 1))
         assert len(journal_paths(tmp_path)) == 1  # rotated-away journals were deleted
     finally:
