@@ -96,7 +96,9 @@ class Outbox:
         store.replay_journals(self._db, self.state_dir, lambda: self._fsync(self._wal_path))
         self._next_seq, floor_ms = self._load_counters()
         skipped = self._mark_open()
-        self._ids = IdGenerator(floor_ms=floor_ms)
+        # Ids follow the same wall clock as created_ms (a test steps it; the floor keeps them
+        # increasing when it steps back).
+        self._ids = IdGenerator(floor_ms=floor_ms, clock_ms=lambda: int(clock() * 1000))
         # Kept in memory so stats() (polled for telemetry) never counts a large backlog.
         self._estimated_bytes, self._depth = self._db.execute(
             "SELECT COALESCE(SUM(LENGTH(body)), 0) + COUNT(*) * ?, COUNT(*) FROM events",
