@@ -83,11 +83,12 @@ class SupervisedPort:
         self.last_error: str | None = None
         self.counters = {
             "bytes_in": 0, "bytes_out": 0, "frames": 0,
-            "decode_errors": 0, "io_errors": 0, "reconnects": 0, "polls": 0,
+            "decode_errors": 0, "io_errors": 0, "write_overflows": 0, "reconnects": 0, "polls": 0,
         }
         self.last_frame_ns: int | None = None
         self._last_frame_wall: float | None = None
         self._serial: serial.Serial | None = None
+        self._unsent = b""  # the tail of the last command, when the output buffer was full
         self._connected_once = False
         self.connection_number = 0  # counts opens, so the hub can tell a reused fd number apart
         self._retry_delay_s = RECONNECT_INITIAL_S
@@ -133,6 +134,7 @@ class SupervisedPort:
         self._retry_delay_s = RECONNECT_INITIAL_S
         self._retry_at_ns = None
         self.codec.reset()  # half a frame from before an unplug must not glue onto the next
+        self._unsent = b""  # nor half a command we could not finish sending
         self._set_state(PortState.CONNECTED, None)
         log.info("device_connected", device=self.name, path=self.path, resolved=resolved,
                  profile=self.profile.name)
@@ -193,17 +195,21 @@ class SupervisedPort:
         try:
             # pyserial opens the fd non-blocking, so one os.write takes a short command whole,
             # without the select() and timeout bookkeeping pyserial wraps around every write
-            # (a third of a lane command's cost). Only the rest of a partial write (the output
-            # buffer full) goes through pyserial's write, bounded by WRITE_TIMEOUT_S.
-            try:
-                written = os.write(self._serial.fileno(), data)
-            except BlockingIOError:
-                written = 0
-            if written < len(data):
-                self._serial.write(data[written:])
-        except serial.SerialTimeoutException:
-            self.counters["io_errors"] += 1
-            log.warning("device_write_timeout", device=self.name, bytes=len(data))
+            # (a third of a lane command's cost). Nothing here ever waits: a device that stops
+            # taking bytes (flow control held, a controller that hung) must not stop the reading
+            # of every other port on the line.
+            fd = self._serial.fileno()
+            if self._unsent:
+                # The tail of a command the buffer could not take whole goes first, so the
+                # device never sees two commands interleaved.
+                self._unsent = self._unsent[os.write(fd, self._unsent):]
+            if self._unsent:
+                raise BlockingIOError
+            written = os.write(fd, data)
+            self._unsent = data[written:]
+        except BlockingIOError:
+            self.counters["write_overflows"] += 1
+            log.warning("device_output_full", device=self.name, bytes=len(data))
             return False
         except (OSError, serial.SerialException) as exc:
             self.counters["io_errors"] += 1
