@@ -268,7 +268,8 @@ class Agent:
         elif sorter is not None:
             self.counters.totals["sorter_unreachable"] += 1
             self._raise_alarm("sorter_unreachable", "critical",
-                              "the sorter is disconnected: a decided parcel got no lane command",
+                              "the sorter did not take the lane command (disconnected, or not "
+                              "reading): a decided parcel was not diverted",
                               {"parcel_id": parcel.parcel_id, "bin": decision.bin})
         if self.parts.link is not None:
             self.parts.link.notify_appended()
