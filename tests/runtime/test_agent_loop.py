@@ -171,3 +171,18 @@ def test_commands_from_central_act_on_the_loops_state_and_persist(line):
     assert send_and_decide(line, again, line.parcels[1])["bin"] == 2
     export = SimParcel(99, "export", "LP99999999999999", "]C0", 1.0, None)
     assert send_and_decide(line, again, export)["bin"] == 3
+
+
+def test_the_event_is_stored_before_the_lane_command_leaves(line):
+    """A kill inside append (here: append raising) must leave no lane command on the wire: the
+    sorter may only divert a parcel whose event is already in the OS's hands."""
+    agent = line.start_agent()
+
+    def killed_inside_append(kind: str, payload: dict) -> None:
+        raise SystemExit("the process died inside append")
+
+    agent.parts.outbox.append = killed_inside_append  # type: ignore[method-assign]
+    line.send_parcel(line.parcels[0])
+    with pytest.raises(SystemExit):
+        turn_until(agent, lambda: False)
+    assert agent.hub.ports["sorter"].counters["bytes_out"] == 0
