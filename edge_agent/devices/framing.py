@@ -14,6 +14,7 @@ searches resume where the previous chunk's search stopped, so feeding byte by by
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -44,7 +45,7 @@ class Counters:
         return asdict(self)
 
 
-class Framer:
+class Framer(ABC):
     """Base: subclasses implement `feed`; idle-gap framing adds `flush` and a deadline."""
 
     max_buffer: int  # the buffer never holds more than this between calls
@@ -53,8 +54,9 @@ class Framer:
         self.counters = counters or Counters()
         self._buf = bytearray()
 
+    @abstractmethod
     def feed(self, data: bytes, now_ns: int) -> list[Frame]:
-        raise NotImplementedError
+        """Take a chunk of bytes that arrived at `now_ns`; return the frames it completed."""
 
     def flush(self, now_ns: int) -> list[Frame]:
         return []
