@@ -116,7 +116,8 @@ def test_broker_down_for_a_while_then_everything_arrives_in_order(setup):
     parcels = OUTAGE_PARCELS * 2
 
     def inject(sim, central):
-        wait_for(lambda: sim.results.sent >= OUTAGE_PARCELS // 3, what="traffic before")
+        wait_for(lambda: sim.results.sent >= OUTAGE_PARCELS // 3, what="traffic before",
+                 timeout_s=OUTAGE_PARCELS / 3 / RATE + 30)
         _outage(setup, sim, central, OUTAGE_PARCELS)
 
     _run(setup, parcels, inject)
