@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 from fault_support import scaled
+from line_harness import yrd_parcel
 
 from edge_agent.config import OutboxConfig, load_config
 from edge_agent.ids import IdGenerator, id_time_ms
 from edge_agent.runtime.agent import Agent
 from edge_agent.runtime.line_sim import LineSimulation
-from edge_agent.runtime.parcel_mix import SimParcel
 from edge_agent.sync.outbox import Outbox
 
 HOUR_MS = 3_600_000
@@ -102,11 +102,6 @@ def test_outbox_keeps_seq_and_event_ids_ordered_across_jumps_and_a_reopen(tmp_pa
 
 # -- decisions in process: cutoffs follow the wall clock, pairing does not ------------------------
 
-def yrd_parcel(index: int, weight: float) -> SimParcel:
-    barcode = f"LP{index:014d}"
-    return SimParcel(index, "yrd", barcode, "]C0", weight, {
-        "barcode": barcode, "country": "CN", "postal_code": "200120",
-        "declared_weight_kg": weight, "service": "standard"})
 
 
 @pytest.fixture

@@ -59,6 +59,14 @@ class AgentProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def yrd_parcel(index: int, weight: float = 4.2) -> SimParcel:
+    """A labelled parcel for Shanghai with its manifest row: ZHUHAI before the cutoff."""
+    barcode = f"LP{index:014d}"
+    return SimParcel(index, "yrd", barcode, "]C0", weight, {
+        "barcode": barcode, "country": "CN", "postal_code": "200120",
+        "declared_weight_kg": weight, "service": "standard"})
+
+
 def sorter_records(sim: LineSimulation) -> list[dict]:
     path = sim.out_dir / "sorter.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -79,7 +87,7 @@ def expected_decision(parcel: SimParcel, event: dict) -> Decision:
 
 __all__ = [
     "AgentProcess", "CentralClient", "EventCollector", "expected_decision", "sorter_records",
-    "wait_for",
+    "wait_for", "yrd_parcel",
 ]
 
 

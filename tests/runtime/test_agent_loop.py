@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from line_harness import yrd_parcel
 
 from edge_agent.config import load_config
 from edge_agent.runtime.agent import Agent
@@ -27,11 +28,6 @@ MORNING = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 WAIT_S = 20.0
 
 
-def yrd_parcel(index: int, weight: float = 4.2) -> SimParcel:
-    barcode = f"LP{index:014d}"
-    return SimParcel(index, "yrd", barcode, "]C0", weight, {
-        "barcode": barcode, "country": "CN", "postal_code": "200120",
-        "declared_weight_kg": weight, "service": "standard"})
 
 
 @pytest.fixture
