@@ -188,13 +188,25 @@ def processes_holding(device: str) -> list[tuple[int, str]]:
             continue
         try:
             fds = list((proc / "fd").iterdir())
-            if any(os.readlink(fd) == device for fd in fds):
-                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(
-                    errors="replace").strip()
-                holders.append((int(proc.name), command[:60]))
         except OSError:
             continue  # gone meanwhile, or not ours to look at
+        if any(_link_of(fd) == device for fd in fds):
+            try:
+                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                    errors="replace").strip()
+            except OSError:
+                command = ""
+            holders.append((int(proc.name), command[:60]))
     return holders
+
+
+def _link_of(fd: Path) -> str | None:
+    """Where one fd points; None when it was closed meanwhile (one closing fd must not hide
+    the rest of that process's fds, the holder's among them)."""
+    try:
+        return os.readlink(fd)
+    except OSError:
+        return None
 
 
 def _allows(info: os.stat_result, wanted: int, who: str) -> bool:
