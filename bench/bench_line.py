@@ -41,9 +41,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge_agent.runtime.line_sim import LineSimulation  # noqa: E402
+from edge_agent.runtime.line_sim import (  # noqa: E402
+    LineSimulation,
+    agent_config_text,
+    wait_for_agent,
+    write_manifest,
+)
 from edge_agent.runtime.parcel_mix import SimParcel, parcel_mix  # noqa: E402
 from edge_agent.sync.local_broker import MosquittoBroker  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+import light_line  # noqa: E402
 
 # Generous bounds for a shared 2-core machine; every wait ends as soon as its condition holds.
 READY_TIMEOUT_S = 30.0
@@ -211,7 +219,8 @@ def _wait_lines(path: Path, count: int, timeout_s: float) -> float:
     return time.monotonic()
 
 
-def measure_startup(kind: str, work: Path, broker: MosquittoBroker) -> dict[str, float]:
+def measure_startup(kind: str, work: Path, broker: MosquittoBroker,
+                    warm_starts: int = WARM_STARTS) -> dict[str, float]:
     """exec -> READY=1: the first start (bytecode compiled) and the median of warm ones."""
     out = work / f"startup-{kind}"
     sim = LineSimulation(out, parcel_mix(10), rate=10, broker=f"{broker.host}:{broker.port}",
@@ -219,7 +228,7 @@ def measure_startup(kind: str, work: Path, broker: MosquittoBroker) -> dict[str,
     times = []
     try:
         config = sim.prepare()
-        for attempt in range(1 + WARM_STARTS):
+        for attempt in range(1 + max(1, warm_starts)):
             notify = out / f"notify-{attempt}.sock"
             process, seconds, notify_socket = _start_timed(
                 _command(kind, config), notify, out / f"{kind}.log")
@@ -234,6 +243,68 @@ def measure_startup(kind: str, work: Path, broker: MosquittoBroker) -> dict[str,
 
 
 # -- one run ----------------------------------------------------------------------------------
+
+
+def run_once_light(kind: str, rate: float, parcels: list[SimParcel], work: Path,
+                   broker: MosquittoBroker, number: int) -> RunResult:
+    """One run on bench/light_line.py: the line in its own single-threaded process."""
+    out = work / f"{number:02d}-{kind}-{int(rate)}"
+    state, dev = out / "state", out / "dev"
+    state.mkdir(parents=True)
+    config = out / "agent.toml"
+    config.write_text(agent_config_text(
+        dev / "scanner", dev / "scale", dev / "sorter",
+        broker=f"{broker.host}:{broker.port}", site="BENCH", line=f"R{number}"))
+    write_manifest(out, state, parcels)
+    (out / "parcels.json").write_text(
+        json.dumps([[p.barcode, p.symbology, p.weight_kg] for p in parcels]))
+    result = RunResult(kind, rate, len(parcels))
+    events_path, line_results = out / "events.jsonl", out / "line-results.json"
+    line = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "light_line.py"), str(out),
+         str(out / "parcels.json"), str(rate), str(line_results)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_CHILD_ENV)
+    collector = process = notify = None
+    try:
+        if line.stdout.readline().strip() != "ready":
+            raise RuntimeError("the light line did not start")
+        collector = _start_collector(broker, f"sortline/v1/BENCH/R{number}/events/parcel",
+                                     events_path)
+        process, result.startup_s, notify = _start_timed(
+            _command(kind, config), out / "notify.sock", out / f"{kind}.log")
+        if kind == "agent" and not wait_for_agent(state, DEVICES_TIMEOUT_S):
+            raise RuntimeError(f"the agent did not open its devices; see {out / 'agent.log'}")
+        cpu_before = _cpu_s(process.pid)
+        line.stdin.write("go\n")
+        line.stdin.flush()
+        line.wait(EVENTS_TIMEOUT_S + len(parcels) / rate + light_line.DRAIN_TIMEOUT_S)
+        seen = json.loads(line_results.read_text())
+        due = seen["due_ns"]
+        last_event = _wait_lines(events_path, len(parcels), EVENTS_TIMEOUT_S)
+        result.cpu_s_per_1000 = (_cpu_s(process.pid) - cpu_before) / len(parcels) * 1000
+        result.peak_rss_mb, result.rss_mb = _memory_mb(process.pid)
+        if kind == "agent":
+            result.in_process_latency_ms = _agent_status_latency(state)
+        due_by_barcode = {p.barcode: due[i] for i, p in enumerate(parcels[:len(due)])
+                          if p.barcode is not None}
+        commands = seen["commands"]
+        latencies = [(arrived - due_by_barcode[label]) / 1000
+                     for label, _, _, arrived in commands if label in due_by_barcode]
+        outcome = LineOutcome(latencies, len(commands),
+                              max((c[3] for c in commands), default=0) / 1e9)
+        _finish(result, outcome, parcels, _lines(events_path), due[0] / 1e9 if due else 0.0,
+                due[-1] / 1e9 if due else 0.0, last_event)
+    finally:
+        if process is not None:
+            _stop(process)
+        if notify is not None:
+            _close_notify(notify)
+        if collector is not None:
+            _stop(collector)
+        if line.poll() is None:
+            line.kill()
+        line.wait()
+    return result
 
 
 def run_once(kind: str, rate: float, parcels: list[SimParcel], work: Path,
@@ -263,8 +334,9 @@ def run_once(kind: str, rate: float, parcels: list[SimParcel], work: Path,
         result.peak_rss_mb, result.rss_mb = _memory_mb(process.pid)
         if kind == "agent":
             result.in_process_latency_ms = _agent_latency(sim)
-        _finish(result, sim, parcels, _lines(events_path), first_scan, last_scan,
-                last_command, last_event)
+        del last_command  # when we noticed; the lane commands' own arrival times count
+        _finish(result, _threaded_outcome(sim), parcels, _lines(events_path), first_scan,
+                last_scan, last_event)
     finally:
         if process is not None:
             _stop(process)
@@ -277,24 +349,48 @@ def run_once(kind: str, rate: float, parcels: list[SimParcel], work: Path,
 
 
 def _agent_latency(sim: LineSimulation) -> dict | None:
+    return _agent_status_latency(sim.state_dir)
+
+
+def _agent_status_latency(state_dir: Path) -> dict | None:
     from edge_agent.runtime.status_server import StatusError, query_status
 
     try:
-        return query_status(sim.state_dir / "status.sock").get("latency")
+        return query_status(state_dir / "status.sock").get("latency")
     except StatusError:
         return None
 
 
-def _finish(result: RunResult, sim: LineSimulation, parcels: list[SimParcel], events: list,
-            first_scan: float, last_scan: float, last_command: float, last_event: float) -> None:
-    res = sim.results
-    result.latency_us = {name: _round(res.percentile_us(q))
+@dataclass
+class LineOutcome:
+    """What the sorter's end of the line saw, whichever simulation ran it."""
+
+    latencies_us: list[float]
+    lane_commands: int
+    commands_end_s: float  # time.monotonic() of the last lane command's arrival (0: none)
+
+    def percentile_us(self, q: float) -> float | None:
+        if not self.latencies_us:
+            return None
+        ordered = sorted(self.latencies_us)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _threaded_outcome(sim: LineSimulation) -> LineOutcome:
+    commands = sim.sorter.commands
+    return LineOutcome(list(sim.results.latencies_us), len(commands),
+                       max((c.received_ns for c in commands), default=0) / 1e9)
+
+
+def _finish(result: RunResult, outcome: LineOutcome, parcels: list[SimParcel], events: list,
+            first_scan: float, last_scan: float, last_event: float) -> None:
+    result.latency_us = {name: _round(outcome.percentile_us(q))
                          for name, q in (("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999))}
-    result.lane_commands = len(sim.sorter.commands)
+    result.lane_commands = outcome.lane_commands
     result.events = len({parcel_id for parcel_id, _, _ in events})
     result.lost = len(parcels) - min(result.lane_commands, result.events)
     # The lane command's own arrival, not our noticing it, ends the run on the line side.
-    commands_end = max((c.received_ns for c in sim.sorter.commands), default=0) / 1e9
+    commands_end = outcome.commands_end_s
     result.last_command_lag_s = round(max(0.0, commands_end - last_scan), 3)
     result.last_event_lag_s = round(max(0.0, last_event - last_scan), 3)
     span = max(commands_end, last_scan) - first_scan
@@ -316,7 +412,6 @@ def _finish(result: RunResult, sim: LineSimulation, parcels: list[SimParcel], ev
     result.cpu_s_per_1000 = round(result.cpu_s_per_1000, 3)
     result.startup_s = round(result.startup_s, 3)
     result.peak_rss_mb, result.rss_mb = round(result.peak_rss_mb, 1), round(result.rss_mb, 1)
-    del last_command  # when we noticed; kept out of the figures on purpose
 
 
 def _round(value: float | None) -> float | None:
@@ -351,7 +446,12 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=5000, help="parcels in the burst; 0: none")
     parser.add_argument("--burst-rate", type=float, default=5000.0)
     parser.add_argument("--only", choices=("agent", "baseline"), help="run one process only")
+    parser.add_argument("--line", choices=("light", "threaded"), default="light",
+                        help="the simulated line: bench/light_line.py in its own process "
+                        "(default), or `simulate line`'s threaded devices in this process")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--starts", type=int, default=WARM_STARTS,
+                        help="warm starts timed for the start-up figure (default %(default)s)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", type=Path, help="run in this directory and keep its files")
     args = parser.parse_args()
@@ -370,12 +470,13 @@ def main() -> int:
         broker = MosquittoBroker(work / "broker").start()
         try:
             for kind in kinds:
-                startup[kind] = measure_startup(kind, work, broker)
+                startup[kind] = measure_startup(kind, work, broker, args.starts)
                 print(json.dumps({"startup": kind, **startup[kind]}), flush=True)
             for rate, count in plan:
                 parcels = parcel_mix(count, seed=args.seed)
                 for kind in kinds:
-                    result = run_once(kind, rate, parcels, work, broker, len(results))
+                    run = run_once_light if args.line == "light" else run_once
+                    result = run(kind, rate, parcels, work, broker, len(results))
                     results.append(result)
                     print(json.dumps(result.__dict__), flush=True)
         finally:

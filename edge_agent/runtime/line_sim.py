@@ -67,6 +67,74 @@ class Checkweigher(ScaleSimulator):
             self.reply(f"S S {result:>10.3f} kg\r\n".encode())
 
 
+def agent_config_text(scanner: Path, scale: Path, sorter: Path, *, broker: str | None = None,
+                      site: str = "SIM", line: str = "L1") -> str:
+    """An `edge-agent run` config for a simulated line: these device paths, state in ./state."""
+    mqtt = "enabled = false"
+    if broker:
+        host, _, port = broker.rpartition(":")
+        mqtt = f'enabled = true\nhost = "{host}"\nport = {int(port)}\ntelemetry_period_s = 2.0'
+    return f"""# Written by `edge-agent simulate line`: an agent for the simulated line.
+site = "{site}"
+line = "{line}"
+state_dir = "state"
+
+[devices.scanner]
+port = "{scanner}"
+profile = "{SCANNER_PROFILE}"
+
+[devices.scale]
+port = "{scale}"
+profile = "{SCALE_PROFILE}"
+
+[devices.sorter]
+port = "{sorter}"
+profile = "{SORTER_PROFILE}"
+
+[pairing]
+mode = "poll-after-scan"
+
+[mqtt]
+{mqtt}
+"""
+
+
+def write_manifest(out_dir: Path, state_dir: Path, parcels: list[SimParcel]) -> None:
+    """DIR/manifest.jsonl with the parcels' manifest rows, imported into the state directory."""
+    from edge_agent.sorting.manifest import Manifest
+
+    path = out_dir / "manifest.jsonl"
+    with path.open("w") as handle:
+        for parcel in parcels:
+            if parcel.manifest is not None:
+                handle.write(json.dumps(parcel.manifest) + "\n")
+    manifest = Manifest.open(state_dir)
+    try:
+        manifest.import_file(path)
+    finally:
+        manifest.close()
+
+
+def wait_for_agent(state_dir: Path, timeout_s: float = AGENT_READY_TIMEOUT_S) -> bool:
+    """True once the agent of `state_dir` answers on its status socket with its three devices
+    connected; False after `timeout_s`."""
+    from edge_agent.runtime.status_server import StatusError, query_status
+
+    socket_path = state_dir / "status.sock"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            status = query_status(socket_path, timeout_s=1.0)
+        except StatusError:
+            status = {}
+        devices = status.get("devices") or {}
+        if len(devices) == 3 and all(d.get("state") == "connected" for d in devices.values()):
+            return True
+        # The agent is another process: nothing to wait on but its socket. Poll gently.
+        time.sleep(0.05)
+    return False
+
+
 @dataclass
 class LineResults:
     sent: int = 0
@@ -115,47 +183,11 @@ class LineSimulation:
         return self.config_path
 
     def agent_config_text(self) -> str:
-        mqtt = "enabled = false"
-        if self.broker:
-            host, _, port = self.broker.rpartition(":")
-            mqtt = f'enabled = true\nhost = "{host}"\nport = {int(port)}\ntelemetry_period_s = 2.0'
-        return f"""# Written by `edge-agent simulate line`: an agent for the simulated line.
-site = "{self.site}"
-line = "{self.line}"
-state_dir = "state"
-
-[devices.scanner]
-port = "{self.scanner.path}"
-profile = "{SCANNER_PROFILE}"
-
-[devices.scale]
-port = "{self.scale.path}"
-profile = "{SCALE_PROFILE}"
-
-[devices.sorter]
-port = "{self.sorter.path}"
-profile = "{SORTER_PROFILE}"
-
-[pairing]
-mode = "poll-after-scan"
-
-[mqtt]
-{mqtt}
-"""
+        return agent_config_text(self.scanner.path, self.scale.path, self.sorter.path,
+                                 broker=self.broker, site=self.site, line=self.line)
 
     def _write_manifest(self) -> None:
-        from edge_agent.sorting.manifest import Manifest
-
-        path = self.out_dir / "manifest.jsonl"
-        with path.open("w") as handle:
-            for parcel in self.parcels:
-                if parcel.manifest is not None:
-                    handle.write(json.dumps(parcel.manifest) + "\n")
-        manifest = Manifest.open(self.state_dir)
-        try:
-            manifest.import_file(path)
-        finally:
-            manifest.close()
+        write_manifest(self.out_dir, self.state_dir, self.parcels)
 
     def _write_parcels(self) -> None:
         """What was sent, for tests and replays: the parcels with their intended weights."""
@@ -171,21 +203,7 @@ mode = "poll-after-scan"
 
     def wait_for_agent(self, timeout_s: float = AGENT_READY_TIMEOUT_S) -> bool:
         """True once an agent answers on its status socket with every device connected."""
-        from edge_agent.runtime.status_server import StatusError, query_status
-
-        socket_path = self.state_dir / "status.sock"
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                status = query_status(socket_path, timeout_s=1.0)
-            except StatusError:
-                status = {}
-            devices = status.get("devices") or {}
-            if len(devices) == 3 and all(d.get("state") == "connected" for d in devices.values()):
-                return True
-            # The agent is another process: nothing to wait on but its socket. Poll gently.
-            time.sleep(0.05)
-        return False
+        return wait_for_agent(self.state_dir, timeout_s)
 
     def drive(self, on_progress=None, parcels: list[SimParcel] | None = None) -> None:
         """Send the parcels (default: all) at `rate` per second, paced against the clock."""

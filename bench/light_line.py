@@ -1,0 +1,177 @@
+"""A light simulated line for the line benchmark: scanner, checkweigher and sorter in one thread.
+
+    .venv/bin/python bench/light_line.py DIR PARCELS.json RATE RESULTS.json
+
+Why not `LineSimulation` (edge_agent/runtime/line_sim.py): it runs each device in its own
+thread beside the code that drives it, so four threads share one interpreter lock and each
+waits up to the interpreter's switch interval (5 ms) for its turn. That put ~12 ms into the p99
+of any process measured on it, the plain baseline's included. Here one thread serves the three
+ptys with one selector and writes each scan when it is due, in its own process, so the figures
+measure the process under test.
+
+The devices speak what `simulate line` speaks: `generic-scanner` frames (symbology + barcode,
+CR LF; `NOREAD`), an MT-SICS checkweigher answering each `S` with the next parcel's result in
+scan order (`S S <kg> kg`, or `S I` for a parcel that never settled), and a `generic-divert`
+sorter that acknowledges every `DIV` at once. Nothing is dropped: a scan the agent has not read
+yet waits in this process (the pty's own buffer is small) and its latency counts from when it
+was due. The checkweigher keeps every result until it is asked for, so a burst measures the
+process's throughput, not a scale model.
+
+Protocol with the parent: prints `ready` once the pty links exist, starts sending on a `go`
+line on stdin, and writes RESULTS.json then exits when every parcel has its lane command, or
+DRAIN_TIMEOUT_S after the last scan. Results: the due time of every scan and, for each lane
+command, its barcode label, bin and arrival (time.monotonic_ns(), comparable across processes).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import selectors
+import sys
+import time
+import tty
+from pathlib import Path
+from urllib.parse import unquote
+
+DRAIN_TIMEOUT_S = 30.0
+READ_CHUNK = 65536
+
+
+class Pty:
+    """The device's end of a pseudo-terminal, with a link the agent opens by name."""
+
+    def __init__(self, link: Path):
+        self.master, slave = os.openpty()
+        tty.setraw(slave)
+        self.slave_name = os.ttyname(slave)
+        os.close(slave)  # the agent opens it by name; the master keeps the pty alive
+        os.set_blocking(self.master, False)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(self.slave_name)
+        self.inbox = bytearray()
+        self.outbox = bytearray()
+
+    def lines(self, data: bytes) -> list[bytes]:
+        """Complete command lines (CR or LF ends one), the rest kept for the next read."""
+        self.inbox += data.replace(b"\n", b"\r")
+        *complete, rest = self.inbox.split(b"\r")
+        self.inbox = bytearray(rest)
+        return [line for line in complete if line]
+
+    def write(self, data: bytes) -> None:
+        """Queue bytes; whatever the pty takes now goes now, the rest when it has room."""
+        self.outbox += data
+        self.flush()
+
+    def flush(self) -> None:
+        if not self.outbox:
+            return
+        try:
+            written = os.write(self.master, self.outbox)
+        except (BlockingIOError, OSError):  # full (or no reader yet): retried on the next turn
+            return
+        del self.outbox[:written]
+
+
+def scan_frame(barcode: str | None, symbology: str | None) -> bytes:
+    if barcode is None:
+        return b"NOREAD\r\n"
+    return ((symbology or "") + barcode).encode("latin-1") + b"\r\n"
+
+
+def scale_answer(command: bytes, results: collections.deque) -> bytes:
+    command = command.strip().upper()
+    if command == b"S":
+        weight = results.popleft() if results else None
+        return b"S I\r\n" if weight is None else f"S S {weight:>10.3f} kg\r\n".encode()
+    if command in (b"@", b"I4"):
+        return b'I4 A "1234567"\r\n'
+    if command == b"C":
+        return b"C B\r\nC A\r\n"
+    return b"ES\r\n"  # MT-SICS: command not understood
+
+
+def run(out_dir: Path, parcels: list[list], rate: float) -> dict:
+    scanner, scale, sorter = (Pty(out_dir / "dev" / name)
+                              for name in ("scanner", "scale", "sorter"))
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        return {}
+    ptys = (scanner, scale, sorter)
+    selector = selectors.DefaultSelector()
+    for pty in ptys:  # the scanner's too: the agent may send it trigger commands
+        selector.register(pty.master, selectors.EVENT_READ, pty)
+    open_masters = {pty.master for pty in ptys}
+    frames = [scan_frame(barcode, symbology) for barcode, symbology, _ in parcels]
+    results: collections.deque = collections.deque()
+    due_ns: list[int] = []
+    commands: list[list] = []
+    interval_ns = int(1e9 / rate)
+    start_ns = time.monotonic_ns() + 1_000_000
+    sent = 0
+    finish_by = None
+    while len(commands) < len(parcels):
+        now = time.monotonic_ns()
+        # Every scan that is due goes out now (a burst: several per turn), in one write.
+        batch = bytearray()
+        while sent < len(parcels) and start_ns + sent * interval_ns <= now:
+            results.append(parcels[sent][2])
+            due_ns.append(start_ns + sent * interval_ns)
+            batch += frames[sent]
+            sent += 1
+        if batch:
+            scanner.write(bytes(batch))
+        if sent == len(parcels) and finish_by is None:
+            finish_by = now + int(DRAIN_TIMEOUT_S * 1e9)
+        if finish_by is not None and now > finish_by:
+            break
+        for pty in ptys:  # ask to hear when a full pty has room again
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if pty.outbox else 0)
+            if pty.master in open_masters and selector.get_key(pty.master).events != events:
+                selector.modify(pty.master, events, pty)
+        next_due = start_ns + sent * interval_ns if sent < len(parcels) else now + 50_000_000
+        timeout = max(0.0, (next_due - time.monotonic_ns()) / 1e9)
+        for key, mask in selector.select(timeout):
+            pty: Pty = key.data
+            if mask & selectors.EVENT_WRITE:
+                pty.flush()
+            if not mask & selectors.EVENT_READ:
+                continue
+            try:
+                data = os.read(pty.master, READ_CHUNK)
+            except BlockingIOError:
+                continue
+            except OSError:  # the agent closed its end (stopped): nothing more from it
+                selector.unregister(pty.master)
+                open_masters.discard(pty.master)
+                continue
+            arrived_ns = time.monotonic_ns()
+            if pty is scale:
+                scale.write(b"".join(scale_answer(line, results) for line in scale.lines(data)))
+            elif pty is sorter:
+                for line in sorter.lines(data):
+                    parts = line.decode("ascii", "replace").split()
+                    if len(parts) not in (3, 4) or parts[0] != "DIV":
+                        continue
+                    label = unquote(parts[3]) if len(parts) == 4 else None
+                    commands.append([label, int(parts[2]), parts[1], arrived_ns])
+                    sorter.write(f"ACK {parts[1]} {parts[2]}\r\n".encode())
+            else:
+                scanner.lines(data)  # trigger commands: nothing to answer on a fixed scanner
+    return {"due_ns": due_ns, "commands": commands, "sent": sent}
+
+
+def main(argv: list[str]) -> int:
+    out_dir, parcels_path, rate, results_path = Path(argv[0]), Path(argv[1]), float(argv[2]), \
+        Path(argv[3])
+    parcels = json.loads(parcels_path.read_text())
+    outcome = run(out_dir, parcels, rate)
+    results_path.write_text(json.dumps(outcome))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,45 @@
+"""The line benchmark itself, run small: its figures in docs/PERFORMANCE.md must come from a
+harness that still works and still checks what it claims (every parcel commanded, each with its
+own weight, latencies measured at the sorter's end)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.broker import find_mosquitto
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "bench" / "bench_line.py"
+
+
+@pytest.mark.parametrize("line", ["light", "threaded"])
+def test_a_small_run_of_the_line_bench_commands_every_parcel_with_its_own_weight(
+    tmp_path: Path, line: str
+) -> None:
+    if find_mosquitto() is None:
+        pytest.fail("mosquitto is required: run ./dev install")
+    results = tmp_path / "results.json"
+    run = subprocess.run(
+        [sys.executable, str(BENCH), "--rates", "100", "--seconds", "2", "--burst", "300",
+         "--burst-rate", "2000", "--only", "agent", "--starts", "1", "--line", line,
+         "--json", str(results)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(results.read_text())
+    paced, burst = report["results"]
+    assert (paced["parcels"], burst["parcels"]) == (200, 300)
+    for result in (paced, burst):
+        assert result["lane_commands"] == result["parcels"]
+        assert result["events"] == result["parcels"]
+        assert result["lost"] == 0
+        assert result["wrong_weight_share"] == 0.0
+        latency = result["latency_us"]
+        assert 0 < latency["p50"] <= latency["p99"] <= latency["p99.9"]
+        assert result["cpu_s_per_1000"] > 0 and result["peak_rss_mb"] > 0
+    assert paced["kept_up"]
+    assert report["startup"]["agent"]["warm_median_s"] > 0
