@@ -65,6 +65,8 @@ WEIGHT_TOLERANCE_KG = 0.0005
 # Polling another process's output file, with a deadline.
 POLL_S = 0.02
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# The agent's status keeps the latencies of this many recent decisions.
+LATENCY_WINDOW = 20_000
 # Starts timed after the first (which compiles the bytecode), for the start-up figure.
 WARM_STARTS = 5
 
@@ -284,7 +286,7 @@ def run_once_light(kind: str, rate: float, parcels: list[SimParcel], work: Path,
         result.cpu_s_per_1000 = (_cpu_s(process.pid) - cpu_before) / len(parcels) * 1000
         result.peak_rss_mb, result.rss_mb = _memory_mb(process.pid)
         if kind == "agent":
-            result.in_process_latency_ms = _agent_status_latency(state)
+            result.in_process_latency_ms = _agent_status_latency(state, len(parcels))
         due_by_barcode = {p.barcode: due[i] for i, p in enumerate(parcels[:len(due)])
                           if p.barcode is not None}
         commands = seen["commands"]
@@ -333,7 +335,7 @@ def run_once(kind: str, rate: float, parcels: list[SimParcel], work: Path,
         result.cpu_s_per_1000 = (_cpu_s(process.pid) - cpu_before) / len(parcels) * 1000
         result.peak_rss_mb, result.rss_mb = _memory_mb(process.pid)
         if kind == "agent":
-            result.in_process_latency_ms = _agent_latency(sim)
+            result.in_process_latency_ms = _agent_status_latency(sim.state_dir, len(parcels))
         del last_command  # when we noticed; the lane commands' own arrival times count
         _finish(result, _threaded_outcome(sim), parcels, _lines(events_path), first_scan,
                 last_scan, last_event)
@@ -348,17 +350,22 @@ def run_once(kind: str, rate: float, parcels: list[SimParcel], work: Path,
     return result
 
 
-def _agent_latency(sim: LineSimulation) -> dict | None:
-    return _agent_status_latency(sim.state_dir)
-
-
-def _agent_status_latency(state_dir: Path) -> dict | None:
+def _agent_status_latency(state_dir: Path, parcels: int = 0) -> dict | None:
+    """The agent's own latency figures, once they count `parcels` decisions (the agent
+    refreshes them every second) or after a few seconds."""
     from edge_agent.runtime.status_server import StatusError, query_status
 
-    try:
-        return query_status(state_dir / "status.sock").get("latency")
-    except StatusError:
-        return None
+    latency = None
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        try:
+            latency = query_status(state_dir / "status.sock").get("latency")
+        except StatusError:
+            return latency
+        if latency and latency.get("count", 0) >= min(parcels, LATENCY_WINDOW):
+            break
+        time.sleep(POLL_S)  # another process's periodic refresh: nothing to wait on
+    return latency
 
 
 @dataclass

@@ -50,9 +50,10 @@ class DeviceHub:
             port: SupervisedPort = key.data
             out.extend((port.name, message) for message in port.read_ready())
             self._sync(port)
+        now = self.clock()
         for port in self.ports.values():
             deadline = port.next_deadline_ns()
-            if deadline is not None and self.clock() >= deadline:
+            if deadline is not None and now >= deadline:
                 out.extend((port.name, message) for message in port.run_timers())
                 self._sync(port)
         return out

@@ -107,8 +107,11 @@ class SupervisedPort:
         """The earliest time this port needs `run_timers()`: a retry, a poll or a flush."""
         if self._serial is None:
             return self._retry_at_ns
-        deadlines = [d for d in (self._next_poll_ns, self.codec.next_deadline_ns()) if d]
-        return min(deadlines) if deadlines else None
+        # Called several times per turn of the decision loop: no list, no min() of one value.
+        poll, flush = self._next_poll_ns, self.codec.next_deadline_ns()
+        if poll is None:
+            return flush
+        return poll if flush is None else min(poll, flush)
 
     def connect(self) -> bool:
         """Try to open the port now; on failure schedule the next try with backoff."""

@@ -37,6 +37,8 @@ _LANE = re.compile(rb"(FULL|CLEAR) +([0-9]{1,2})")
 
 def encode_label(barcode: str) -> str:
     """The barcode as one space-free printable token (%XX for anything else, and for %)."""
+    if barcode.isascii() and barcode.isprintable() and " " not in barcode and "%" not in barcode:
+        return barcode  # the usual label, already a token: skip the per-character walk
     return "".join(
         char if "!" <= char <= "~" and char != "%" else
         "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))

@@ -28,9 +28,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -67,8 +66,9 @@ FLUSH_RETRY_S = 0.2
 UNCLEAN_SEQ_SKIP = 10_000
 
 
-@dataclass(frozen=True)
-class OutboxRecord:
+class OutboxRecord(NamedTuple):
+    """One stored event. A tuple: one is made per parcel on the decision thread."""
+
     seq: int
     event_id: str
     kind: str
@@ -95,6 +95,9 @@ class Outbox:
         self._db = store.connect(path, "FULL" if self._sync_each_append else "NORMAL")
         store.replay_journals(self._db, self.state_dir, lambda: self._fsync(self._wal_path))
         self._next_seq, floor_ms = self._load_counters()
+        # No row in SQLite has a higher seq: lets the publisher skip a query that would find
+        # nothing (an overestimate only costs that query). Raised by every ingestion.
+        self._stored_max_seq = self._next_seq - 1
         skipped = self._mark_open()
         # Ids follow the same wall clock as created_ms (a test steps it; the floor keeps them
         # increasing when it steps back).
@@ -196,12 +199,14 @@ class Outbox:
         # Under the database lock no ingestion can move records between SQLite and memory, so
         # the two reads see each record exactly once.
         with self._db_lock:
-            rows = self._db.execute(
-                "SELECT seq, event_id, kind, created_ms, body FROM events"
-                " WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after_seq, limit),
-            ).fetchall()
-            records = [OutboxRecord(*row) for row in rows]
+            records = []
+            if after_seq < self._stored_max_seq:  # else SQLite holds nothing past the cursor
+                rows = self._db.execute(
+                    "SELECT seq, event_id, kind, created_ms, body FROM events"
+                    " WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (after_seq, limit),
+                ).fetchall()
+                records = [OutboxRecord._make(row) for row in rows]
             if len(records) < limit:
                 with self._lock:
                     memory = self._ingesting + self._tail
@@ -303,12 +308,8 @@ class Outbox:
                 skip = self._acked_early & {record.seq for record in batch}
             if not batch:
                 return
-            store.insert_rows(
-                self._db,
-                [(r.seq, r.event_id, r.kind, r.created_ms, r.body)
-                 for r in batch if r.seq not in skip],
-                batch[-1].seq,
-            )
+            store.insert_rows(self._db, [r for r in batch if r.seq not in skip], batch[-1].seq)
+            self._stored_max_seq = max(self._stored_max_seq, batch[-1].seq)
             with self._lock:
                 self._ingesting = []
                 self._acked_early -= skip
