@@ -1,4 +1,4 @@
-"""Rule conditions: what a rule may test, validated, and compiled once into fast predicates.
+"""Rule conditions: what a rule may test, validated, and compiled once into one fast function.
 
 A rule's conditions look at the decision's recorded inputs (edge_agent.sorting.inputs), so what
 a rule matched on is exactly what the decision records. The vocabulary is documented in
@@ -7,8 +7,8 @@ edge_agent/defaults/rules.toml.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from operator import attrgetter
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from pydantic import Field, field_validator
 
@@ -84,77 +84,72 @@ class Conditions(StrictModel):
 
 
 Facts = DecisionInputs
-Check = Callable[[Facts], bool]
+Result = TypeVar("Result")
+
+# The boolean conditions and the set-membership ones, each testing the input of the same name.
+_FLAGS = ("no_read", "identifier_valid", "destination_known", "weight_stable")
+_MEMBERS = ("identifier_kind", "identifier_problem", "country", "province", "service",
+            "weight_status")
 
 
-def _equals(attribute: str, expected: object) -> Check:
-    get = attrgetter(attribute)
-    return lambda facts: get(facts) == expected
+def compile_rules(rules: Sequence[tuple[Result, Conditions]]) -> Callable[[Facts], Result | None]:
+    """One function testing every rule's conditions in order: the first match's result, or None.
+
+    Matching runs on every decision, so the rules become the source of one plain function (a
+    chain of `if` tests on local variables, ~1 µs for the default rules instead of ~4 µs calling
+    a predicate per condition). Only generated names go into the source: every value from the
+    rules file is bound as a constant (`_k0`, `_k1`...), never spliced in as text.
+    """
+    constants: dict[str, object] = {"OPEN": LaneState.OPEN}
+
+    def constant(value: object) -> str:
+        name = f"_k{len(constants)}"
+        constants[name] = value
+        return name
+
+    lines = ["def first_match(facts):", f"    {', '.join(Facts._fields)}, = facts"]
+    for result, when in rules:
+        tests = " and ".join(f"({test})" for test in _tests(when, constant)) or "True"
+        lines += [f"    if {tests}:", f"        return {constant(result)}"]
+    lines.append("    return None")
+    source = "\n".join(lines)
+    exec(compile(source, "<compiled rules>", "exec"), constants)
+    first_match = constants["first_match"]
+    first_match.source = source  # type: ignore[attr-defined]  # for whoever debugs a rule set
+    return first_match  # type: ignore[return-value]
 
 
-def _member(attribute: str, allowed: list[str]) -> Check:
-    get, allowed_set = attrgetter(attribute), frozenset(allowed)
-    return lambda facts: get(facts) in allowed_set
+def _tests(c: Conditions, constant: Callable[[object], str]) -> list[str]:
+    """Each condition given as a Python expression over the inputs' names (cheap flags first).
 
-
-def _weight(test: Callable[[float], bool]) -> Check:
-    return lambda facts: facts.weight_kg is not None and test(facts.weight_kg)
-
-
-def _lanes_in(wanted: Mapping[str, LaneState]) -> Check:
-    pairs = tuple(wanted.items())
-    return lambda facts: all(facts.lane_states.get(lane, LaneState.OPEN) == state
-                             for lane, state in pairs)
-
-
-def compile_conditions(when: Conditions) -> tuple[Check, ...]:
-    """One predicate per condition given, in a fixed order (cheap flags first)."""
-    c = when
-    checks: list[Check] = []
-    for flag in ("no_read", "identifier_valid", "destination_known", "weight_stable"):
-        if getattr(c, flag) is not None:
-            checks.append(_equals(flag, getattr(c, flag)))
-    for attribute in ("identifier_kind", "identifier_problem", "country", "province", "service",
-                      "weight_status"):
-        if getattr(c, attribute) is not None:
-            checks.append(_member(attribute, getattr(c, attribute)))
+    A weight condition never matches an unknown weight; lanes missing from the states are open.
+    """
+    tests = [f"{flag} == {constant(getattr(c, flag))}"
+             for flag in _FLAGS if getattr(c, flag) is not None]
+    tests += [f"{name} in {constant(frozenset(getattr(c, name)))}"
+              for name in _MEMBERS if getattr(c, name) is not None]
     if c.country_not is not None:
-        excluded = frozenset(c.country_not)
-        checks.append(lambda facts: facts.country not in excluded)
+        tests.append(f"country not in {constant(frozenset(c.country_not))}")
     if c.postal_prefix is not None:
-        prefixes = tuple(c.postal_prefix)
-        checks.append(lambda facts: (facts.postal_code or "").startswith(prefixes))
-    if c.weight_min_kg is not None:
-        low = c.weight_min_kg
-        checks.append(_weight(lambda kg: kg >= low))
-    if c.weight_max_kg is not None:
-        high = c.weight_max_kg
-        checks.append(_weight(lambda kg: kg <= high))
-    if c.weight_over_kg is not None:
-        over = c.weight_over_kg
-        checks.append(_weight(lambda kg: kg > over))
+        tests.append(f"(postal_code or '').startswith({constant(tuple(c.postal_prefix))})")
+    for bound, operator in ((c.weight_min_kg, ">="), (c.weight_max_kg, "<="),
+                            (c.weight_over_kg, ">")):
+        if bound is not None:
+            tests.append(f"weight_kg is not None and weight_kg {operator} {constant(bound)}")
     if c.weight_off_declared is not None:
-        tolerance = c.weight_off_declared
-        checks.append(lambda facts: _off_declared(facts, tolerance))
+        low = constant(c.weight_off_declared.min_kg)
+        fraction = constant(c.weight_off_declared.min_fraction)
+        tests.append("weight_kg is not None and declared_weight_kg is not None and "
+                     f"abs(weight_kg - declared_weight_kg) > max({low}, {fraction} * "
+                     "declared_weight_kg)")
+    minute = "local_time.hour * 60 + local_time.minute"
     if c.time_before is not None:
-        before = _minutes(c.time_before)
-        checks.append(lambda facts: _minute_of_day(facts) < before)
+        tests.append(f"{minute} < {constant(_minutes(c.time_before))}")
     if c.time_from is not None:
-        start = _minutes(c.time_from)
-        checks.append(lambda facts: _minute_of_day(facts) >= start)
-    if c.lane_open is not None:
-        checks.append(_lanes_in(dict.fromkeys(c.lane_open, LaneState.OPEN)))
-    if c.lane_state is not None:
-        checks.append(_lanes_in(c.lane_state))
-    return tuple(checks)
-
-
-def _minute_of_day(facts: Facts) -> int:
-    return facts.local_time.hour * 60 + facts.local_time.minute
-
-
-def _off_declared(facts: Facts, tolerance: DeclaredTolerance) -> bool:
-    measured, declared = facts.weight_kg, facts.declared_weight_kg
-    if measured is None or declared is None:
-        return False
-    return abs(measured - declared) > max(tolerance.min_kg, tolerance.min_fraction * declared)
+        tests.append(f"{minute} >= {constant(_minutes(c.time_from))}")
+    # Kept apart: a lane named in both must pass both (open and, say, full: never matches).
+    wanted = [(lane, LaneState.OPEN) for lane in c.lane_open or ()]
+    wanted += list((c.lane_state or {}).items())
+    tests += [f"lane_states.get({constant(lane)}, OPEN) == {constant(state)}"
+              for lane, state in wanted]
+    return tests

@@ -12,8 +12,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
-from types import MappingProxyType
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from edge_agent.sorting.destinations import resolve_destination
@@ -61,8 +60,10 @@ class Parcel:
     late: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
+    """What was decided and why. A NamedTuple, like every record built on each decision: a
+    frozen dataclass costs about 0.25 µs per field to make, a tuple a tenth of that."""
+
     parcel_id: str
     barcode: str | None
     lane: str
@@ -88,12 +89,11 @@ class Decision:
         }
 
 
-@lru_cache(maxsize=8)
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
 _NO_READ = Identifier(IdentifierKind.UNKNOWN, False, "no_data", None)
+_ZONES: dict[str, ZoneInfo] = {}
+# Enum members read through the class cost ~0.1 µs each; the decision reads them as constants.
+_OPEN, _FULL, _BLOCKED = LaneState.OPEN, LaneState.FULL, LaneState.BLOCKED
+_make = tuple.__new__  # builds a NamedTuple from values in field order, skipping its __new__
 
 
 def identifier_of(parcel: Parcel) -> Identifier:
@@ -112,57 +112,53 @@ def decide(
     *,
     default_country: str = "CN",
     timezone: str = "Asia/Hong_Kong",
+    identifier: Identifier | None = None,
 ) -> Decision:
-    identifier = identifier_of(parcel)
+    """The decision for `parcel`. `identifier`, when given, must be `identifier_of(parcel)`:
+    a caller that parsed the barcode to look the manifest up passes it to save parsing again.
+
+    Written for speed (it runs once per parcel, budget 50 µs at p99): records are built from
+    values in field order, and the lane-state view is shared while the states do not change.
+    """
+    if identifier is None:
+        identifier = identifier_of(parcel)
     destination = resolve_destination(identifier, manifest_entry, default_country)
     weight = parcel.weight_kg
     stable = parcel.weight_stable
     if weight is not None and not (math.isfinite(weight) and weight >= 0):
         weight, stable = None, False  # a value no scale can give: treat as no weight at all
+    if manifest_entry is None:
+        declared = service = None
+    else:
+        declared, service = manifest_entry.declared_weight_kg, manifest_entry.service
+    states = rules.complete_states(lane_states)
+    zone = _ZONES.get(timezone) or _ZONES.setdefault(timezone, ZoneInfo(timezone))
+    late = parcel.late
     # The rules look at exactly what the decision records, so a decision explains itself.
-    inputs = DecisionInputs(
-        symbology=parcel.symbology,
-        no_read=parcel.no_read,
-        identifier_kind=identifier.kind,
-        identifier_valid=identifier.valid,
-        identifier_problem=identifier.problem,
-        weight_kg=weight,
-        weight_stable=stable and weight is not None,
-        weight_status=parcel.weight_status,
-        declared_weight_kg=manifest_entry.declared_weight_kg if manifest_entry else None,
-        country=destination.country,
-        postal_code=destination.postal_code,
-        province=destination.province,
-        service=manifest_entry.service if manifest_entry else None,
-        destination_source=destination.source,
-        lane_states=MappingProxyType(rules.complete_states(lane_states)),
-        local_time=now.astimezone(_zone(timezone)),
-        destination_known=destination.known,
-        manifest_hit=manifest_entry is not None,
-        late=parcel.late,
-    )
-    if parcel.late:
-        rule_id, lane_name, reasons = LATE_RULE_ID, rules.exception_lane, ["decision_late"]
+    inputs: DecisionInputs = _make(DecisionInputs, (  # in DecisionInputs' field order
+        parcel.symbology, parcel.no_read,
+        identifier.kind, identifier.valid, identifier.problem,
+        weight, stable and weight is not None, parcel.weight_status, declared,
+        destination.country, destination.postal_code, destination.province, service,
+        destination.source,
+        states, now.astimezone(zone),
+        destination.known, manifest_entry is not None, late,
+    ))
+    if late:
+        rule_id, lane_name, reason = LATE_RULE_ID, rules.exception_lane, "decision_late"
     else:
         rule = rules.first_match(inputs)
         if rule is None:
-            rule_id, lane_name = "default", rules.default.lane
-            reasons = [rules.default.reason] if rules.default.reason else []
+            rule_id, lane_name, reason = "default", rules.default.lane, rules.default.reason
         else:
-            rule_id, lane_name = rule.id, rule.lane
-            reasons = [rule.reason] if rule.reason else []
-    lane = _place(rules, lane_name, weight, inputs.lane_states, reasons)
-    return Decision(
-        parcel_id=parcel.parcel_id,
-        barcode=parcel.barcode,
-        lane=lane.name,
-        bin=lane.bin,
-        rule=rule_id,
-        reasons=tuple(dict.fromkeys(reasons)),
-        rules_version=rules.version,
-        decided_at=now.astimezone(UTC),
-        inputs=inputs,
-    )
+            rule_id, lane_name, reason = rule.id, rule.lane, rule.reason
+    reasons = [reason] if reason else []
+    lane = _place(rules, lane_name, weight, states, reasons)
+    return _make(Decision, (
+        parcel.parcel_id, parcel.barcode, lane.name, lane.bin, rule_id,
+        tuple(reasons) if len(reasons) < 2 else tuple(dict.fromkeys(reasons)),
+        rules.version, now.astimezone(UTC), inputs,
+    ))
 
 
 def _place(
@@ -179,26 +175,27 @@ def _place(
     lane always takes the parcel, even when full or blocked: a parcel must go somewhere.
     """
     lanes = rules.lanes
+    exception_name = rules.exception_lane
     current: str | None = lane_name
     # Rules validation refuses overflow loops; the bound is a second guard, never reached.
     for _ in range(len(lanes)):
-        if current is None or current == rules.exception_lane:
+        if current is None or current == exception_name:
             break
         lane = lanes[current]
-        state = lane_states.get(current, LaneState.OPEN)
+        state = lane_states.get(current, _OPEN)
         limit = lane.weight_limit_kg
         if limit is not None and weight is not None and weight > limit:
             reasons.append("over_route_weight_limit")
-        elif state == LaneState.FULL:
+        elif state == _FULL:
             reasons.append("lane_full_overflow")
-        elif state == LaneState.BLOCKED:
+        elif state == _BLOCKED:
             reasons.append("lane_blocked_overflow")
         else:
             return lane
         current = lane.overflow
     if current != lane_name:  # the chosen lane and its whole overflow chain are unavailable
         reasons.append("lane_unavailable")
-    exception = lanes[rules.exception_lane]
-    if lane_states.get(exception.name, LaneState.OPEN) != LaneState.OPEN:
+    exception = lanes[exception_name]
+    if lane_states.get(exception_name, _OPEN) != _OPEN:
         reasons.append("lane_unavailable")
     return exception
