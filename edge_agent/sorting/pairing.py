@@ -128,6 +128,8 @@ class Pairer:
 
     def ready(self, now_ns: int) -> list[Parcel]:
         """Parcels complete or past their wait, in scan order; each is handed over once."""
+        if self._poll:
+            return self._ready_oldest_first(now_ns)
         done: list[Parcel] = []
         still: list[_Pending] = []
         for pending in self._pending:
@@ -142,10 +144,29 @@ class Pairer:
 
     def next_deadline_ns(self) -> int | None:
         """When ready() may next hand over a parcel (None: nothing is waiting)."""
+        if self._poll:  # the oldest parcel is always the first due (see _ready_oldest_first)
+            return self._due_ns(self._pending[0])[0] if self._pending else None
         times = [self._due_ns(pending)[0] for pending in self._pending]
         return min(times) if times else None
 
     # --- internals ------------------------------------------------------------------------
+
+    def _ready_oldest_first(self, now_ns: int) -> list[Parcel]:
+        """Poll mode: replies answer the oldest unanswered parcel, polls are abandoned for the
+        oldest ones, and time-outs fall due in scan order, so the parcels due are always the
+        oldest: stop at the first that is not. A burst leaves thousands waiting, and looking
+        at every one of them on every turn of the loop made absorbing it quadratic."""
+        done: list[Parcel] = []
+        pending = self._pending
+        for waiting in pending:
+            parcel = self._try_complete(waiting, now_ns)
+            if parcel is None:
+                break
+            done.append(parcel)
+        if done:
+            del pending[: len(done)]
+        self._forget_old(now_ns)
+        return done
 
     def _is_repeat(self, scan: Scan) -> bool:
         # pop then set: the dict stays ordered by last read, so the first key is the stalest.
