@@ -26,6 +26,7 @@ from edge_agent.runtime.status_server import StatusError, query_status
 BATCH = 40
 ROUTED = ("yrd", "yrd_heavy", "mainland_other", "export")
 RATE = 50.0
+UNSETTLED = 30  # parcels the scale never settles for
 FLOOD_FRAMES = scaled(3000, 30000)
 UNPLUGS = scaled(1, 5)  # unplug/replug cycles per device
 # The port's reconnect backoff doubles up to 5 s while a device is gone; a replugged device is
@@ -190,14 +191,20 @@ def test_a_scale_that_never_settles_sends_parcels_to_exception(line):
     sim, agent = line
     # Parcels with a valid label and a route: only the weight can send them to EXCEPTION.
     labelled = [p for p in sim.parcels if p.category in ROUTED and p.weight_kg is not None]
-    # The checkweigher answers `S I` (dynamic: never stable) for every one of these parcels.
-    unsettled = [dataclasses.replace(p, weight_kg=None) for p in labelled[:30]]
-    sim.drive(parcels=unsettled)
+    # Every other parcel, the checkweigher answers `S I` (no stable weight) to the agent's poll;
+    # the ones between are weighed normally. Each `S I` must answer its own parcel's poll: if
+    # the agent let it pass, the parcel would take the next one's weight, and so on down the line.
+    unsettled = [dataclasses.replace(p, weight_kg=None) for p in labelled[:UNSETTLED * 2:2]]
+    weighed = labelled[1:UNSETTLED * 2:2]
+    sim.drive(parcels=[p for pair in zip(unsettled, weighed, strict=True) for p in pair])
     events = wait_for(
-        lambda: (e := _events_for(sim, {p.barcode for p in unsettled})) and len(e) == 30 and e,
-        what="an event for every unsettled parcel")
-    for event in events.values():
+        lambda: (e := _events_for(sim, {p.barcode for p in labelled[:UNSETTLED * 2]}))
+        and len(e) == UNSETTLED * 2 and e, what="an event for every parcel")
+    for parcel in unsettled:
+        event = events[parcel.barcode]
         assert event["lane"] == "EXCEPTION" and "no_stable_weight" in event["reasons"], event
+    for parcel in weighed:
+        assert events[parcel.barcode]["inputs"]["weight_kg"] == pytest.approx(parcel.weight_kg)
     assert _device_state(sim, "scale") == "connected"
     _serve_batch(sim, agent, 100)
 
