@@ -241,7 +241,12 @@ class Agent:
                            "raw": ack.raw.decode("ascii", "replace").strip()})
 
     def _check_acks(self, now_ns: int) -> None:
-        missing = [pid for pid, (_, deadline) in self._awaiting_ack.items() if now_ns > deadline]
+        # Deadlines grow in insertion order (one timeout for all), so the overdue ones lead.
+        missing = []
+        for parcel_id, (_, deadline) in self._awaiting_ack.items():
+            if now_ns <= deadline:
+                break
+            missing.append(parcel_id)
         for parcel_id in missing:
             bin_, _ = self._awaiting_ack.pop(parcel_id)
             self.counters.totals["acks_missing"] += 1
@@ -253,11 +258,12 @@ class Agent:
     # -- the decision --------------------------------------------------------------------------
 
     def _decide_and_divert(self, parcel: Parcel) -> Decision:
-        entry: ManifestEntry | None = self.parts.manifest.get(identifier_of(parcel).key)
+        identifier = identifier_of(parcel)  # parsed once: the manifest key and the decision's
+        entry: ManifestEntry | None = self.parts.manifest.get(identifier.key)
         decision = decide(
             parcel, self.rules, entry, self.lanes.snapshot, self._wall_clock(),
             default_country=self.config.default_destination_country,
-            timezone=self.config.timezone,
+            timezone=self.config.timezone, identifier=identifier,
         )
         self.parts.outbox.append("parcel", decision.to_dict())
         sorter = self.parts.device_for_role.get("sorter")
