@@ -1,6 +1,6 @@
 """Bounded soak: the real agent process on a simulated line at a steady rate, for minutes.
 
-    .venv/bin/python bench/soak.py [--minutes 15] [--rate 10] [--out soak.json]
+    .venv/bin/python bench/soak.py [--minutes 15] [--rate 10] [--tail-minutes 20] [--out F]
 
 Outside the default CI run (it takes as long as it is told to). Everything is real: `edge-agent
 run` as its own process, the scanner, checkweigher and sorter on pseudo-terminals, mosquitto
@@ -8,7 +8,9 @@ on a free loopback port, and a central subscriber. Every SAMPLE_PERIOD_S it reco
 agent's resident memory, open file descriptors and threads (from /proc) and its outbox depth
 (from the status socket). At the end it reports the first and last samples, the growth between
 the second minute and the end (the first minute includes imports and caches filling), and
-whether every lane command got its event. Results go in docs/RELIABILITY.md ("Soak").
+whether every lane command got its event, and the growth over the last `--tail-minutes` (at
+most half the run): memory that is flat once warm shows no growth there. Results go in
+docs/RELIABILITY.md ("Soak").
 """
 
 from __future__ import annotations
@@ -59,7 +61,14 @@ def outbox_depth(sim: LineSimulation) -> int | None:
         return None
 
 
-def run(minutes: float, rate: float, work: Path) -> dict:
+def growth(samples: list[dict]) -> dict[str, int] | None:
+    """Last sample minus first, for each /proc figure."""
+    if not samples:
+        return None
+    return {key: samples[-1][key] - samples[0][key] for key in ("rss_kb", "fds", "threads")}
+
+
+def run(minutes: float, rate: float, work: Path, tail_minutes: float) -> dict:
     parcels = parcel_mix(int(minutes * 60 * rate), seed=99)
     with MosquittoBroker(work / "broker") as broker:
         sim = LineSimulation(work / "line", parcels, rate=rate,
@@ -94,6 +103,8 @@ def run(minutes: float, rate: float, work: Path) -> dict:
             collector.close()
             sim.close()
     after_warmup = [s for s in samples if s["t_s"] >= WARMUP_S] or samples
+    tail_from_s = samples[-1]["t_s"] - min(tail_minutes, minutes / 2) * 60 if samples else 0
+    tail = [s for s in samples if s["t_s"] >= tail_from_s]
     depths = [s["outbox_depth"] for s in samples if s["outbox_depth"] is not None]
     return {
         "minutes": minutes, "rate_per_s": rate, "parcels_sent": sim.results.sent,
@@ -102,10 +113,9 @@ def run(minutes: float, rate: float, work: Path) -> dict:
         "final_outbox_depth": final_depth, "max_outbox_depth": max(depths, default=None),
         "agent_exit_code": exit_code,
         "first": samples[0] if samples else None, "last": samples[-1] if samples else None,
-        "growth_after_warmup": {
-            key: after_warmup[-1][key] - after_warmup[0][key]
-            for key in ("rss_kb", "fds", "threads")
-        } if after_warmup else None,
+        "growth_after_warmup": growth(after_warmup),
+        "tail_from_s": tail[0]["t_s"] if tail else None,
+        "growth_over_tail": growth(tail),
         "max_rss_kb": max((s["rss_kb"] for s in samples), default=None),
         "loadavg": os.getloadavg(),
         "samples": samples,
@@ -116,10 +126,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--rate", type=float, default=10.0, help="parcels per second")
+    parser.add_argument("--tail-minutes", type=float, default=20.0,
+                        help="report the growth over this last part of the run (at most half)")
     parser.add_argument("--out", type=Path, default=None, help="write the summary JSON here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="edge-agent-soak-") as work:
-        summary = run(args.minutes, args.rate, Path(work))
+        summary = run(args.minutes, args.rate, Path(work), args.tail_minutes)
     text = json.dumps(summary, indent=1)
     if args.out:
         args.out.write_text(text)
