@@ -92,8 +92,12 @@ _MEMBERS = ("identifier_kind", "identifier_problem", "country", "province", "ser
             "weight_status")
 
 
-def compile_rules(rules: Sequence[tuple[Result, Conditions]]) -> Callable[[Facts], Result | None]:
-    """One function testing every rule's conditions in order: the first match's result, or None.
+def compile_rules(
+    rules: Sequence[tuple[Result, Conditions]], otherwise: Result | None = None
+) -> Callable[[Facts], Result | None]:
+    """One function testing every rule's conditions in order: the result of the first rule
+    whose conditions all hold, else `otherwise`. Facts may also be a plain tuple in
+    DecisionInputs' field order (unpacked a little faster than the NamedTuple).
 
     Matching runs on every decision, so the rules become the source of one plain function (a
     chain of `if` tests on local variables, ~1 µs for the default rules instead of ~4 µs calling
@@ -111,7 +115,7 @@ def compile_rules(rules: Sequence[tuple[Result, Conditions]]) -> Callable[[Facts
     for result, when in rules:
         tests = " and ".join(f"({test})" for test in _tests(when, constant)) or "True"
         lines += [f"    if {tests}:", f"        return {constant(result)}"]
-    lines.append("    return None")
+    lines.append(f"    return {constant(otherwise)}")
     source = "\n".join(lines)
     exec(compile(source, "<compiled rules>", "exec"), constants)
     first_match = constants["first_match"]

@@ -135,7 +135,7 @@ def decide(
     zone = _ZONES.get(timezone) or _ZONES.setdefault(timezone, ZoneInfo(timezone))
     late = parcel.late
     # The rules look at exactly what the decision records, so a decision explains itself.
-    inputs: DecisionInputs = _make(DecisionInputs, (  # in DecisionInputs' field order
+    values = (  # in DecisionInputs' field order
         parcel.symbology, parcel.no_read,
         identifier.kind, identifier.valid, identifier.problem,
         weight, stable and weight is not None, parcel.weight_status, declared,
@@ -143,21 +143,17 @@ def decide(
         destination.source,
         states, now.astimezone(zone),
         destination.known, manifest_entry is not None, late,
-    ))
+    )
     if late:
         rule_id, lane_name, reason = LATE_RULE_ID, rules.exception_lane, "decision_late"
     else:
-        rule = rules.first_match(inputs)
-        if rule is None:
-            rule_id, lane_name, reason = "default", rules.default.lane, rules.default.reason
-        else:
-            rule_id, lane_name, reason = rule.id, rule.lane, rule.reason
+        rule_id, lane_name, reason = rules.outcome(values)
     reasons = [reason] if reason else []
     lane = _place(rules, lane_name, weight, states, reasons)
     return _make(Decision, (
         parcel.parcel_id, parcel.barcode, lane.name, lane.bin, rule_id,
         tuple(reasons) if len(reasons) < 2 else tuple(dict.fromkeys(reasons)),
-        rules.version, now.astimezone(UTC), inputs,
+        rules.version, now.astimezone(UTC), _make(DecisionInputs, values),
     ))
 
 

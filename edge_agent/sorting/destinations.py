@@ -83,6 +83,8 @@ class Destination(NamedTuple):
 
 
 UNKNOWN_DESTINATION = Destination(None, None, None, None)
+_MANIFEST = DestinationSource.MANIFEST
+_make = tuple.__new__  # builds a NamedTuple from values in field order, skipping its __new__
 
 
 def cn_province(postal_code: str | None) -> str | None:
@@ -94,7 +96,7 @@ def cn_province(postal_code: str | None) -> str | None:
 
 def make_destination(country: str | None, postal_code: str | None, source: str) -> Destination:
     province = cn_province(postal_code) if country == "CN" else None
-    return Destination(country, postal_code, province, source)
+    return _make(Destination, (country, postal_code, province, source))
 
 
 def resolve_destination(
@@ -102,17 +104,22 @@ def resolve_destination(
 ) -> Destination:
     """The barcode's own destination (AI 421, then AI 420) first, then the manifest's."""
     fields = identifier.fields
-    with_country = fields.get("421")
-    if with_country is not None:
-        # An unknown numeric country is kept as unknown: the barcode did say where, and a
-        # manifest row disagreeing with a label is not a reason to trust the manifest.
-        country = ISO_NUMERIC_TO_ALPHA2.get(with_country[:3])
-        return make_destination(country, with_country[3:], DestinationSource.BARCODE)
-    postal_only = fields.get("420")
-    if postal_only is not None:
-        return make_destination(default_country, postal_only, DestinationSource.BARCODE)
+    if fields:  # only a GS1 label's fields may say where it goes
+        with_country = fields.get("421")
+        if with_country is not None:
+            # An unknown numeric country is kept as unknown: the barcode did say where, and a
+            # manifest row disagreeing with a label is not a reason to trust the manifest.
+            country = ISO_NUMERIC_TO_ALPHA2.get(with_country[:3])
+            return make_destination(country, with_country[3:], DestinationSource.BARCODE)
+        postal_only = fields.get("420")
+        if postal_only is not None:
+            return make_destination(default_country, postal_only, DestinationSource.BARCODE)
     if manifest_entry is not None:
-        return make_destination(
-            manifest_entry.country, manifest_entry.postal_code, DestinationSource.MANIFEST
-        )
+        # Inline make_destination: this is the usual path, once per parcel.
+        country, postal_code = manifest_entry.country, manifest_entry.postal_code
+        province = None
+        if country == "CN" and postal_code is not None and len(postal_code) == 6 \
+                and postal_code.isdigit():
+            province = CN_POSTAL_PREFIX_PROVINCE.get(postal_code[:2])
+        return _make(Destination, (country, postal_code, province, _MANIFEST))
     return UNKNOWN_DESTINATION

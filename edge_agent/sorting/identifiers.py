@@ -28,8 +28,9 @@ _AIM_PREFIX = re.compile(r"^\][A-Za-z][0-9A-Za-z]")
 MAX_DATA_CHARS = 512
 # Carrier numbers seen on labels: letters, digits and a few separators, 4 to 40 characters.
 _CARRIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-_/.]{3,39}$")
-_S10 = re.compile(r"^([A-Z]{2})(\d{8})(\d)([A-Z]{2})$")
-_S10_WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
+# Digits are ASCII 0-9: str.isdigit() and regex \d also take other scripts' digits and
+# superscripts, which int() may refuse.
+_S10 = re.compile(r"^([A-Z]{2})([0-9]{8})([0-9])([A-Z]{2})$")
 _HUMAN_READABLE_AI = re.compile(r"\((\d{2,4})\)")
 
 # The AIs this parser knows: AI -> (fixed length or None, maximum length, digits only).
@@ -98,19 +99,33 @@ class Identifier(NamedTuple):
         return None
 
 
+def is_digits(text: str) -> bool:
+    """Only ASCII digits 0-9, at least one."""
+    return text.isascii() and text.isdigit()
+
+
 def gs1_check_digit(digits: str) -> int:
     """The GS1 mod-10 check digit for `digits` (weights 3, 1, 3... from the right)."""
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        total += int(char) * (3 if position % 2 == 0 else 1)
+    if not is_digits(digits):
+        raise ValueError(f"{digits!r}: a GS1 check digit is computed over ASCII digits")
+    # Character codes summed in C: '0' is 48, so take 48 off per character, times its weight.
+    odd, even = digits[::-2], digits[-2::-2]  # from the right: weight 3, then weight 1
+    total = 3 * sum(map(ord, odd)) + sum(map(ord, even)) - 48 * (3 * len(odd) + len(even))
     return (10 - total % 10) % 10
 
 
 def s10_check_digit(serial: str) -> int:
-    """The UPU S10 check digit of an 8-digit serial number."""
-    total = 0
-    for char, weight in zip(serial, _S10_WEIGHTS, strict=True):
-        total += (ord(char) - 48) * weight
+    """The UPU S10 check digit of an 8-digit serial number (weights 8 6 4 2 3 5 9 7)."""
+    if len(serial) != 8 or not is_digits(serial):
+        raise ValueError(f"{serial!r}: an S10 serial number is 8 ASCII digits")
+    return _s10_check(serial)
+
+
+def _s10_check(s: str) -> int:
+    # Character codes: '0' is 48 and the weights sum to 44, so take 48 * 44 off the total.
+    o = ord
+    total = (o(s[0]) * 8 + o(s[1]) * 6 + o(s[2]) * 4 + o(s[3]) * 2 + o(s[4]) * 3 + o(s[5]) * 5
+             + o(s[6]) * 9 + o(s[7]) * 7 - 48 * 44)
     remainder = 11 - total % 11
     return 0 if remainder == 10 else 5 if remainder == 11 else remainder
 
@@ -129,8 +144,10 @@ def parse_identifier(data: str | None, symbology: str | None = None) -> Identifi
         return Identifier(IdentifierKind.UNKNOWN, False, IdentifierProblem.NO_DATA, None)
     if len(data) > MAX_DATA_CHARS:
         return Identifier(IdentifierKind.UNKNOWN, False, IdentifierProblem.MALFORMED, None)
-    data, symbology = split_symbology(data, symbology)
-    data = data.replace(GS_TEXT, GS)
+    if data[0] == "]":  # an AIM symbology identifier sent inline
+        data, symbology = split_symbology(data, symbology)
+    if "<" in data:
+        data = data.replace(GS_TEXT, GS)
     if symbology in GS1_SYMBOLOGIES:
         return _parse_gs1(data.lstrip(GS))
     if data.startswith("(") and _HUMAN_READABLE_AI.match(data):
@@ -148,7 +165,7 @@ def _check_s10(data: str, match: re.Match[str]) -> Identifier:
     fields = MappingProxyType(
         {"service_indicator": prefix, "serial": serial, "check_digit": check, "country": country}
     )
-    if s10_check_digit(serial) != int(check):
+    if _s10_check(serial) != ord(check) - 48:  # the pattern matched ASCII digits
         return Identifier(
             IdentifierKind.S10, False, IdentifierProblem.INVALID_CHECK_DIGIT, data, fields
         )
@@ -172,16 +189,20 @@ def _from_human_readable(text: str) -> str:
 
 def _parse_gs1(data: str) -> Identifier:
     fields: dict[str, str] = {}
-    position = 0
-    while position < len(data):
-        ai = next(
-            (data[position:position + n] for n in _AI_LENGTHS
-             if data[position:position + n] in _AI_TABLE),
-            None,
-        )
-        if ai is None:
-            return _malformed_gs1(fields)
-        fixed, maximum, digits_only = _AI_TABLE[ai]
+    position, size, table = 0, len(data), _AI_TABLE
+    while position < size:
+        # GS1 AIs are prefix-free: try 2, then 3, then 4 characters (no AI here is longer).
+        ai = data[position:position + 2]
+        spec = table.get(ai)
+        if spec is None:
+            ai = data[position:position + 3]
+            spec = table.get(ai)
+            if spec is None:
+                ai = data[position:position + 4]
+                spec = table.get(ai)
+                if spec is None:
+                    return _malformed_gs1(fields)
+        fixed, maximum, digits_only = spec
         start = position + len(ai)
         if fixed is not None:
             end = start + fixed
@@ -191,14 +212,14 @@ def _parse_gs1(data: str) -> Identifier:
             position = end + 1 if data[end:end + 1] == GS else end  # a <GS> after it is allowed
         else:
             separator = data.find(GS, start)
-            end = len(data) if separator < 0 else separator
+            end = size if separator < 0 else separator
             value = data[start:end]
             position = end + 1
             if not value or len(value) > maximum:
                 return _malformed_gs1(fields)
-        if (digits_only and not value.isdigit()) or ai in fields or not value.isprintable():
+        if (digits_only and not is_digits(value)) or ai in fields or not value.isprintable():
             return _malformed_gs1(fields)
-        if ai == "421" and not (value[:3].isdigit() and len(value) > 3):
+        if ai == "421" and not (is_digits(value[:3]) and len(value) > 3):
             return _malformed_gs1(fields)
         fields[ai] = value
     if not fields:
@@ -207,7 +228,7 @@ def _parse_gs1(data: str) -> Identifier:
     frozen = MappingProxyType(fields)
     for ai in ("00", "01", "02"):
         value = fields.get(ai)
-        if value is not None and gs1_check_digit(value[:-1]) != int(value[-1]):
+        if value is not None and gs1_check_digit(value[:-1]) != ord(value[-1]) - 48:
             return Identifier(
                 IdentifierKind.GS1, False, IdentifierProblem.INVALID_CHECK_DIGIT, key, frozen
             )

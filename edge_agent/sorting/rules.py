@@ -37,6 +37,10 @@ class RulesError(EdgeAgentError):
         super().__init__(f"{source}: " + "; ".join(problems))
 
 
+# What a rule decides: (rule id, lane, reason or None).
+Outcome = tuple[str, str, str | None]
+
+
 class Rule(StrictModel):
     id: str = Field(min_length=1, max_length=64)
     lane: str
@@ -57,7 +61,7 @@ class RuleSet(StrictModel):
     lanes: dict[str, Lane]
     rules: list[Rule]
     default: DefaultRule
-    _match: Callable[[Facts], Rule | None] = PrivateAttr()
+    _outcome: Callable[[Facts], Outcome] = PrivateAttr()
     _all_open: dict[str, LaneState] = PrivateAttr(default_factory=dict)
     # The last lane states asked about (a copy) and their completed read-only view: lane states
     # change rarely, so most decisions reuse the view instead of building one.
@@ -77,7 +81,9 @@ class RuleSet(StrictModel):
         return data
 
     def model_post_init(self, context: Any) -> None:
-        self._match = compile_rules([(rule, rule.when) for rule in self.rules])
+        outcomes = [((rule.id, rule.lane, rule.reason), rule.when) for rule in self.rules]
+        self._outcome = compile_rules(
+            outcomes, otherwise=("default", self.default.lane, self.default.reason))
         self._all_open = dict.fromkeys(self.lanes, LaneState.OPEN)
 
     def complete_states(self, lane_states: Mapping[str, LaneState]) -> Mapping[str, LaneState]:
@@ -96,8 +102,11 @@ class RuleSet(StrictModel):
         private["_last_states"] = (given, view)  # type: ignore[index]  # one atomic store
         return view
 
-    def first_match(self, facts: Facts) -> Rule | None:
-        return self.__pydantic_private__["_match"](facts)  # type: ignore[index]
+    def outcome(self, facts: Facts) -> Outcome:
+        """(rule id, lane, reason) of the first rule whose conditions all hold, else the
+        default's ("default", its lane, its reason). Facts may be a plain tuple in
+        DecisionInputs' field order."""
+        return self.__pydantic_private__["_outcome"](facts)  # type: ignore[index]
 
 
 def _cross_check(rule_set: RuleSet) -> list[str]:
