@@ -132,3 +132,13 @@ def test_parsing_never_raises(data, symbology):
                      fullmatch=True))
 def test_gs1_like_strings_never_raise(data):
     parse_identifier(data)
+
+
+@pytest.mark.parametrize("data", ["]C100" + "²" * 18, "]C101" + "①" * 14, "]C13103" + "²" * 6,
+                                  "CP" + "٣" * 9 + "CN"])
+def test_digits_are_ascii_digits(data):
+    # str.isdigit() takes superscripts and other scripts' digits, which int() may refuse.
+    identifier = parse_identifier(data)
+    assert not identifier.valid
+    assert identifier.problem == "malformed_identifier"
+    assert identifier.weight_kg is None
