@@ -6,11 +6,15 @@ Durability, in two steps (see docs/MQTT.md, "What a power cut can lose"):
   append-only journal file (journal.py: length + CRC32 framing). No SQLite, no fsync: when
   append() returns, the record is in the OS's hands and survives a kill -9.
 - The flusher thread, `group_commit_ms` after the first append of a window, fsyncs the journal
-  (the group commit: a power cut loses at most that window) and then ingests the window's
-  records into SQLite (WAL mode) in one transaction, raising the `journal_seq` watermark in the
-  same commit. Once a journal file is past JOURNAL_ROTATE_BYTES, appends move to a fresh file
-  (under the outbox lock); the old one is deleted only after the commit that ingested its last
-  record is fsynced. `group_commit_ms = 0` fsyncs the journal inside every append instead.
+  (the group commit: a power cut loses at most that window). Records still unacknowledged
+  INGEST_AFTER_S later are then ingested into SQLite (WAL mode) in one transaction, raising the
+  `journal_seq` watermark in the same commit. With the broker up nearly every event is
+  acknowledged before that, so it never touches SQLite: each acknowledgement's transaction
+  raises the watermark past the records settled so far, and the flusher drops them from memory.
+  Once a journal file is past JOURNAL_ROTATE_BYTES, appends move to a fresh file (under the
+  outbox lock); the old one is deleted only after every record in it is acknowledged or
+  ingested by a commit that is fsynced. `group_commit_ms = 0` fsyncs the journal inside every
+  append instead.
 - `Outbox.open` replays journal files left by a kill or a power cut (records above the
   watermark, up to a torn last record, which the CRC rejects), makes that durable, deletes them.
 
@@ -23,6 +27,7 @@ the oldest telemetry goes first, then alarms, parcel events last; every eviction
 
 from __future__ import annotations
 
+import collections
 import json
 import sqlite3
 import threading
@@ -57,6 +62,12 @@ JOURNAL_ROTATE_BYTES = 1024 * 1024
 # ...or this share of the disk budget, if smaller: the journal counts against the budget, and
 # its already ingested records must not crowd out the events waiting in SQLite.
 JOURNAL_BUDGET_SHARE = 1 / 32
+# An unacknowledged record is ingested into SQLite once it has waited this long in memory (and
+# its journal): well past the link's ack batching (0.25 s), so a connected broker's
+# acknowledgements nearly always come first and the record is never inserted, then deleted.
+INGEST_AFTER_S = 1.0
+# ...or at once past this many records in memory (a long outage, a burst), which bounds memory.
+MAX_RECORDS_IN_MEMORY = 2000
 # After a failed ingestion (a disk error, a database locked from outside) the flusher waits this
 # long before trying again; the records stay in memory and in the journal meanwhile.
 FLUSH_RETRY_S = 0.2
@@ -116,6 +127,9 @@ class Outbox:
         self._ingesting: list[OutboxRecord] = []
         self._tail: list[OutboxRecord] = []
         self._acked_early: set[int] = set()
+        # (time.monotonic(), last seq appended then) at each flush: what is old enough to ingest.
+        self._flush_marks: collections.deque[tuple[float, int]] = collections.deque()
+        self._synced_seq = self._next_seq - 1  # the journal is fsynced up to this seq
         self._journal_number = 1  # replay left no journal file behind
         self._journal = JournalFile.create(journal_path(self.state_dir, self._journal_number))
         self._retired: list[JournalFile] = []  # rotated away, waiting for a durable ingestion
@@ -226,11 +240,12 @@ class Outbox:
             with self._db_lock:
                 with self._lock:
                     in_memory = self._in_memory(batch)
-                size, deleted = self._delete_stored(batch, in_memory)
-                with self._lock:
                     for record in in_memory:
                         self._acked_early.add(record.seq)
-                        size += len(record.body) + ROW_OVERHEAD_BYTES
+                    settled = self._settled_seq()
+                size, deleted = self._delete_stored(batch, in_memory, settled)
+                with self._lock:
+                    size += sum(len(record.body) + ROW_OVERHEAD_BYTES for record in in_memory)
                     self._estimated_bytes -= size
                     self._depth -= deleted + len(in_memory)
 
@@ -243,8 +258,19 @@ class Outbox:
         found = [memory[seq - first] for seq in seqs if first <= seq < first + len(memory)]
         return [record for record in found if record.seq not in self._acked_early]
 
-    def _delete_stored(self, seqs: list[int], in_memory: list[OutboxRecord]) -> tuple[int, int]:
-        """Delete rows from SQLite (caller holds the database lock): (bytes, rows) deleted."""
+    def _settled_seq(self) -> int:
+        """Every record up to this seq is in SQLite or acknowledged, so a replay of the journal
+        must skip it (caller holds the lock): the first unacknowledged record in memory, which
+        may be mid-ingestion and not yet committed, stops it."""
+        for record in self._ingesting + self._tail:
+            if record.seq not in self._acked_early:
+                return record.seq - 1
+        return self._next_seq - 1
+
+    def _delete_stored(self, seqs: list[int], in_memory: list[OutboxRecord],
+                       settled_seq: int) -> tuple[int, int]:
+        """Delete rows from SQLite and raise the journal watermark to `settled_seq` (caller
+        holds the database lock): (bytes, rows) deleted."""
         marks = ",".join("?" * len(seqs))
         self._db.execute("BEGIN IMMEDIATE")
         try:
@@ -262,6 +288,7 @@ class Outbox:
                 # still continues above them.
                 store.set_meta_max(self._db, "last_id_ms", id_time_ms(last_id))
                 store.set_meta_max(self._db, "last_seq", last_seq)
+            store.set_meta_max(self._db, store.JOURNAL_SEQ_KEY, settled_seq)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -270,27 +297,37 @@ class Outbox:
 
     # -- durability: the group commit and ingestion -------------------------------------------
 
-    def flush(self) -> None:
-        """Make every event appended so far durable, move it into SQLite, keep the budget. The
-        flusher calls this every group-commit window; close() calls it last."""
+    def flush(self, *, everything: bool = True) -> None:
+        """Make every event appended so far durable and keep the budget; move into SQLite every
+        unacknowledged record (`everything`), or only those that waited INGEST_AFTER_S (the
+        flusher, every group-commit window). close() calls it last."""
         with self._flush_lock:
-            self._commit_journal()
+            self._commit_journal(everything)
             self.budget.check()
 
-    def _commit_journal(self) -> None:
+    def _commit_journal(self, everything: bool = True) -> None:
         fresh = None
         if self._journal.size >= self._rotate_bytes:
             fresh = JournalFile.create(journal_path(self.state_dir, self._journal_number + 1))
+        now = time.monotonic()
         with self._lock:
-            self._ingesting += self._tail
-            self._tail = []
+            if not self._ingesting:  # else a failed ingestion is still to be retried
+                self._drop_acknowledged_head()
             written = self._journal
             if fresh is not None:
                 self._retired.append(written)
                 self._journal, self._journal_number = fresh, self._journal_number + 1
-            if not self._ingesting and not self._retired:
+            # A retired journal goes only once all its records are in SQLite or acknowledged.
+            due = len(self._tail) if everything or self._retired else self._due_count(now)
+            self._ingesting += self._tail[:due]
+            del self._tail[:due]
+            appended_to = self._next_seq - 1
+            unsynced = appended_to > self._synced_seq
+            if not unsynced and not self._ingesting and not self._retired:
                 return  # woken for nothing new
-        written.sync()  # the group commit: the window's records survive a power cut now
+        if unsynced or self._retired:
+            written.sync()  # the group commit: the window's records survive a power cut now
+            self._synced_seq = appended_to
         self._ingest()
         if self._retired:
             # The ingestion must be on the medium before the journal holding it goes.
@@ -300,6 +337,34 @@ class Outbox:
             for journal in retired:
                 journal.close()
                 journal.path.unlink()
+
+    def _drop_acknowledged_head(self) -> None:
+        """Forget the acknowledged records at the front of memory (caller holds the lock).
+        Only the front: memory stays a run of consecutive seqs."""
+        tail, acked = self._tail, self._acked_early
+        count = 0
+        for record in tail:
+            if record.seq not in acked:
+                break
+            acked.discard(record.seq)
+            count += 1
+        if count:
+            del tail[:count]
+
+    def _due_count(self, now: float) -> int:
+        """How many records at the front of memory have waited INGEST_AFTER_S (or must go now
+        to keep memory bounded). Caller holds the lock."""
+        marks = self._flush_marks
+        marks.append((now, self._next_seq - 1))
+        due_seq = 0
+        while marks and marks[0][0] <= now - INGEST_AFTER_S:
+            due_seq = marks.popleft()[1]
+        tail = self._tail
+        if not tail:
+            return 0
+        if len(tail) > MAX_RECORDS_IN_MEMORY:
+            return len(tail) - MAX_RECORDS_IN_MEMORY // 2
+        return max(0, min(len(tail), due_seq - tail[0].seq + 1))
 
     def _ingest(self) -> None:
         with self._db_lock:
@@ -321,10 +386,13 @@ class Outbox:
         last_checkpoint = time.monotonic()
         try:
             while not self._closing.is_set():
-                if self._dirty.wait(CHECKPOINT_PERIOD_S):
+                wait_s = INGEST_AFTER_S / 2 if self._tail else CHECKPOINT_PERIOD_S
+                if self._dirty.wait(wait_s):
                     self._dirty.clear()
                     # Gather the appends of one window into one fsync and one transaction.
                     self._closing.wait(window_s)
+                    self._flush_and_keep_budget()
+                elif self._tail:  # no new appends, but records waiting in memory age
                     self._flush_and_keep_budget()
                 if (time.monotonic() - last_checkpoint >= CHECKPOINT_PERIOD_S
                         or store.file_size(self._wal_path) >= CHECKPOINT_WAL_BYTES):
@@ -335,7 +403,7 @@ class Outbox:
 
     def _flush_and_keep_budget(self) -> None:
         try:
-            self.flush()
+            self.flush(everything=False)
         except (OSError, sqlite3.Error) as exc:
             # Nothing is lost: the records stay in the journal and in memory, and the next
             # attempt ingests them (replay does, should the process die first).

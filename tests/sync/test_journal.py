@@ -17,6 +17,8 @@ from support.broker import MosquittoBroker, mosquitto  # noqa: F401
 from sync_helpers import Subscriber, agent_config, wait_for
 
 from edge_agent.config import OutboxConfig
+from edge_agent.sync import outbox as outbox_module
+from edge_agent.sync import outbox_store
 from edge_agent.sync.journal import (
     MAGIC,
     UNREADABLE_SUFFIX,
@@ -182,6 +184,56 @@ def test_an_event_acknowledged_before_ingestion_is_not_stored(tmp_path: Path):
         assert _stored_seqs(tmp_path) == [3, 5]
         assert [r.seq for r in box.pending(10)] == [3, 5]
         assert box.stats()["depth"] == 2
+    finally:
+        box.close()
+
+
+def test_events_acknowledged_within_the_ingestion_delay_never_reach_sqlite(tmp_path: Path,
+                                                                         mocker):
+    # With the broker up, events are acknowledged long before INGEST_AFTER_S: the flusher's
+    # windows only fsync the journal and forget them, no SQLite insert (then delete) per event.
+    inserted = mocker.spy(outbox_store, "insert_rows")
+    box = Outbox.open(tmp_path, OutboxConfig(group_commit_ms=5))
+    try:
+        for i in range(50):
+            box.append("parcel", {"n": i})
+        wait_for(lambda: box._synced_seq >= 50, timeout_s=10)  # a window has run since
+        box.acknowledge(range(1, 51))  # as the link does, up to 0.25 s after the PUBACKs
+        wait_for(lambda: not box._tail, timeout_s=10)  # a later window forgot them
+        assert sum(len(list(call.args[1])) for call in inserted.call_args_list) == 0
+        assert box.stats()["depth"] == 0
+    finally:
+        box.close()
+    assert _stored_seqs(tmp_path) == []
+
+
+def test_an_unacknowledged_event_is_ingested_once_it_has_waited(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(outbox_module, "INGEST_AFTER_S", 0.05)
+    box = Outbox.open(tmp_path, OutboxConfig(group_commit_ms=5))
+    try:
+        for i in range(5):
+            box.append("parcel", {"n": i})
+        box.acknowledge([2])
+        wait_for(lambda: _stored_seqs(tmp_path) == [1, 3, 4, 5], timeout_s=10)
+        assert [r.seq for r in box.pending(10)] == [1, 3, 4, 5]
+    finally:
+        box.close()
+
+
+def test_an_acknowledgement_never_lets_replay_skip_an_unacknowledged_event(tmp_path: Path):
+    live, saved = tmp_path / "live", tmp_path / "saved"
+    box = Outbox.open(live, OutboxConfig(group_commit_ms=NEVER_MS))
+    for i in range(10):
+        box.append("parcel", {"n": i})
+    box.acknowledge([1, 2, 3, 5, 6])  # its transaction raises the replay watermark to 3 only
+    # A kill now: the journal holds all ten, SQLite only the watermark.
+    saved.mkdir()
+    for path in [live / DB_NAME, Path(f"{live / DB_NAME}-wal"), *journal_paths(live)]:
+        shutil.copy(path, saved / path.name)
+    box.close()
+    box = Outbox.open(saved, OutboxConfig())
+    try:
+        assert [r.seq for r in box.pending(100) if r.kind == "parcel"] == [4, 5, 6, 7, 8, 9, 10]
     finally:
         box.close()
 
