@@ -115,9 +115,10 @@ class Agent:
         self._housekeeping(force=True)
         # Everything built so far lives as long as the process (models, rules, profiles): take
         # it out of the collector's view, so a full collection never walks it in the middle of
-        # a parcel's decision.
-        gc.collect()
+        # a parcel's decision. No collection first: it took ~25 ms of the time to READY to
+        # free ~300 objects of start-up garbage, which stay frozen instead.
         gc.freeze()
+        gc.enable()  # `edge-agent run` starts with it off
         parts.notifier.ready(self._status_line())
         log.info("agent.ready", rules_version=self.rules.version, rules_source=self.rules_source,
                  devices=sorted(self.hub.ports), startup_s=round(self._uptime_s(), 3))
