@@ -123,6 +123,7 @@ def decide(
     if identifier is None:
         identifier = identifier_of(parcel)
     destination = resolve_destination(identifier, manifest_entry, default_country)
+    country, postal_code, province, source = destination
     weight = parcel.weight_kg
     stable = parcel.weight_stable
     if weight is not None and not (math.isfinite(weight) and weight >= 0):
@@ -139,8 +140,7 @@ def decide(
         parcel.symbology, parcel.no_read,
         identifier.kind, identifier.valid, identifier.problem,
         weight, stable and weight is not None, parcel.weight_status, declared,
-        destination.country, destination.postal_code, destination.province, service,
-        destination.source,
+        country, postal_code, province, service, source,
         states, now.astimezone(zone),
         destination.known, manifest_entry is not None, late,
     )
@@ -172,6 +172,11 @@ def _place(
     """
     lanes = rules.lanes
     exception_name = rules.exception_lane
+    if lane_states.get(lane_name) == _OPEN:  # the usual case, answered without the walk below
+        lane = lanes[lane_name]
+        limit = lane.weight_limit_kg
+        if limit is None or weight is None or weight <= limit or lane_name == exception_name:
+            return lane
     current: str | None = lane_name
     # Rules validation refuses overflow loops; the bound is a second guard, never reached.
     for _ in range(len(lanes)):

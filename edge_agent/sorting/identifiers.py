@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from functools import lru_cache
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -76,6 +75,7 @@ class IdentifierProblem:
 
 
 _NO_FIELDS: Mapping[str, str] = MappingProxyType({})
+_make = tuple.__new__  # builds a NamedTuple from values in field order, skipping its __new__
 
 
 # Immutable records on the decision path are NamedTuples: a frozen dataclass's __init__ costs
@@ -108,9 +108,14 @@ def gs1_check_digit(digits: str) -> int:
     """The GS1 mod-10 check digit for `digits` (weights 3, 1, 3... from the right)."""
     if not is_digits(digits):
         raise ValueError(f"{digits!r}: a GS1 check digit is computed over ASCII digits")
-    # Character codes summed in C: '0' is 48, so take 48 off per character, times its weight.
-    odd, even = digits[::-2], digits[-2::-2]  # from the right: weight 3, then weight 1
-    total = 3 * sum(map(ord, odd)) + sum(map(ord, even)) - 48 * (3 * len(odd) + len(even))
+    return _gs1_check(digits)
+
+
+def _gs1_check(digits: str) -> int:
+    # Bytes are summed as character codes in C; '0' is 48, taken off once per weighted digit.
+    codes = digits.encode("ascii")
+    odd, even = codes[::-2], codes[-2::-2]  # from the right: weight 3, then weight 1
+    total = 3 * sum(odd) + sum(even) - 48 * (3 * len(odd) + len(even))
     return (10 - total % 10) % 10
 
 
@@ -121,11 +126,11 @@ def s10_check_digit(serial: str) -> int:
     return _s10_check(serial)
 
 
-def _s10_check(s: str) -> int:
-    # Character codes: '0' is 48 and the weights sum to 44, so take 48 * 44 off the total.
-    o = ord
-    total = (o(s[0]) * 8 + o(s[1]) * 6 + o(s[2]) * 4 + o(s[3]) * 2 + o(s[4]) * 3 + o(s[5]) * 5
-             + o(s[6]) * 9 + o(s[7]) * 7 - 48 * 44)
+def _s10_check(serial: str) -> int:
+    # Bytes index as character codes: '0' is 48 and the weights sum to 44.
+    s = serial.encode("ascii")
+    total = (s[0] * 8 + s[1] * 6 + s[2] * 4 + s[3] * 2 + s[4] * 3 + s[5] * 5 + s[6] * 9
+             + s[7] * 7 - 48 * 44)
     remainder = 11 - total % 11
     return 0 if remainder == 10 else 5 if remainder == 11 else remainder
 
@@ -137,9 +142,23 @@ def split_symbology(data: str, symbology: str | None = None) -> tuple[str, str |
     return data, symbology
 
 
-@lru_cache(maxsize=4096)  # results are immutable; repeated reads of a label hit the cache
 def parse_identifier(data: str | None, symbology: str | None = None) -> Identifier:
-    """Classify and check scanned data. Never raises."""
+    """Classify and check scanned data. Never raises.
+
+    The last result is kept: a parcel's barcode is parsed for its manifest look-up and again
+    when it is decided. One entry, not an LRU cache: a miss in a full LRU cache (every parcel
+    is a new barcode) cost 0.5-2 µs more than the parse saved.
+    """
+    global _last
+    last = _last  # one read: another thread may replace it, never change it
+    if data == last[0] and symbology == last[1]:
+        return last[2]
+    identifier = _parse(data, symbology)
+    _last = (data, symbology, identifier)
+    return identifier
+
+
+def _parse(data: str | None, symbology: str | None) -> Identifier:
     if not data:
         return Identifier(IdentifierKind.UNKNOWN, False, IdentifierProblem.NO_DATA, None)
     if len(data) > MAX_DATA_CHARS:
@@ -160,16 +179,18 @@ def parse_identifier(data: str | None, symbology: str | None = None) -> Identifi
     return Identifier(IdentifierKind.UNKNOWN, False, IdentifierProblem.MALFORMED, None)
 
 
+_last: tuple[str | None, str | None, Identifier] = (None, None, _parse(None, None))
+
+
 def _check_s10(data: str, match: re.Match[str]) -> Identifier:
     prefix, serial, check, country = match.groups()
     fields = MappingProxyType(
         {"service_indicator": prefix, "serial": serial, "check_digit": check, "country": country}
     )
     if _s10_check(serial) != ord(check) - 48:  # the pattern matched ASCII digits
-        return Identifier(
-            IdentifierKind.S10, False, IdentifierProblem.INVALID_CHECK_DIGIT, data, fields
-        )
-    return Identifier(IdentifierKind.S10, True, None, data, fields)
+        return _make(Identifier, (
+            IdentifierKind.S10, False, IdentifierProblem.INVALID_CHECK_DIGIT, data, fields))
+    return _make(Identifier, (IdentifierKind.S10, True, None, data, fields))
 
 
 def _from_human_readable(text: str) -> str:
@@ -217,7 +238,9 @@ def _parse_gs1(data: str) -> Identifier:
             position = end + 1
             if not value or len(value) > maximum:
                 return _malformed_gs1(fields)
-        if (digits_only and not is_digits(value)) or ai in fields or not value.isprintable():
+        if digits_only and not (value.isascii() and value.isdigit()):
+            return _malformed_gs1(fields)
+        if ai in fields or not value.isprintable():
             return _malformed_gs1(fields)
         if ai == "421" and not (is_digits(value[:3]) and len(value) > 3):
             return _malformed_gs1(fields)
@@ -228,11 +251,10 @@ def _parse_gs1(data: str) -> Identifier:
     frozen = MappingProxyType(fields)
     for ai in ("00", "01", "02"):
         value = fields.get(ai)
-        if value is not None and gs1_check_digit(value[:-1]) != ord(value[-1]) - 48:
-            return Identifier(
-                IdentifierKind.GS1, False, IdentifierProblem.INVALID_CHECK_DIGIT, key, frozen
-            )
-    return Identifier(IdentifierKind.GS1, True, None, key, frozen)
+        if value is not None and _gs1_check(value[:-1]) != ord(value[-1]) - 48:
+            return _make(Identifier, (
+                IdentifierKind.GS1, False, IdentifierProblem.INVALID_CHECK_DIGIT, key, frozen))
+    return _make(Identifier, (IdentifierKind.GS1, True, None, key, frozen))
 
 
 def _malformed_gs1(fields: dict[str, str]) -> Identifier:

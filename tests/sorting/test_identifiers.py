@@ -142,3 +142,12 @@ def test_digits_are_ascii_digits(data):
     assert not identifier.valid
     assert identifier.problem == "malformed_identifier"
     assert identifier.weight_kg is None
+
+
+def test_the_kept_last_result_is_only_for_the_same_data_and_symbology():
+    element_string = "0037613032110910342042010115"
+    assert parse_identifier(element_string, "]C1").kind == "gs1"
+    assert parse_identifier(element_string, None).kind == "carrier"  # not the GS1 result
+    assert parse_identifier(element_string, "]C1").kind == "gs1"
+    first = parse_identifier("RB123456785GB")
+    assert parse_identifier("RB123456785GB") is first
