@@ -247,6 +247,25 @@ def measure_startup(kind: str, work: Path, broker: MosquittoBroker,
 # -- one run ----------------------------------------------------------------------------------
 
 
+def _measure_process(result: RunResult, process: subprocess.Popen, cpu_before: float,
+                     state_dir: Path) -> None:
+    """CPU per 1,000 parcels since `cpu_before`, memory, and the agent's own latency view."""
+    result.cpu_s_per_1000 = (_cpu_s(process.pid) - cpu_before) / result.parcels * 1000
+    result.peak_rss_mb, result.rss_mb = _memory_mb(process.pid)
+    if result.kind == "agent":
+        result.in_process_latency_ms = _agent_status_latency(state_dir, result.parcels)
+
+
+def _stop_run(process: subprocess.Popen | None, notify: socket.socket | None,
+              collector: subprocess.Popen | None) -> None:
+    if process is not None:
+        _stop(process)
+    if notify is not None:
+        _close_notify(notify)
+    if collector is not None:
+        _stop(collector)
+
+
 def run_once_light(kind: str, rate: float, parcels: list[SimParcel], work: Path,
                    broker: MosquittoBroker, number: int) -> RunResult:
     """One run on bench/light_line.py: the line in its own single-threaded process."""
@@ -283,10 +302,7 @@ def run_once_light(kind: str, rate: float, parcels: list[SimParcel], work: Path,
         seen = json.loads(line_results.read_text())
         due = seen["due_ns"]
         last_event = _wait_lines(events_path, len(parcels), EVENTS_TIMEOUT_S)
-        result.cpu_s_per_1000 = (_cpu_s(process.pid) - cpu_before) / len(parcels) * 1000
-        result.peak_rss_mb, result.rss_mb = _memory_mb(process.pid)
-        if kind == "agent":
-            result.in_process_latency_ms = _agent_status_latency(state, len(parcels))
+        _measure_process(result, process, cpu_before, state)
         due_by_barcode = {p.barcode: due[i] for i, p in enumerate(parcels[:len(due)])
                           if p.barcode is not None}
         commands = seen["commands"]
@@ -297,12 +313,7 @@ def run_once_light(kind: str, rate: float, parcels: list[SimParcel], work: Path,
         _finish(result, outcome, parcels, _lines(events_path), due[0] / 1e9 if due else 0.0,
                 due[-1] / 1e9 if due else 0.0, last_event)
     finally:
-        if process is not None:
-            _stop(process)
-        if notify is not None:
-            _close_notify(notify)
-        if collector is not None:
-            _stop(collector)
+        _stop_run(process, notify, collector)
         if line.poll() is None:
             line.kill()
         line.wait()
@@ -332,20 +343,12 @@ def run_once(kind: str, rate: float, parcels: list[SimParcel], work: Path,
         sim.wait_for_lane_commands(EVENTS_TIMEOUT_S)
         last_command = time.monotonic()
         last_event = _wait_lines(events_path, len(parcels), EVENTS_TIMEOUT_S)
-        result.cpu_s_per_1000 = (_cpu_s(process.pid) - cpu_before) / len(parcels) * 1000
-        result.peak_rss_mb, result.rss_mb = _memory_mb(process.pid)
-        if kind == "agent":
-            result.in_process_latency_ms = _agent_status_latency(sim.state_dir, len(parcels))
+        _measure_process(result, process, cpu_before, sim.state_dir)
         del last_command  # when we noticed; the lane commands' own arrival times count
         _finish(result, _threaded_outcome(sim), parcels, _lines(events_path), first_scan,
                 last_scan, last_event)
     finally:
-        if process is not None:
-            _stop(process)
-        if notify is not None:
-            _close_notify(notify)
-        if collector is not None:
-            _stop(collector)
+        _stop_run(process, notify, collector)
         sim.close()
     return result
 
