@@ -2,6 +2,7 @@
 
 import json
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -189,3 +190,35 @@ def test_decide_never_raises_and_is_deterministic(
     assert first == again
     assert first.lane in RULES.lanes and first.bin == RULES.lanes[first.lane].bin
     json.dumps(first.to_dict())  # always serialisable
+
+
+def test_every_recorded_input_is_in_its_own_field():
+    # decide() builds the record from values in field order: a swap would mislabel facts.
+    barcode = gs1_to("156", "310000")
+    p = parcel(barcode, 2.5, status="ok")
+    decision = decide(p, RULES, entry(declared=2.4, service="express", barcode=barcode),
+                      {"EXPORT": BLOCKED}, MORNING)
+    assert decision.inputs._asdict() == {
+        "symbology": None, "no_read": False, "identifier_kind": "gs1", "identifier_valid": True,
+        "identifier_problem": None, "weight_kg": 2.5, "weight_stable": True,
+        "weight_status": "ok", "declared_weight_kg": 2.4, "country": "CN",
+        "postal_code": "310000", "province": "Zhejiang", "service": "express",
+        "destination_source": "barcode",
+        "lane_states": {"ZHUHAI": "open", "SHANGHAI": "open", "EXPORT": "blocked",
+                        "EXCEPTION": "open"},
+        "local_time": datetime(2026, 11, 20, 10, 0, tzinfo=ZoneInfo("Asia/Hong_Kong")),
+        "destination_known": True, "manifest_hit": True, "late": False,
+    }
+    assert decision.inputs.local_time.utcoffset().total_seconds() == 8 * 3600
+
+
+def test_lane_states_changed_in_place_are_seen():
+    # The completed lane-state view is reused while the states are equal, not while the
+    # caller's mapping is the same object.
+    states: dict[str, LaneState] = {}
+    assert decide(parcel(), RULES, entry(), states, MORNING).lane == "ZHUHAI"
+    states["ZHUHAI"] = FULL
+    decision = decide(parcel(), RULES, entry(), states, MORNING)
+    assert (decision.lane, decision.inputs.lane_states["ZHUHAI"]) == ("SHANGHAI", FULL)
+    del states["ZHUHAI"]
+    assert decide(parcel(), RULES, entry(), states, MORNING).lane == "ZHUHAI"
