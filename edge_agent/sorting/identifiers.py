@@ -238,11 +238,13 @@ def _parse_gs1(data: str) -> Identifier:
             position = end + 1
             if not value or len(value) > maximum:
                 return _malformed_gs1(fields)
-        if digits_only and not (value.isascii() and value.isdigit()):
+        if digits_only:
+            if not (value.isascii() and value.isdigit()):
+                return _malformed_gs1(fields)
+        elif not value.isprintable() or (ai == "421" and not (
+                len(value) > 3 and value[:3].isascii() and value[:3].isdigit())):
             return _malformed_gs1(fields)
-        if ai in fields or not value.isprintable():
-            return _malformed_gs1(fields)
-        if ai == "421" and not (is_digits(value[:3]) and len(value) > 3):
+        if ai in fields:
             return _malformed_gs1(fields)
         fields[ai] = value
     if not fields:
