@@ -21,6 +21,11 @@ LONG = SCALE == "long"
 SUBSCRIBE_TIMEOUT_S = 10.0
 RECONNECT_MIN_S, RECONNECT_MAX_S = 0.1, 0.5
 TIMEZONE = "Asia/Hong_Kong"  # the config default the simulated line uses
+# mosquitto drops QoS 1 messages for a subscriber more than 1,000 behind (its default
+# max_queued_messages). Central here is one Python thread: a backlog drained after an outage or
+# a flood outruns it, and the events it lost at the broker would look like the agent's loss.
+# Unlimited for the brokers central uses, so every event the agent delivers reaches central.
+CENTRAL_BROKER_CONFIG = "max_queued_messages 0"
 
 
 def scaled(ci: int | float, long: int | float):

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from fault_support import Central, scaled, unannounced_seq_gaps, wrong_bins
+from fault_support import CENTRAL_BROKER_CONFIG, Central, scaled, unannounced_seq_gaps, wrong_bins
 from line_harness import AgentProcess, sorter_records, wait_for
 from support.broker import MosquittoBroker
 from tcp_proxy import TcpProxy
@@ -34,7 +34,8 @@ HALF_OPEN_DETECT_S = 4 * KEEPALIVE_S
 @pytest.fixture
 def setup(request, tmp_path: Path):
     persistence = getattr(request, "param", False)
-    broker = MosquittoBroker(tmp_path / "broker", persistence=persistence).start()
+    broker = MosquittoBroker(tmp_path / "broker", persistence=persistence,
+                             extra_config=CENTRAL_BROKER_CONFIG).start()
     proxy = TcpProxy(broker.host, broker.port)
     parts: dict = {"broker": broker, "proxy": proxy, "tmp": tmp_path}
     yield parts

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fault_support import Central, scaled, unannounced_seq_gaps
+from fault_support import CENTRAL_BROKER_CONFIG, Central, scaled, unannounced_seq_gaps
 from line_harness import AgentProcess, wait_for, yrd_parcel
 from support.broker import MosquittoBroker
 
@@ -83,7 +83,7 @@ def line(tmp_path: Path):
     # Distinct weights under the Zhuhai route's limit: a parcel given another's weight shows.
     parcels = [yrd_parcel(i, round(1.0 + (i % 90) * 0.25, 2))
                for i in range(steps * PARCELS_PER_STEP)]
-    broker = MosquittoBroker(tmp_path / "broker").start()
+    broker = MosquittoBroker(tmp_path / "broker", extra_config=CENTRAL_BROKER_CONFIG).start()
     sim = LineSimulation(tmp_path / "line", parcels, rate=RATE,
                          broker=f"{broker.host}:{broker.port}")
     sim.prepare()

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from fault_support import Central, scaled
+from fault_support import CENTRAL_BROKER_CONFIG, Central, scaled
 from line_harness import AgentProcess, wait_for
 from support.broker import MosquittoBroker
 
@@ -36,7 +36,7 @@ DELIVERY_TIMEOUT_S = 60.0
 
 @pytest.fixture
 def line(tmp_path: Path):
-    broker = MosquittoBroker(tmp_path / "broker").start()
+    broker = MosquittoBroker(tmp_path / "broker", extra_config=CENTRAL_BROKER_CONFIG).start()
     sim = LineSimulation(tmp_path / "line", parcel_mix(OUTAGE_PARCELS + 20, seed=53), rate=RATE,
                          broker=f"{broker.host}:{broker.port}")
     sim.prepare()

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from fault_support import Central, scaled
+from fault_support import CENTRAL_BROKER_CONFIG, Central, scaled
 from line_harness import AgentProcess, wait_for
 from support.broker import MosquittoBroker
 
@@ -40,10 +40,6 @@ PTY_WRITE_BYTES = 4000
 # The framer's buffer limit (generic-scanner's max frame) is a few hundred bytes; the agent's
 # whole resident memory must not grow by the garbage's size.
 MAX_RSS_GROWTH_KB = 16 * 1024
-# mosquitto drops QoS 1 messages for a subscriber more than 1,000 behind (its default
-# max_queued_messages): the test's central, one Python thread, falls that far behind a flood's
-# burst. Unlimited, so every event the agent delivers reaches central.
-CENTRAL_QUEUE = "max_queued_messages 0"
 # Delivery to central measured at ~1,850 rows/s during a 30,000-frame flood (parcel events plus
 # the sorter alarms the flood raises, up to one per parcel), load ~1.5: allow a quarter of that.
 DRAIN_ROWS_PER_S = 450
@@ -51,7 +47,7 @@ DRAIN_ROWS_PER_S = 450
 
 @pytest.fixture
 def line(tmp_path: Path):
-    broker = MosquittoBroker(tmp_path / "broker", extra_config=CENTRAL_QUEUE).start()
+    broker = MosquittoBroker(tmp_path / "broker", extra_config=CENTRAL_BROKER_CONFIG).start()
     sim = LineSimulation(tmp_path / "line", parcel_mix(600, seed=41), rate=RATE,
                          broker=f"{broker.host}:{broker.port}")
     sim.prepare()
