@@ -53,8 +53,6 @@ _AI_TABLE: dict[str, tuple[int | None, int, bool]] = {
 }
 for _decimals in range(6):
     _AI_TABLE[f"310{_decimals}"] = (6, 6, True)  # net weight in kg, last AI digit = decimals
-# AI prefixes by length, tried shortest first (GS1 AIs are prefix-free).
-_AI_LENGTHS = (2, 3, 4)
 
 
 class IdentifierKind:
@@ -208,45 +206,37 @@ def _from_human_readable(text: str) -> str:
     return "".join(out)
 
 
+def _ai_pattern(ai: str, spec: tuple[int | None, int, bool]) -> str:
+    """One AI and its value as a regular expression (the value is the only group)."""
+    fixed, maximum, digits_only = spec
+    char = r"[0-9]" if digits_only else r"[^\x1d]"
+    if fixed is not None:
+        return rf"{ai}({char}{{{fixed}}})\x1d?"  # fixed length: a <GS> after it is allowed
+    return rf"{ai}({char}{{1,{maximum}}})(?:\x1d|\Z)"  # variable: ends at <GS> or the end
+
+
+# Every known AI with its value, tried at one position in C rather than slicing in Python
+# (GS1 AIs are prefix-free, so at most one alternative can match). Group n is _AI_OF_GROUP[n].
+_AI_FIELD = re.compile("|".join(_ai_pattern(ai, spec) for ai, spec in _AI_TABLE.items()))
+_AI_OF_GROUP = ("", *_AI_TABLE)
+
+
 def _parse_gs1(data: str) -> Identifier:
     fields: dict[str, str] = {}
-    position, size, table = 0, len(data), _AI_TABLE
+    position, size, match = 0, len(data), _AI_FIELD.match
     while position < size:
-        # GS1 AIs are prefix-free: try 2, then 3, then 4 characters (no AI here is longer).
-        ai = data[position:position + 2]
-        spec = table.get(ai)
-        if spec is None:
-            ai = data[position:position + 3]
-            spec = table.get(ai)
-            if spec is None:
-                ai = data[position:position + 4]
-                spec = table.get(ai)
-                if spec is None:
-                    return _malformed_gs1(fields)
-        fixed, maximum, digits_only = spec
-        start = position + len(ai)
-        if fixed is not None:
-            end = start + fixed
-            value = data[start:end]
-            if len(value) != fixed:
-                return _malformed_gs1(fields)
-            position = end + 1 if data[end:end + 1] == GS else end  # a <GS> after it is allowed
-        else:
-            separator = data.find(GS, start)
-            end = size if separator < 0 else separator
-            value = data[start:end]
-            position = end + 1
-            if not value or len(value) > maximum:
-                return _malformed_gs1(fields)
-        if digits_only:
-            if not (value.isascii() and value.isdigit()):
-                return _malformed_gs1(fields)
-        elif not value.isprintable() or (ai == "421" and not (
-                len(value) > 3 and value[:3].isascii() and value[:3].isdigit())):
+        found = match(data, position)
+        if found is None:
             return _malformed_gs1(fields)
+        group = found.lastindex
+        ai, value = _AI_OF_GROUP[group], found[group]  # type: ignore[index]
         if ai in fields:
             return _malformed_gs1(fields)
+        if not _AI_TABLE[ai][2] and (not value.isprintable() or (ai == "421" and not (
+                len(value) > 3 and value[:3].isascii() and value[:3].isdigit()))):
+            return _malformed_gs1(fields)
         fields[ai] = value
+        position = found.end()
     if not fields:
         return _malformed_gs1(fields)
     key = fields.get("00") or fields.get("401") or fields.get("01")

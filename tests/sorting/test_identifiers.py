@@ -151,3 +151,17 @@ def test_the_kept_last_result_is_only_for_the_same_data_and_symbology():
     assert parse_identifier(element_string, "]C1").kind == "gs1"
     first = parse_identifier("RB123456785GB")
     assert parse_identifier("RB123456785GB") is first
+
+
+@pytest.mark.parametrize(("data", "fields"), [
+    ("]C110ABC\x1d2112\n", {"10": "ABC"}),  # a line feed is not the end of the data
+    ("]C110" + "A" * 21, {}),  # over the AI's 20 characters
+    ("]C110\x1d21X", {}),  # an empty variable-length value
+    ("]C100376130321109103420\x1d\x1d01", {"00": "376130321109103420"}),  # one <GS> only
+    ("]C110A\x1d10B", {"10": "A"}),  # the same AI twice
+    ("]C142115X2", {}),  # AI 421 starts with three digits
+])
+def test_malformed_gs1_keeps_the_fields_read_before_the_problem(data, fields):
+    identifier = parse_identifier(data)
+    assert (identifier.kind, identifier.problem) == ("gs1", "malformed_identifier")
+    assert dict(identifier.fields) == fields
