@@ -50,8 +50,12 @@ NS = 1_000_000_000
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
-# The loop wakes at least this often for housekeeping (snapshot, watchdog, timers).
+# The loop wakes at least this often for housekeeping (device states, timers).
 HOUSEKEEPING_S = 0.1
+# The status snapshot, systemd's STATUS line and the watchdog ping are renewed this often: a
+# technician reads seconds, systemd's watchdog wants a ping every WatchdogSec/2 (5 s), and
+# each renewal costs system calls and a few hundred microseconds of the loop.
+REPORT_PERIOD_S = 0.5
 # How long another thread (paho, the publisher, the outbox flusher) may keep the GIL while the
 # decision loop waits for it. CPython's default, 5 ms, put whole milliseconds into lane-command
 # latency every time the loop came back from a system call; 0.5 ms costs a few more switches.
@@ -89,6 +93,7 @@ class Agent:
         self._closed = False
         self._reload_requested = False
         self._next_housekeeping = 0.0
+        self._next_report = 0.0
         self._latency_view: dict[str, Any] = {}
         self._next_latency_view = 0.0
         self._next_telemetry = time.monotonic() + config.mqtt.telemetry_period_s
@@ -141,6 +146,7 @@ class Agent:
             self._check_acks(now_ns)
         if self.parts.inbox is not None and self.parts.inbox.has_waiting():
             self.parts.inbox.process(self)
+            self._next_report = 0.0  # what a command changed shows at once
         if self._reload_requested:
             self._reload_rules()
         self._housekeeping()
@@ -320,6 +326,8 @@ class Agent:
         log.info("lane.set", lane=lane, state=state.value)
 
     def status(self) -> dict[str, Any]:
+        """`status.get`: a snapshot made now (the periodic one may be half a second old)."""
+        self.snapshot = self._build_snapshot(self.hub.states())
         return self.snapshot
 
     def _use_rules(self, rules, source: str) -> None:
@@ -357,21 +365,26 @@ class Agent:
         if not force and now < self._next_housekeeping:
             return
         self._next_housekeeping = now + HOUSEKEEPING_S
+        states = self.hub.states()
+        changed = False
+        for name, state in states.items():
+            if self._device_states.get(name) != state["state"]:
+                self._device_states[name] = str(state["state"])
+                self._publish_device_state(name, str(state["state"]), state)
+                changed = True
+        if self.parts.link is not None and now >= self._next_telemetry:
+            self._next_telemetry = now + self.config.mqtt.telemetry_period_s
+            self.parts.link.publish_telemetry(self._telemetry())
+        if not (force or changed or now >= self._next_report):
+            return
+        self._next_report = now + REPORT_PERIOD_S
         # Reaching this line proves the loop turns (the serial reads are part of it).
         watchdog = self.parts.watchdog
         watchdog.alive("decision_loop")
         if self.parts.link is None or self.parts.link.alive():
             watchdog.alive("mqtt")
-        states = self.hub.states()
-        for name, state in states.items():
-            if self._device_states.get(name) != state["state"]:
-                self._device_states[name] = str(state["state"])
-                self._publish_device_state(name, str(state["state"]), state)
         self.snapshot = self._build_snapshot(states)
         watchdog.tick()
-        if self.parts.link is not None and now >= self._next_telemetry:
-            self._next_telemetry = now + self.config.mqtt.telemetry_period_s
-            self.parts.link.publish_telemetry(self._telemetry())
         self.parts.notifier.status(self._status_line())
 
     def _publish_device_state(self, name: str, state: str, details: dict | None = None) -> None:

@@ -108,7 +108,9 @@ class LineCounters:
     """Monotonic totals since start, plus bounded recent history."""
 
     def __init__(self) -> None:
-        self.totals: collections.Counter[str] = collections.Counter()
+        # The totals every status and telemetry shows, zero before the first parcel.
+        self.totals: collections.Counter[str] = collections.Counter(dict.fromkeys(
+            ("scans", "weights", "parcels", "acks"), 0))
         self.by_lane: collections.Counter[str] = collections.Counter()
         self.exceptions_by_reason: collections.Counter[str] = collections.Counter()
         self.latencies_us: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
