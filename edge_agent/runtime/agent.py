@@ -35,6 +35,7 @@ from edge_agent.ids import new_id
 from edge_agent.runtime import rules_store
 from edge_agent.runtime.components import Components, build_components
 from edge_agent.runtime.line_state import LaneStates, LineCounters
+from edge_agent.runtime.parcel_alarms import ParcelAlarms
 from edge_agent.runtime.status_server import StatusServer
 from edge_agent.sorting.decision import Decision, Parcel, decide, identifier_of
 from edge_agent.sorting.lanes import LaneState
@@ -82,6 +83,7 @@ class Agent:
         self.lanes = LaneStates(config.state_dir)
         self.lanes.use_rules(self.rules)
         self.counters = LineCounters()
+        self._parcel_alarms = ParcelAlarms(self._raise_alarm)
         self.pairer = Pairer(config.pairing, new_parcel_id=new_id, wall_clock=wall_clock)
         self.started_at = wall_clock()
         self._started_ns = time.monotonic_ns()
@@ -163,6 +165,7 @@ class Agent:
         if self._closed:
             return
         self._closed = True
+        self._parcel_alarms.flush(time.monotonic(), everything=True)
         parts = self.parts
         parts.notifier.stopping()
         for name in self.hub.ports:
@@ -242,10 +245,10 @@ class Agent:
             self.counters.totals["acks"] += 1
             return
         self.counters.totals["naks"] += 1
-        self._raise_alarm("sorter_refused", "warning",
-                          f"sorter refused parcel {ack.parcel_id} for bin {expected[0]}",
-                          {"parcel_id": ack.parcel_id, "bin": expected[0], "ack_bin": ack.bin,
-                           "raw": ack.raw.decode("ascii", "replace").strip()})
+        self._parcel_alarms.report(
+            "sorter_refused", "warning", "the sorter refused the lane command",
+            {"parcel_id": ack.parcel_id, "bin": expected[0], "ack_bin": ack.bin,
+             "raw": ack.raw.decode("ascii", "replace").strip()}, {}, time.monotonic())
 
     def _check_acks(self, now_ns: int) -> None:
         # Deadlines grow in insertion order (one timeout for all), so the overdue ones lead.
@@ -257,10 +260,10 @@ class Agent:
         for parcel_id in missing:
             bin_, _ = self._awaiting_ack.pop(parcel_id)
             self.counters.totals["acks_missing"] += 1
-            self._raise_alarm("sorter_ack_missing", "warning",
-                              f"no acknowledgement from the sorter for parcel {parcel_id}",
-                              {"parcel_id": parcel_id, "bin": bin_,
-                               "timeout_ms": self.config.sorter.ack_timeout_ms})
+            self._parcel_alarms.report(
+                "sorter_ack_missing", "warning", "no acknowledgement from the sorter",
+                {"parcel_id": parcel_id, "bin": bin_},
+                {"timeout_ms": self.config.sorter.ack_timeout_ms}, now_ns / NS)
 
     # -- the decision --------------------------------------------------------------------------
 
@@ -285,10 +288,10 @@ class Agent:
             self._awaiting_ack[parcel.parcel_id] = (decision.bin, now_ns + self._ack_timeout_ns)
         elif sorter is not None:
             self.counters.totals["sorter_unreachable"] += 1
-            self._raise_alarm("sorter_unreachable", "critical",
-                              "the sorter did not take the lane command (disconnected, or not "
-                              "reading): a decided parcel was not diverted",
-                              {"parcel_id": parcel.parcel_id, "bin": decision.bin})
+            self._parcel_alarms.report(
+                "sorter_unreachable", "critical", "the sorter did not take the lane command "
+                "(disconnected, or not reading): a decided parcel was not diverted",
+                {"parcel_id": parcel.parcel_id, "bin": decision.bin}, {}, now_ns / NS)
         if self.parts.link is not None:
             self.parts.link.notify_appended()
         latency_us = (now_ns - parcel.scanned_ns) / 1000
@@ -365,6 +368,7 @@ class Agent:
         if not force and now < self._next_housekeeping:
             return
         self._next_housekeeping = now + HOUSEKEEPING_S
+        self._parcel_alarms.flush(now)
         states = self.hub.states()
         changed = False
         for name, state in states.items():

@@ -16,6 +16,7 @@ import pytest
 from line_harness import yrd_parcel
 
 from edge_agent.config import load_config
+from edge_agent.runtime import parcel_alarms
 from edge_agent.runtime.agent import Agent
 from edge_agent.runtime.line_sim import LineSimulation
 from edge_agent.runtime.parcel_mix import SimParcel
@@ -92,13 +93,33 @@ def test_missing_and_refused_acknowledgements_raise_alarms(line):
     decided = send_and_decide(line, agent, line.parcels[0])
     alarm = turn_until(agent, lambda: next(iter(outbox_rows(agent, "alarm")), None))
     assert alarm["alarm"] == "sorter_ack_missing"
-    assert alarm["details"]["parcel_id"] == decided["parcel_id"]
+    assert alarm["details"]["count"] == 1
+    assert alarm["details"]["parcels"] == [{"parcel_id": decided["parcel_id"], "bin": 1}]
     line.sorter.drop_acks = False
     line.sorter.nak_reason = "bin jammed"
     send_and_decide(line, agent, line.parcels[1])
     turn_until(agent, lambda: len(outbox_rows(agent, "alarm")) == 2)
     assert outbox_rows(agent, "alarm")[1]["alarm"] == "sorter_refused"
     assert agent.counters.totals["naks"] == 1 and agent.counters.totals["acks_missing"] == 1
+
+
+def test_a_sorter_that_stops_acknowledging_raises_one_alarm_per_period_not_per_parcel(
+    line, monkeypatch
+):
+    # A period longer than the six parcels take, however slow the machine.
+    monkeypatch.setattr(parcel_alarms, "REPEAT_PERIOD_S", 4.0)
+    agent = line.start_agent()
+    line.sorter.drop_acks = True
+    decided = [send_and_decide(line, agent, parcel)["parcel_id"] for parcel in line.parcels[:6]]
+    # The first missing ack is raised at once; the other five wait for the period to end and
+    # come as one alarm, whose parcels are the five, in order.
+    turn_until(agent, lambda: agent.counters.totals["acks_missing"] == 6)
+    alarms = turn_until(agent, lambda: (rows := outbox_rows(agent, "alarm")) and len(rows) == 2
+                        and rows)
+    assert [a["details"]["count"] for a in alarms] == [1, 5]
+    listed = [p["parcel_id"] for a in alarms for p in a["details"]["parcels"]]
+    assert listed == decided
+    assert alarms[1]["details"]["omitted"] == 0 and alarms[1]["details"]["timeout_ms"] > 0
 
 
 def test_sorter_unplugged_the_decision_is_still_recorded_with_an_alarm(line):
