@@ -295,7 +295,6 @@ class Agent:
         if self.parts.link is not None:
             self.parts.link.notify_appended()
         latency_us = (now_ns - parcel.scanned_ns) / 1000
-        self.counters.latencies_us.append(latency_us)
         self.counters.record_decision(decision, latency_us, self.rules.exception_lane)
         return decision
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from edge_agent.runtime.latency_window import LatencyWindow
 from edge_agent.sorting.decision import Decision
 from edge_agent.sorting.lanes import LaneState
 from edge_agent.sorting.rules import RuleSet
@@ -113,7 +114,7 @@ class LineCounters:
             ("scans", "weights", "parcels", "acks"), 0))
         self.by_lane: collections.Counter[str] = collections.Counter()
         self.exceptions_by_reason: collections.Counter[str] = collections.Counter()
-        self.latencies_us: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
+        self.latencies_us = LatencyWindow(LATENCY_SAMPLES)
         # Kept as they are and formatted only when the status is read (a few times a second),
         # not on the hot path for every parcel.
         self.last_decisions: collections.deque[tuple[Decision, float]] = collections.deque(
@@ -122,6 +123,7 @@ class LineCounters:
 
     def record_decision(self, decision: Decision, latency_us: float, exception_lane: str) -> None:
         self.totals["parcels"] += 1
+        self.latencies_us.append(latency_us)
         self.by_lane[decision.lane] += 1
         if decision.lane == exception_lane:
             for reason in decision.reasons or ("unspecified",):
@@ -138,17 +140,4 @@ class LineCounters:
         ]
 
     def latency_percentiles(self) -> dict[str, float | None]:
-        samples = sorted(self.latencies_us)
-        if not samples:
-            return {"count": 0, "p50_us": None, "p99_us": None, "p999_us": None, "max_us": None}
-
-        def pick(q: float) -> float:
-            return round(samples[min(len(samples) - 1, int(q * len(samples)))], 1)
-
-        return {
-            "count": len(samples),
-            "p50_us": pick(0.50),
-            "p99_us": pick(0.99),
-            "p999_us": pick(0.999),
-            "max_us": round(samples[-1], 1),
-        }
+        return self.latencies_us.percentiles()
