@@ -52,8 +52,7 @@ from edge_agent.runtime.parcel_mix import SimParcel, parcel_mix  # noqa: E402
 from edge_agent.sorting.manifest import MANIFEST_FILE, Manifest  # noqa: E402
 from edge_agent.sync.local_broker import MosquittoBroker  # noqa: E402
 
-sys.path.insert(0, str(ROOT / "bench"))
-import light_line  # noqa: E402
+LIGHT_LINE = ROOT / "bench" / "light_line.py"
 
 # Generous bounds for a shared 2-core machine; every wait ends as soon as its condition holds.
 READY_TIMEOUT_S = 30.0
@@ -122,6 +121,8 @@ def _memory_mb(pid: int) -> tuple[float, float]:
         key, _, rest = line.partition(":")
         if key in ("VmHWM", "VmRSS"):
             values[key] = int(rest.split()[0]) / 1024
+    if len(values) < 2:  # a zombie: it exited before the run was measured
+        raise RuntimeError(f"process {pid} exited during the run; see its log")
     return values["VmHWM"], values["VmRSS"]
 
 
@@ -310,7 +311,7 @@ def run_once_light(kind: str, rate: float, parcels: list[SimParcel], work: Path,
     result = RunResult(kind, rate, len(parcels))
     events_path, line_results = out / "events.jsonl", out / "line-results.json"
     line = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "light_line.py"), str(out),
+        [sys.executable, str(LIGHT_LINE), str(out),
          str(out / "parcels.json"), str(rate), str(line_results)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_CHILD_ENV)
     collector = process = notify = None
@@ -326,7 +327,9 @@ def run_once_light(kind: str, rate: float, parcels: list[SimParcel], work: Path,
         cpu_before = _cpu_s(process.pid)
         line.stdin.write("go\n")
         line.stdin.flush()
-        line.wait(EVENTS_TIMEOUT_S + len(parcels) / rate + light_line.DRAIN_TIMEOUT_S)
+        # The line ends by itself (every lane command in, or its drain timeout).
+        if line.stdout.readline().strip() != "done":
+            raise RuntimeError("the light line stopped before its results")
         seen = json.loads(line_results.read_text())
         due = seen["due_ns"]
         late = LineOutcome([ns / 1000 for ns in seen["late_ns"]], 0, 0.0)
@@ -345,9 +348,12 @@ def run_once_light(kind: str, rate: float, parcels: list[SimParcel], work: Path,
                 due[-1] / 1e9 if due else 0.0, last_event)
     finally:
         _stop_run(process, notify, collector)
-        if line.poll() is None:
+        line.stdin.close()  # the line closes its ptys and exits
+        try:
+            line.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
             line.kill()
-        line.wait()
+            line.wait()
     return result
 
 

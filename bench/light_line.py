@@ -18,8 +18,10 @@ was due. The checkweigher keeps every result until it is asked for, so a burst m
 process's throughput, not a scale model.
 
 Protocol with the parent: prints `ready` once the pty links exist, starts sending on a `go`
-line on stdin, and writes RESULTS.json then exits when every parcel has its lane command, or
-DRAIN_TIMEOUT_S after the last scan. Results: the due time of every scan and, for each lane
+line on stdin, and writes RESULTS.json and prints `done` when every parcel has its lane
+command, or DRAIN_TIMEOUT_S after the last scan. It keeps the ptys open until stdin closes, so
+the process under test is measured with its devices still there (a reader that sees its port
+vanish may exit). Results: the due time of every scan and, for each lane
 command, its barcode label, bin and arrival (time.monotonic_ns(), comparable across processes).
 """
 
@@ -175,6 +177,8 @@ def main(argv: list[str]) -> int:
     parcels = json.loads(parcels_path.read_text())
     outcome = run(out_dir, parcels, rate)
     results_path.write_text(json.dumps(outcome))
+    print("done", flush=True)
+    sys.stdin.read()  # until the parent closes it: the ptys stay open till then
     return 0
 
 
