@@ -264,7 +264,8 @@ def test_a_flooding_scanner_does_not_stop_the_line(line):
     _serve_batch(sim, agent, 200)
     served = {p.barcode for p in sim.parcels[200:200 + BATCH] if p.barcode is not None}
     # Every flooded read's event is published before the batch's (seq order), with the flood's
-    # alarms between them: allow for the drain of all of it.
+    # alarms between them: allow for the drain of all of it (an upper bound: the sorter's
+    # per-parcel alarms are batched, at most one per alarm name per second).
     rows = FLOOD_FRAMES + counters.get("acks_missing", 0) + counters.get("sorter_unreachable", 0)
     wait_for(lambda: len(_events_for(sim, served)) == len(served), what="the batch's events",
              timeout_s=30 + rows / DRAIN_ROWS_PER_S)
