@@ -332,9 +332,9 @@ def run_once_light(kind: str, rate: float, parcels: list[SimParcel], work: Path,
             raise RuntimeError("the light line stopped before its results")
         seen = json.loads(line_results.read_text())
         due = seen["due_ns"]
-        late = LineOutcome([ns / 1000 for ns in seen["late_ns"]], 0, 0.0)
-        result.line_late_us = {"p50": _round(late.percentile_us(0.5)),
-                               "p99": _round(late.percentile_us(0.99))}
+        late_us = [ns / 1000 for ns in seen["late_ns"]]
+        result.line_late_us = {"p50": _round(_percentile(late_us, 0.5)),
+                               "p99": _round(_percentile(late_us, 0.99))}
         last_event = _wait_lines(events_path, len(parcels), EVENTS_TIMEOUT_S)
         _measure_process(result, process, cpu_before, state)
         due_by_barcode = {p.barcode: due[i] for i, p in enumerate(parcels[:len(due)])
@@ -417,10 +417,14 @@ class LineOutcome:
     commands_end_s: float  # time.monotonic() of the last lane command's arrival (0: none)
 
     def percentile_us(self, q: float) -> float | None:
-        if not self.latencies_us:
-            return None
-        ordered = sorted(self.latencies_us)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        return _percentile(self.latencies_us, q)
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _threaded_outcome(sim: LineSimulation) -> LineOutcome:

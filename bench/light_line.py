@@ -21,8 +21,9 @@ Protocol with the parent: prints `ready` once the pty links exist, starts sendin
 line on stdin, and writes RESULTS.json and prints `done` when every parcel has its lane
 command, or DRAIN_TIMEOUT_S after the last scan. It keeps the ptys open until stdin closes, so
 the process under test is measured with its devices still there (a reader that sees its port
-vanish may exit). Results: the due time of every scan and, for each lane
-command, its barcode label, bin and arrival (time.monotonic_ns(), comparable across processes).
+vanish may exit). Results: the due time of every scan, how late each batch of scans was
+written, and for each lane command its barcode label, bin and arrival (time.monotonic_ns(),
+comparable across processes).
 """
 
 from __future__ import annotations
