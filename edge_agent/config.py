@@ -28,15 +28,60 @@ class DeviceConfig(StrictModel):
 
 
 class PairingConfig(StrictModel):
+    """How scans and weights are paired: see edge_agent/sorting/pairing.py and docs/PAIRING.md.
+
+    The defaults suit a scale within a few centimetres of the scanner and up to ~4 parcels a
+    second; `edge-agent diag pairing` measures a line's offsets and gaps and proposes settings.
+    """
+
     mode: Literal["window", "poll-after-scan"] = "window"
-    # A stable reading within ±window_ms of the scan's arrival belongs to that parcel.
-    window_ms: int = Field(default=300, gt=0, le=10_000)
-    # poll-after-scan: how long to wait for the scale's stable reply after asking for it.
+    # window: a parcel's reading settles this long after its scan (negative: before it)...
+    offset_ms: int = Field(default=0, ge=-10_000, le=10_000)
+    # ...give or take this much. Scans closer together than 2 x window_ms cannot be told apart.
+    window_ms: int = Field(default=100, gt=0, le=10_000)
+    # A reading lighter than this is an empty platter, not a parcel.
+    min_weight_kg: float = Field(default=0.01, ge=0)
+    # window: stable frames of one value closer together than this are one settled reading.
+    settle_gap_ms: int = Field(default=200, gt=0, le=10_000)
+    # poll-after-scan: how long to wait for the scale's reply to a request.
     poll_timeout_ms: int = Field(default=800, gt=0, le=10_000)
+    # poll-after-scan: after a lost or garbled reply, how long replies are discarded and no
+    # request is sent (a late reply must not answer the next request). Default: poll_timeout_ms.
+    resync_ms: int | None = Field(default=None, ge=0, le=60_000)
     # The same barcode read again within this window is the same parcel, not a new one.
     debounce_ms: int = Field(default=1500, ge=0, le=60_000)
     # A parcel not decided this long after its scan goes to EXCEPTION (it would miss the divert).
     decision_deadline_ms: int = Field(default=1000, gt=0, le=60_000)
+
+    @model_validator(mode="after")
+    def _decided_in_time(self) -> PairingConfig:
+        waits = max(self.offset_ms + self.window_ms, 2 * self.window_ms)
+        if self.mode == "window" and waits >= self.decision_deadline_ms:
+            raise ValueError(
+                f"a parcel waits {waits} ms for its reading (offset_ms + window_ms, or "
+                f"2 x window_ms), not less than decision_deadline_ms "
+                f"({self.decision_deadline_ms}): every parcel would be late")
+        return self
+
+
+class ClockConfig(StrictModel):
+    # "kernel": trust the wall clock only while the kernel says NTP has synchronised it (a Pi
+    # boots with a stale time after a power cut). "assume-synchronised": for machines whose
+    # clock is kept by other means (and simulations), never read the kernel's status.
+    source: Literal["kernel", "assume-synchronised"] = "kernel"
+
+
+class HealthConfig(StrictModel):
+    """Input health: rates over the last `window_parcels` parcels that predict misroutes."""
+
+    window_parcels: int = Field(default=200, ge=10, le=100_000)
+    # No rate is judged before this many parcels (a handful of no-reads is not a trend).
+    min_parcels: int = Field(default=50, ge=1, le=100_000)
+    max_no_read_rate: float = Field(default=0.05, ge=0, le=1)
+    max_unsettled_rate: float = Field(default=0.05, ge=0, le=1)
+    max_ambiguous_rate: float = Field(default=0.02, ge=0, le=1)
+    # |median of (measured - declared) / declared| over the parcels with a declared weight.
+    max_scale_bias_fraction: float = Field(default=0.03, ge=0, le=1)
 
 
 class SorterConfig(StrictModel):
@@ -108,6 +153,8 @@ class AgentConfig(StrictModel):
     devices: dict[str, DeviceConfig] = Field(default_factory=dict)
     pairing: PairingConfig = PairingConfig()
     sorter: SorterConfig = SorterConfig()
+    clock: ClockConfig = ClockConfig()
+    health: HealthConfig = HealthConfig()
     rules: RulesConfig = RulesConfig()
     outbox: OutboxConfig = OutboxConfig()
     mqtt: MqttConfig = MqttConfig()

@@ -33,7 +33,9 @@ from edge_agent.devices.hub import DeviceHub
 from edge_agent.devices.messages import DecodeError, LaneFull, Scan, SorterAck, Weight
 from edge_agent.ids import new_id
 from edge_agent.runtime import rules_store
+from edge_agent.runtime.clock import clock_check
 from edge_agent.runtime.components import Components, build_components
+from edge_agent.runtime.input_health import InputHealth
 from edge_agent.runtime.line_state import LaneStates, LineCounters
 from edge_agent.runtime.parcel_alarms import ParcelAlarms
 from edge_agent.runtime.status_server import StatusServer
@@ -66,6 +68,10 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 LATENCY_REFRESH_S = 1.0
 # A clean stop waits at most this long for parcels in flight and their sorter acks.
 STOP_DRAIN_S = 3.0
+# How often the kernel is asked whether the wall clock is synchronised (one system call).
+CLOCK_CHECK_S = 1.0
+# At most one `pairing_traffic_too_close` alarm this often while scans keep coming too close.
+TOO_CLOSE_ALARM_PERIOD_S = 60.0
 
 
 class Agent:
@@ -85,6 +91,12 @@ class Agent:
         self.counters = LineCounters()
         self._parcel_alarms = ParcelAlarms(self._raise_alarm)
         self.pairer = Pairer(config.pairing, new_parcel_id=new_id, wall_clock=wall_clock)
+        self.health = InputHealth(config.health)
+        self._clock_check = clock_check(config.clock.source)
+        self._clock_synchronised: bool | None = self._clock_check()
+        self._next_clock_check = 0.0
+        self._too_close_reported = 0  # scans_too_close at the last alarm
+        self._next_too_close_alarm = 0.0
         self.started_at = wall_clock()
         self._started_ns = time.monotonic_ns()
         self._awaiting_ack: dict[str, tuple[int, int]] = {}  # parcel id -> (bin, deadline ns)
@@ -126,6 +138,8 @@ class Agent:
         # free ~300 objects of start-up garbage, which stay frozen instead.
         gc.freeze()
         gc.enable()  # `edge-agent run` starts with it off
+        if self._clock_synchronised is False:
+            self._raise_clock_alarm()
         parts.notifier.ready(self._status_line())
         log.info("agent.ready", rules_version=self.rules.version, rules_source=self.rules_source,
                  devices=sorted(self.hub.ports), startup_s=round(self._uptime_s(), 3))
@@ -144,6 +158,8 @@ class Agent:
         now_ns = time.monotonic_ns()
         for parcel in self.pairer.ready(now_ns):
             self._decide_and_divert(parcel)
+        if self.pairer.polled and self.pairer.pending_count():
+            self._poll_scale()  # a reply or a time-out may have freed the scale for the next
         if self._awaiting_ack:
             self._check_acks(now_ns)
         if self.parts.inbox is not None and self.parts.inbox.has_waiting():
@@ -206,8 +222,8 @@ class Agent:
                 self.counters.totals["scans_refused_stopping"] += 1
                 return
             self.counters.totals["scans"] += 1
-            if self.pairer.on_scan(message):
-                self._ask_scale_for_stable_weight(message.received_ns)
+            if self.pairer.on_scan(message) and self.pairer.polled:
+                self._poll_scale()
         elif isinstance(message, Weight):
             self.counters.totals["weights"] += 1
             self.pairer.on_weight(message)
@@ -219,22 +235,28 @@ class Agent:
                      lane=self.lanes.lane_for_bin(message.bin))
         elif isinstance(message, DecodeError):
             self.counters.totals["decode_errors"] += 1
+            if role == "scale":
+                self.pairer.on_garbled(message.received_ns)  # it may be a garbled reply
             log.warning("device.bad_frame", device=device, role=role, reason=message.reason,
                         raw=message.raw.hex())
 
-    def _ask_scale_for_stable_weight(self, scanned_ns: int) -> None:
+    def _poll_scale(self) -> None:
+        """Poll mode: send the scale the request pairing allows now (one at a time)."""
         scale = self.parts.device_for_role.get("scale")
         if scale is None:
             return
         port = self.hub.ports[scale]
+        now_ns = time.monotonic_ns()
         if port.connection_number != self._scale_connection:
-            # Polls sent on an earlier connection lost their replies with it.
-            self.pairer.abandon_polls(scanned_before_ns=scanned_ns)
+            # A request sent on an earlier connection lost its reply with it.
+            self.pairer.abandon_polls(now_ns)
             self._scale_connection = port.connection_number
+        if not self.pairer.next_request(now_ns):
+            return
         request = port.codec.stable_weight_request()
-        if request is not None and not self.hub.send(scale, request):
+        if request is None or not self.hub.send(scale, request):
             self.counters.totals["scale_unreachable"] += 1
-            self.pairer.abandon_polls()  # the scale is gone: nothing will answer
+            self.pairer.request_failed(now_ns)  # the scale is gone: nothing will answer
 
     def _on_sorter_ack(self, ack: SorterAck) -> None:
         expected = self._awaiting_ack.pop(ack.parcel_id, None)
@@ -274,6 +296,7 @@ class Agent:
             parcel, self.rules, entry, self.lanes.snapshot, self._wall_clock(),
             default_country=self.config.default_destination_country,
             timezone=self.config.timezone, identifier=identifier,
+            clock_synchronised=self._clock_synchronised,
         )
         self.parts.outbox.append("parcel", decision.to_dict())
         sorter = self.parts.device_for_role.get("sorter")
@@ -296,6 +319,7 @@ class Agent:
             self.parts.link.notify_appended()
         latency_us = (now_ns - parcel.scanned_ns) / 1000
         self.counters.record_decision(decision, latency_us, self.rules.exception_lane)
+        self.health.record(decision)
         return decision
 
     def _raise_alarm(self, alarm: str, severity: str, message: str, details: dict) -> None:
@@ -368,6 +392,7 @@ class Agent:
             return
         self._next_housekeeping = now + HOUSEKEEPING_S
         self._parcel_alarms.flush(now)
+        self._check_inputs(now)
         states = self.hub.states()
         changed = False
         for name, state in states.items():
@@ -390,6 +415,42 @@ class Agent:
         watchdog.tick()
         self.parts.notifier.status(self._status_line())
 
+    def _check_inputs(self, now: float) -> None:
+        """The clock's synchronisation, input health and pairing separation, with alarms."""
+        if now >= self._next_clock_check:
+            self._next_clock_check = now + CLOCK_CHECK_S
+            synchronised = self._clock_check()
+            if synchronised != self._clock_synchronised:
+                self._clock_synchronised = synchronised
+                self._raise_clock_alarm()
+        for change in self.health.check():
+            self._raise_alarm(change.alarm, "warning" if change.raised else "info",
+                              change.message(), {"state": "raised" if change.raised
+                                                 else "cleared", "value": round(change.value, 4),
+                                                 "limit": change.limit,
+                                                 "parcels": change.samples})
+        too_close = self.pairer.counts["scans_too_close"]
+        if too_close > self._too_close_reported and now >= self._next_too_close_alarm:
+            pairing = self.config.pairing
+            self._raise_alarm(
+                "pairing_traffic_too_close", "warning",
+                "parcels come closer together than the pairing settings can tell apart: their "
+                "weights are refused (weight_ambiguous); run `edge-agent diag pairing`",
+                {"scans_too_close": too_close - self._too_close_reported,
+                 "window_ms": pairing.window_ms, "offset_ms": pairing.offset_ms})
+            self._too_close_reported = too_close
+            self._next_too_close_alarm = now + TOO_CLOSE_ALARM_PERIOD_S
+
+    def _raise_clock_alarm(self) -> None:
+        if self._clock_synchronised is False:
+            self._raise_alarm(
+                "clock_unsynchronised", "warning",
+                "the wall clock is not synchronised (NTP): time rules take their safe branch",
+                {"source": self.config.clock.source})
+        elif self._clock_synchronised:
+            self._raise_alarm("clock_synchronised", "info", "the wall clock is synchronised",
+                              {"source": self.config.clock.source})
+
     def _publish_device_state(self, name: str, state: str, details: dict | None = None) -> None:
         log.info("device.state", device=name, state=state)
         if self.parts.link is not None:
@@ -408,6 +469,19 @@ class Agent:
             "counters": dict(self.counters.totals),
             "devices": dict(self._device_states),
             "lanes": self._lanes_view(),
+            **self._inputs_view(),
+        }
+
+    def _inputs_view(self) -> dict[str, Any]:
+        """How pairing went, input health and the clock: in the status and in telemetry."""
+        pairing = self.config.pairing
+        settings = {"mode": pairing.mode, "offset_ms": pairing.offset_ms,
+                    "window_ms": pairing.window_ms}
+        return {
+            "pairing": {**settings, **self.pairer.counts},
+            "input_health": self.health.view(),
+            "clock": {"synchronised": self._clock_synchronised,
+                      "source": self.config.clock.source},
         }
 
     def _lanes_view(self) -> dict[str, dict[str, Any]]:
@@ -443,4 +517,5 @@ class Agent:
             "in_flight": {"pairing": self.pairer.pending_count(),
                           "awaiting_ack": len(self._awaiting_ack)},
             "last_decisions": self.counters.recent_decisions(),
+            **self._inputs_view(),
         }

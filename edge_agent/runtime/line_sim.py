@@ -94,6 +94,11 @@ profile = "{SORTER_PROFILE}"
 [pairing]
 mode = "poll-after-scan"
 
+# A simulated line's time is whatever the machine says: do not route on whether this machine's
+# clock happens to be NTP-synchronised (the agent on a line keeps the default, "kernel").
+[clock]
+source = "assume-synchronised"
+
 [mqtt]
 {mqtt}
 """

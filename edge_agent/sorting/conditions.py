@@ -50,6 +50,7 @@ class Conditions(StrictModel):
     service: list[str] | None = None
     weight_stable: bool | None = None
     weight_status: list[str] | None = None
+    weight_pairing: list[str] | None = None
     weight_min_kg: float | None = Field(default=None, ge=0)
     weight_max_kg: float | None = Field(default=None, ge=0)
     weight_over_kg: float | None = Field(default=None, ge=0)
@@ -89,11 +90,12 @@ Result = TypeVar("Result")
 # The boolean conditions and the set-membership ones, each testing the input of the same name.
 _FLAGS = ("no_read", "identifier_valid", "destination_known", "weight_stable")
 _MEMBERS = ("identifier_kind", "identifier_problem", "country", "province", "service",
-            "weight_status")
+            "weight_status", "weight_pairing")
 
 
 def compile_rules(
-    rules: Sequence[tuple[Result, Conditions]], otherwise: Result | None = None
+    rules: Sequence[tuple[Result, Conditions]], otherwise: Result | None = None,
+    unsynchronised_clock: str = "after_cutoff",
 ) -> Callable[[Facts], Result | None]:
     """One function testing every rule's conditions in order: the result of the first rule
     whose conditions all hold, else `otherwise`. Facts may also be a plain tuple in
@@ -103,7 +105,13 @@ def compile_rules(
     chain of `if` tests on local variables, ~1 µs for the default rules instead of ~4 µs calling
     a predicate per condition). Only generated names go into the source: every value from the
     rules file is bound as a constant (`_k0`, `_k1`...), never spliced in as text.
+
+    While the clock is unsynchronised (`clock_synchronised` False) the local time may be hours
+    off, so no time condition reads it: `unsynchronised_clock` "after_cutoff" makes every
+    `time_from` hold and every `time_before` fail (as after the cutoff), "before_cutoff" the
+    reverse.
     """
+    after = unsynchronised_clock == "after_cutoff"
     constants: dict[str, object] = {"OPEN": LaneState.OPEN}
 
     def constant(value: object) -> str:
@@ -113,7 +121,7 @@ def compile_rules(
 
     lines = ["def first_match(facts):", f"    {', '.join(Facts._fields)}, = facts"]
     for result, when in rules:
-        tests = " and ".join(f"({test})" for test in _tests(when, constant)) or "True"
+        tests = " and ".join(f"({test})" for test in _tests(when, constant, after)) or "True"
         lines += [f"    if {tests}:", f"        return {constant(result)}"]
     lines.append(f"    return {constant(otherwise)}")
     source = "\n".join(lines)
@@ -123,7 +131,7 @@ def compile_rules(
     return first_match  # type: ignore[return-value]
 
 
-def _tests(c: Conditions, constant: Callable[[object], str]) -> list[str]:
+def _tests(c: Conditions, constant: Callable[[object], str], after: bool) -> list[str]:
     """Each condition given as a Python expression over the inputs' names (cheap flags first).
 
     A weight condition never matches an unknown weight; lanes missing from the states are open.
@@ -147,10 +155,12 @@ def _tests(c: Conditions, constant: Callable[[object], str]) -> list[str]:
                      f"abs(weight_kg - declared_weight_kg) > max({low}, {fraction} * "
                      "declared_weight_kg)")
     minute = "local_time.hour * 60 + local_time.minute"
+    synced = "clock_synchronised is not False"  # None: an old event, recorded without it
     if c.time_before is not None:
-        tests.append(f"{minute} < {constant(_minutes(c.time_before))}")
+        tests.append(f"{minute} < {constant(_minutes(c.time_before))} if {synced} "
+                     f"else {not after}")
     if c.time_from is not None:
-        tests.append(f"{minute} >= {constant(_minutes(c.time_from))}")
+        tests.append(f"{minute} >= {constant(_minutes(c.time_from))} if {synced} else {after}")
     # Kept apart: a lane named in both must pass both (open and, say, full: never matches).
     wanted = [(lane, LaneState.OPEN) for lane in c.lane_open or ()]
     wanted += list((c.lane_state or {}).items())

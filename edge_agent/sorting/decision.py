@@ -41,6 +41,10 @@ REASONS: dict[str, str] = {
     "itself is full or blocked, and receives it anyway)",
     "decision_late": "the parcel was not decided within its deadline (it would miss its divert)",
     "no_rule_matched": "no rule matched: the rule set's default lane",
+    "weight_ambiguous": "more than one reading could be this parcel's (or its reading could "
+    "be a neighbour's): pairing cannot tell, so it takes none",
+    "clock_unsynchronised": "the wall clock was not synchronised: rules that look at the time "
+    "took the rule set's safe branch (by default, as after the cutoff)",
 }
 LATE_RULE_ID = "decision_late"
 
@@ -58,6 +62,10 @@ class Parcel:
     scanned_ns: int  # time.monotonic_ns() when the scan's bytes arrived
     # Pairing could not hand the parcel over before its decision deadline.
     late: bool = False
+    # How the weight was matched (edge_agent.sorting.pairing_parcels.PAIRING_OUTCOMES) and the
+    # reading's time from the scan; None where unknown (a dry run, a replayed old event).
+    weight_pairing: str | None = None
+    weight_offset_ms: float | None = None
 
 
 class Decision(NamedTuple):
@@ -113,9 +121,12 @@ def decide(
     default_country: str = "CN",
     timezone: str = "Asia/Hong_Kong",
     identifier: Identifier | None = None,
+    clock_synchronised: bool | None = True,
 ) -> Decision:
     """The decision for `parcel`. `identifier`, when given, must be `identifier_of(parcel)`:
     a caller that parsed the barcode to look the manifest up passes it to save parsing again.
+    `clock_synchronised` False: `now` may be wrong, and time conditions take the rule set's
+    safe branch (`RuleSet.unsynchronised_clock`).
 
     Written for speed (it runs once per parcel, budget 50 µs at p99): records are built from
     values in field order, and the lane-state view is shared while the states do not change.
@@ -143,12 +154,15 @@ def decide(
         country, postal_code, province, service, source,
         states, now.astimezone(zone),
         destination.known, manifest_entry is not None, late,
+        parcel.weight_pairing, parcel.weight_offset_ms, clock_synchronised,
     )
     if late:
         rule_id, lane_name, reason = LATE_RULE_ID, rules.exception_lane, "decision_late"
     else:
         rule_id, lane_name, reason = rules.outcome(values)
     reasons = [reason] if reason else []
+    if clock_synchronised is False and rule_id in rules.clock_dependent_rules:
+        reasons.append("clock_unsynchronised")
     lane = _place(rules, lane_name, weight, states, reasons)
     return _make(Decision, (
         parcel.parcel_id, parcel.barcode, lane.name, lane.bin, rule_id,

@@ -32,6 +32,11 @@ class DecisionInputs(NamedTuple):
     destination_known: bool
     manifest_hit: bool
     late: bool
+    # Added after the first contract version (consumers must accept their absence: a replayed
+    # old event has None, meaning unknown):
+    weight_pairing: str | None  # how the weight was matched (PAIRING_OUTCOMES)
+    weight_offset_ms: float | None  # the reading's time from the scan
+    clock_synchronised: bool | None  # the kernel said the wall clock was synchronised
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = self._asdict()

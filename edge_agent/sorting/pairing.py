@@ -1,56 +1,42 @@
-"""Pairing scans with weights into parcels, by the time each frame's bytes arrived.
+"""Pairing scans with weights into parcels, in the line's physical order.
+
+The invariant: **a parcel carries its own reading or none.** When pairing cannot prove which
+reading is a parcel's, the parcel goes on without a weight and says why (`weight_pairing`), so
+the rules send it to EXCEPTION; it never takes a neighbour's reading. One fault costs the
+parcel it hit, and at most its immediate neighbour when the two cannot be told apart.
 
 Scanner and scale are on different ports, so the order in which their messages are processed
 says little; each message's `received_ns` (time.monotonic_ns() at arrival) is what pairs them.
-A weight pairs with at most one parcel. The caller promises that when it calls `ready(now_ns)`
-every message that arrived before `now_ns` has been handed over (the agent's single reader loop
-does exactly this), so a parcel can be completed as soon as no better weight can still come.
+The caller promises that when it calls `ready(now_ns)` every message that arrived before
+`now_ns` has been handed over (the agent's single reader loop does exactly this).
 
-Modes (PairingConfig.mode):
-- `window`: the stable reading nearest to the scan within ±window_ms. The parcel is ready at
-  scan + distance of the best candidate so far (a closer reading would already have arrived),
-  or at scan + window when there is none.
-- `poll-after-scan`: on_scan() returns True and the caller asks the scale for a stable weight;
-  the first stable reading that arrives after the scan completes the oldest waiting parcel; none
-  within poll_timeout_ms -> the parcel goes on without a weight.
+Modes (PairingConfig.mode), each in a module of its own:
+- `window` (edge_agent.sorting.pairing_window): a streaming or self-reporting scale; a parcel's
+  reading settles at `offset_ms` ± `window_ms` from its scan.
+- `poll-after-scan` (edge_agent.sorting.pairing_poll): the agent asks the scale for a stable
+  weight after each scan, one request outstanding at a time (`next_request()`).
 
 Repeated reads of one barcode within debounce_ms of its previous read are the same parcel. A
 parcel handed over after its decision deadline is marked `late` (decide() sends it to EXCEPTION).
+`counts` tells how pairing went (paired, each reason for no weight, scans too close together,
+replies discarded), for the status view, telemetry and alarms.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from edge_agent.config import PairingConfig
 from edge_agent.devices.messages import Scan, Weight, WeightStatus
 from edge_agent.sorting.decision import Parcel
+from edge_agent.sorting.pairing_parcels import MS, Waiting, WeightMatch
+from edge_agent.sorting.pairing_poll import PollPairer
+from edge_agent.sorting.pairing_window import WindowPairer
 
-MS = 1_000_000
-# Readings kept for pairing; at 50 readings a second this is 20 s, far beyond any window.
-MAX_BUFFERED_WEIGHTS = 1024
 # Barcodes remembered for debouncing; older ones are forgotten once past their window anyway.
 MAX_DEBOUNCE_ENTRIES = 4096
-
-
-@dataclass(slots=True)
-class _Reading:
-    received_ns: int
-    value_kg: float
-    claimed: bool = False
-
-
-@dataclass(slots=True)
-class _Pending:
-    scan: Scan
-    parcel_id: str
-    scanned_at: datetime
-    overload_seen: bool = False
-    reading: _Reading | None = None  # poll-after-scan: the reply that completed it
-    answered: bool = False  # poll-after-scan: the scale replied (with or without a weight)
 
 
 def _utc_now() -> datetime:
@@ -65,108 +51,125 @@ class Pairer:
         new_parcel_id: Callable[[], str],
         wall_clock: Callable[[], datetime] = _utc_now,
     ):
-        self._config = config
-        self._poll = config.mode == "poll-after-scan"
-        self._window_ns = config.window_ms * MS
-        self._poll_timeout_ns = config.poll_timeout_ms * MS
+        self.config = config
+        self.counts: Counter[str] = Counter()
+        self.polled = config.mode == "poll-after-scan"
+        self._window = None if self.polled else WindowPairer(config, self.counts)
+        self._poll = PollPairer(config, self.counts) if self.polled else None
         self._debounce_ns = config.debounce_ms * MS
         self._deadline_ns = config.decision_deadline_ms * MS
         self._new_parcel_id = new_parcel_id
         self._wall_clock = wall_clock
-        self._pending: list[_Pending] = []  # in scan order
-        self._readings: deque[_Reading] = deque(maxlen=MAX_BUFFERED_WEIGHTS)
+        self._waiting: list[Waiting] = []  # in scan order
         self._last_read_ns: dict[str, int] = {}
 
+    # -- input -----------------------------------------------------------------------------
+
     def on_scan(self, scan: Scan) -> bool:
-        """Start a parcel (or fold a repeated read into one); True: poll the scale now."""
+        """Start a parcel (or fold a repeated read into one); True: a new parcel (in poll mode
+        the caller then asks `next_request()` whether to poll the scale now)."""
         if not scan.no_read and self._is_repeat(scan):
+            self.counts["repeated_reads"] += 1
             return False
-        self._pending.append(_Pending(scan, self._new_parcel_id(), self._wall_clock()))
-        return self._poll
+        waiting = Waiting(scan, self._new_parcel_id(), self._wall_clock())
+        self._waiting.append(waiting)
+        if self._window is not None:
+            self._window.on_scan(scan)
+        return True
 
     def on_weight(self, weight: Weight) -> None:
-        if self._poll:
-            self._answer_poll(weight)
-            return
-        if weight.status == WeightStatus.OVERLOAD:
-            self._note_overload(weight.received_ns)
-            return
-        if not (weight.stable and weight.status == WeightStatus.OK and weight.value_kg is not None):
-            return
-        self._readings.append(_Reading(weight.received_ns, weight.value_kg))
+        if self._poll is not None:
+            self._poll.on_weight(weight)
+        else:
+            self._window.on_weight(weight)  # type: ignore[union-attr]
 
-    def _answer_poll(self, weight: Weight) -> None:
-        """A polled scale's reply answers the oldest parcel still waiting whose scan preceded it.
+    def on_garbled(self, received_ns: int) -> None:
+        """The scale sent a frame that could not be decoded."""
+        if self._poll is not None:
+            self._poll.on_garbled(received_ns)
 
-        Every reply answers one request, a "no stable weight" (MT-SICS `S I`) or an overload
-        included: if such a reply were skipped, the next parcel's weight would complete this
-        parcel and every parcel after it would be paired with its successor's weight. A reading
-        in motion with an ok status is not an answer (a streaming scale's or an SI poll's frame).
-        """
-        if weight.status == WeightStatus.OK and not weight.stable:
-            return
-        for pending in self._pending:
-            if not pending.answered and pending.scan.received_ns <= weight.received_ns:
-                pending.answered = True
-                if weight.status == WeightStatus.OVERLOAD:
-                    pending.overload_seen = True
-                elif weight.status == WeightStatus.OK and weight.value_kg is not None:  # stable
-                    pending.reading = _Reading(weight.received_ns, weight.value_kg, claimed=True)
-                return
+    # -- poll mode -------------------------------------------------------------------------
 
-    def abandon_polls(self, scanned_before_ns: int | None = None) -> None:
-        """No reply will come for these parcels' polls (the scale's link failed or was lost
-        since): they go on without a weight now. Left waiting, each would take the reply to a
-        later parcel's poll, and every parcel after it its successor's weight."""
-        for pending in self._pending:
-            if scanned_before_ns is None or pending.scan.received_ns < scanned_before_ns:
-                pending.answered = True
+    def next_request(self, now_ns: int) -> bool:
+        """Poll mode: True when the caller must ask the scale for a stable weight now."""
+        return self._poll is not None and self._poll.next_request(self._waiting, now_ns) is not None
+
+    def request_failed(self, now_ns: int) -> None:
+        """Poll mode: the request could not be written (the scale is disconnected)."""
+        if self._poll is not None:
+            self._poll.request_failed(now_ns)
+
+    def abandon_polls(self, now_ns: int) -> None:
+        """Poll mode: the scale's link was lost; a reply to the outstanding request never comes."""
+        if self._poll is not None:
+            self._poll.abandon(now_ns)
+
+    # -- output ----------------------------------------------------------------------------
 
     def pending_count(self) -> int:
         """Parcels scanned and not yet handed over."""
-        return len(self._pending)
+        return len(self._waiting)
 
     def ready(self, now_ns: int) -> list[Parcel]:
-        """Parcels complete or past their wait, in scan order; each is handed over once."""
-        if self._poll:
-            return self._ready_oldest_first(now_ns)
+        """Parcels whose weight is settled, in scan order; each is handed over once.
+
+        Every parcel's due time grows with its scan time in both modes (poll mode answers in
+        scan order), so the parcels due are always the oldest: stop at the first that is not.
+        A burst leaves thousands waiting, and looking at each of them on every turn would make
+        absorbing it quadratic.
+        """
         done: list[Parcel] = []
-        still: list[_Pending] = []
-        for pending in self._pending:
-            parcel = self._try_complete(pending, now_ns)
-            if parcel is None:
-                still.append(pending)
-            else:
-                done.append(parcel)
-        self._pending = still
-        self._forget_old(now_ns)
+        waiting = self._waiting
+        for parcel in waiting:
+            if now_ns < self._due_ns(parcel):
+                break
+            done.append(self._hand_over(parcel, now_ns))
+        if done:
+            del waiting[: len(done)]
+        if self._window is not None:
+            oldest = waiting[0].scan.received_ns if waiting else None
+            self._window.forget_before(oldest, now_ns)
         return done
 
     def next_deadline_ns(self) -> int | None:
-        """When ready() may next hand over a parcel (None: nothing is waiting)."""
-        if self._poll:  # the oldest parcel is always the first due (see _ready_oldest_first)
-            return self._due_ns(self._pending[0])[0] if self._pending else None
-        times = [self._due_ns(pending)[0] for pending in self._pending]
-        return min(times) if times else None
+        """When ready() may next hand over a parcel, or a request may go (None: nothing waits)."""
+        if not self._waiting:
+            return None
+        due = self._due_ns(self._waiting[0])
+        if self._poll is not None:
+            request_ns = self._poll.next_request_ns(self._waiting)
+            if request_ns is not None:
+                due = min(due, request_ns)
+        return due
 
-    # --- internals ------------------------------------------------------------------------
+    # -- internals -------------------------------------------------------------------------
 
-    def _ready_oldest_first(self, now_ns: int) -> list[Parcel]:
-        """Poll mode: replies answer the oldest unanswered parcel, polls are abandoned for the
-        oldest ones, and time-outs fall due in scan order, so the parcels due are always the
-        oldest: stop at the first that is not. A burst leaves thousands waiting, and looking
-        at every one of them on every turn of the loop made absorbing it quadratic."""
-        done: list[Parcel] = []
-        pending = self._pending
-        for waiting in pending:
-            parcel = self._try_complete(waiting, now_ns)
-            if parcel is None:
-                break
-            done.append(parcel)
-        if done:
-            del pending[: len(done)]
-        self._forget_old(now_ns)
-        return done
+    def _due_ns(self, waiting: Waiting) -> int:
+        if self._poll is not None:
+            return self._poll.due_ns(waiting)
+        return self._window.due_ns(waiting)  # type: ignore[union-attr]
+
+    def _hand_over(self, waiting: Waiting, now_ns: int) -> Parcel:
+        if self._poll is not None:
+            match = self._poll.match(waiting, now_ns)
+        else:
+            match = self._window.match(waiting)  # type: ignore[union-attr]
+        self.counts[match.pairing] += 1
+        scan = waiting.scan
+        return Parcel(
+            parcel_id=waiting.parcel_id,
+            barcode=None if scan.no_read else scan.data,
+            symbology=scan.symbology,
+            no_read=scan.no_read,
+            weight_kg=match.value_kg,
+            weight_stable=match.value_kg is not None,
+            weight_status=_weight_status(match),
+            scanned_at=waiting.scanned_at,
+            scanned_ns=scan.received_ns,
+            late=now_ns > scan.received_ns + self._deadline_ns,
+            weight_pairing=match.pairing,
+            weight_offset_ms=None if match.offset_ms is None else round(match.offset_ms, 1),
+        )
 
     def _is_repeat(self, scan: Scan) -> bool:
         # pop then set: the dict stays ordered by last read, so the first key is the stalest.
@@ -177,65 +180,8 @@ class Pairer:
             del self._last_read_ns[oldest]
         return last is not None and 0 <= scan.received_ns - last <= self._debounce_ns
 
-    def _note_overload(self, received_ns: int) -> None:
-        for pending in self._pending:
-            if abs(received_ns - pending.scan.received_ns) <= max(
-                self._window_ns, self._poll_timeout_ns if self._poll else 0
-            ):
-                pending.overload_seen = True
 
-    def _best_reading(self, pending: _Pending) -> _Reading | None:
-        """The unclaimed stable reading nearest the scan within the window (earlier on a tie)."""
-        scan_ns = pending.scan.received_ns
-        best: _Reading | None = None
-        best_distance = self._window_ns + 1
-        for reading in self._readings:
-            distance = abs(reading.received_ns - scan_ns)
-            if not reading.claimed and distance < best_distance:
-                best, best_distance = reading, distance
-        return best
-
-    def _due_ns(self, pending: _Pending) -> tuple[int, _Reading | None]:
-        scan_ns = pending.scan.received_ns
-        if self._poll:
-            if pending.answered:
-                return scan_ns, pending.reading
-            return scan_ns + self._poll_timeout_ns, None
-        best = self._best_reading(pending)
-        if best is None:
-            return scan_ns + self._window_ns, None
-        return scan_ns + abs(best.received_ns - scan_ns), best
-
-    def _try_complete(self, pending: _Pending, now_ns: int) -> Parcel | None:
-        due_ns, reading = self._due_ns(pending)
-        if now_ns < due_ns:
-            return None
-        if reading is not None:
-            reading.claimed = True
-        scan = pending.scan
-        if reading is not None:
-            status: str | None = WeightStatus.OK.value
-        else:
-            status = WeightStatus.OVERLOAD.value if pending.overload_seen else None
-        return Parcel(
-            parcel_id=pending.parcel_id,
-            barcode=None if scan.no_read else scan.data,
-            symbology=scan.symbology,
-            no_read=scan.no_read,
-            weight_kg=reading.value_kg if reading else None,
-            weight_stable=reading is not None,
-            weight_status=status,
-            scanned_at=pending.scanned_at,
-            scanned_ns=scan.received_ns,
-            late=now_ns > scan.received_ns + self._deadline_ns,
-        )
-
-    def _forget_old(self, now_ns: int) -> None:
-        """Drop readings no waiting or future scan can pair with any more."""
-        horizon = now_ns - self._window_ns
-        if self._pending:
-            horizon = min(horizon, self._pending[0].scan.received_ns - self._window_ns)
-        while self._readings and (
-            self._readings[0].received_ns < horizon or self._readings[0].claimed
-        ):
-            self._readings.popleft()
+def _weight_status(match: WeightMatch) -> str | None:
+    if match.value_kg is not None:
+        return WeightStatus.OK.value
+    return WeightStatus.OVERLOAD.value if match.pairing == "overload" else None

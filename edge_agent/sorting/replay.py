@@ -64,6 +64,9 @@ def redecide(record: dict, rules: RuleSet, timezone: str, default_country: str) 
         scanned_at=decided_at,
         scanned_ns=0,
         late=bool(inputs.get("late")),
+        # Events recorded before these inputs existed lack them: unknown stays unknown (None).
+        weight_pairing=inputs.get("weight_pairing"),
+        weight_offset_ms=inputs.get("weight_offset_ms"),
     )
     entry = None
     if inputs.get("manifest_hit") and inputs.get("country") and record.get("barcode"):
@@ -80,7 +83,8 @@ def redecide(record: dict, rules: RuleSet, timezone: str, default_country: str) 
         )
     states = {name: LaneState(state) for name, state in (inputs.get("lane_states") or {}).items()}
     return decide(parcel, rules, entry, states, decided_at,
-                  default_country=default_country, timezone=timezone)
+                  default_country=default_country, timezone=timezone,
+                  clock_synchronised=inputs.get("clock_synchronised"))
 
 
 def read_records(path: Path, problems: list[str]) -> Iterator[tuple[int, dict]]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
@@ -61,8 +61,12 @@ class RuleSet(StrictModel):
     lanes: dict[str, Lane]
     rules: list[Rule]
     default: DefaultRule
+    # While the wall clock is unsynchronised (a Pi boots with a stale time until NTP answers),
+    # time conditions take this safe branch instead of reading the clock.
+    unsynchronised_clock: Literal["after_cutoff", "before_cutoff"] = "after_cutoff"
     _outcome: Callable[[Facts], Outcome] = PrivateAttr()
     _all_open: dict[str, LaneState] = PrivateAttr(default_factory=dict)
+    _clock_rules: frozenset[str] = PrivateAttr(default=frozenset())
     # The last lane states asked about (a copy) and their completed read-only view: lane states
     # change rarely, so most decisions reuse the view instead of building one.
     _last_states: tuple[dict[str, LaneState], Mapping[str, LaneState]] | None = PrivateAttr(
@@ -83,8 +87,21 @@ class RuleSet(StrictModel):
     def model_post_init(self, context: Any) -> None:
         outcomes = [((rule.id, rule.lane, rule.reason), rule.when) for rule in self.rules]
         self._outcome = compile_rules(
-            outcomes, otherwise=("default", self.default.lane, self.default.reason))
+            outcomes, otherwise=("default", self.default.lane, self.default.reason),
+            unsynchronised_clock=self.unsynchronised_clock)
         self._all_open = dict.fromkeys(self.lanes, LaneState.OPEN)
+        ids: list[str] = []
+        for rule in self.rules:
+            if ids or rule.when.time_before is not None or rule.when.time_from is not None:
+                ids.append(rule.id)
+        self._clock_rules = frozenset([*ids, "default"] if ids else [])
+
+    @property
+    def clock_dependent_rules(self) -> frozenset[str]:
+        """Rule ids (and "default") whose match may have depended on a time condition: the rule
+        itself, or one before it, tests the time. Such a decision made with an unsynchronised
+        clock says so (reason clock_unsynchronised)."""
+        return self._clock_rules
 
     def complete_states(self, lane_states: Mapping[str, LaneState]) -> Mapping[str, LaneState]:
         """`lane_states` naming every lane of this rule set (open unless told), read-only.

@@ -145,16 +145,16 @@ def test_reload_keeps_the_old_rules_when_the_file_is_bad(line, tmp_path):
     good = resources.files("edge_agent.defaults").joinpath("rules.toml").read_text()
     rules_file.write_text(good)
     agent = line.start_agent()
-    assert agent.rules.version == "default-1"
+    assert agent.rules.version == "default-2"
 
-    rules_file.write_text(good.replace('version = "default-1"', 'version = "line3-2"')
+    rules_file.write_text(good.replace('version = "default-2"', 'version = "line3-2"')
                           .replace("bin = 1\n", "bin = 0\n", 1))
     agent.request_reload()
     turn_until(agent, lambda: outbox_rows(agent, "alarm"))
-    assert agent.rules.version == "default-1"
+    assert agent.rules.version == "default-2"
     assert outbox_rows(agent, "alarm")[0]["alarm"] == "rules_reload_refused"
 
-    rules_file.write_text(good.replace('version = "default-1"', 'version = "line3-2"'))
+    rules_file.write_text(good.replace('version = "default-2"', 'version = "line3-2"'))
     agent.request_reload()
     turn_until(agent, lambda: agent.rules.version == "line3-2")
     assert send_and_decide(line, agent, line.parcels[0])["bin"] == 1
@@ -172,8 +172,8 @@ def test_commands_from_central_act_on_the_loops_state_and_persist(line):
     good = resources.files("edge_agent.defaults").joinpath("rules.toml").read_text()
     with pytest.raises(RulesError):
         agent.apply_rules(good.replace("[lanes.EXPORT]", "[lanes.EXPORT]\nbin = 'three'"))
-    assert agent.rules.version == "default-1"
-    assert agent.apply_rules(good.replace('"default-1"', '"central-7"')) == "central-7"
+    assert agent.rules.version == "default-2"
+    assert agent.apply_rules(good.replace('"default-2"', '"central-7"')) == "central-7"
 
     count = agent.upsert_manifest([ManifestEntry.from_dict({
         "barcode": "LP99999999999999", "country": "US", "postal_code": "94105",

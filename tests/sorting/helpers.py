@@ -17,8 +17,9 @@ def gs1_to(country_numeric: str, postal: str, sscc: str = "376130321109103420") 
 
 def parcel(barcode: str | None = "RB123456785GB", weight: float | None = 2.0, *,
            stable: bool = True, no_read: bool = False, status: str | None = "ok",
-           late: bool = False) -> Parcel:
+           late: bool = False, pairing: str | None = None) -> Parcel:
     return Parcel(
         parcel_id="p1", barcode=barcode, symbology=None, no_read=no_read, weight_kg=weight,
         weight_stable=stable, weight_status=status, scanned_at=MORNING, scanned_ns=0, late=late,
+        weight_pairing=pairing,
     )

@@ -76,6 +76,8 @@ CASES = [
      ("EXCEPTION", 4, "no_stable_weight", ("no_stable_weight",))),
     ("unstable_weight", parcel(stable=False), entry(), {}, MORNING,
      ("EXCEPTION", 4, "no_stable_weight", ("no_stable_weight",))),
+    ("weight_ambiguous", parcel(weight=None, stable=False, status=None, pairing="ambiguous"),
+     entry(), {}, MORNING, ("EXCEPTION", 4, "weight_ambiguous", ("weight_ambiguous",))),
     ("scale_overload", parcel(weight=None, stable=False, status="overload"), entry(), {},
      MORNING, ("EXCEPTION", 4, "scale_overload", ("overweight",))),
     ("overweight", parcel(weight=50.5), entry(declared=50.5), {}, MORNING,
@@ -107,7 +109,41 @@ def test_every_default_rule_and_reason_is_exercised():
     rule_ids = {c[-1][2] for c in CASES}
     assert {rule.id for rule in RULES.rules} <= rule_ids
     reasons = {r for c in CASES for r in c[-1][3]}
-    assert reasons == set(REASONS) - {"no_rule_matched"}
+    # clock_unsynchronised has tests of its own below.
+    assert reasons == set(REASONS) - {"no_rule_matched", "clock_unsynchronised"}
+
+
+class TestUnsynchronisedClock:
+    """A Pi boots with a stale clock until NTP answers: time conditions take the safe branch."""
+
+    def test_a_morning_parcel_goes_as_after_the_cutoff_and_says_why(self):
+        decision = decide(parcel(), RULES, entry(), {}, MORNING, clock_synchronised=False)
+        assert (decision.lane, decision.rule) == ("SHANGHAI", "zhuhai_after_cutoff")
+        assert decision.reasons == ("after_cutoff", "clock_unsynchronised")
+        assert decision.inputs.clock_synchronised is False
+
+    def test_rules_before_any_time_condition_are_not_marked(self):
+        decision = decide(parcel(None, no_read=True), RULES, None, {}, MORNING,
+                          clock_synchronised=False)
+        assert decision.reasons == ("no_read",)
+
+    def test_a_rule_set_may_choose_the_before_cutoff_branch(self):
+        text = default_rules_text().replace('unsynchronised_clock = "after_cutoff"',
+                                            'unsynchronised_clock = "before_cutoff"')
+        rules = parse_rules(text)
+        decision = decide(parcel(), rules, entry(), {}, EVENING, clock_synchronised=False)
+        assert (decision.lane, decision.reasons) == ("ZHUHAI", ("clock_unsynchronised",))
+
+    def test_synchronised_or_unknown_reads_the_clock(self):
+        for synced in (True, None):
+            decision = decide(parcel(), RULES, entry(), {}, MORNING, clock_synchronised=synced)
+            assert (decision.lane, decision.reasons) == ("ZHUHAI", ())
+
+
+def default_rules_text() -> str:
+    from importlib import resources
+
+    return resources.files("edge_agent.defaults").joinpath("rules.toml").read_text("utf-8")
 
 
 def test_barcode_destination_wins_over_manifest():
@@ -195,9 +231,10 @@ def test_decide_never_raises_and_is_deterministic(
 def test_every_recorded_input_is_in_its_own_field():
     # decide() builds the record from values in field order: a swap would mislabel facts.
     barcode = gs1_to("156", "310000")
-    p = parcel(barcode, 2.5, status="ok")
+    p = parcel(barcode, 2.5, status="ok", pairing="paired")
+    p = p.__class__(**{**{f: getattr(p, f) for f in p.__slots__}, "weight_offset_ms": -41.5})
     decision = decide(p, RULES, entry(declared=2.4, service="express", barcode=barcode),
-                      {"EXPORT": BLOCKED}, MORNING)
+                      {"EXPORT": BLOCKED}, MORNING, clock_synchronised=False)
     assert decision.inputs._asdict() == {
         "symbology": None, "no_read": False, "identifier_kind": "gs1", "identifier_valid": True,
         "identifier_problem": None, "weight_kg": 2.5, "weight_stable": True,
@@ -208,6 +245,7 @@ def test_every_recorded_input_is_in_its_own_field():
                         "EXCEPTION": "open"},
         "local_time": datetime(2026, 11, 20, 10, 0, tzinfo=ZoneInfo("Asia/Hong_Kong")),
         "destination_known": True, "manifest_hit": True, "late": False,
+        "weight_pairing": "paired", "weight_offset_ms": -41.5, "clock_synchronised": False,
     }
     assert decision.inputs.local_time.utcoffset().total_seconds() == 8 * 3600
 

@@ -47,6 +47,7 @@ CONDITION_VALUES = {
     "service": _some(["express", "standard"]),
     "weight_stable": st.booleans(),
     "weight_status": _some(["ok", "overload"]),
+    "weight_pairing": _some(["paired", "ambiguous", "none"]),
     "weight_min_kg": WEIGHT_BOUNDS,
     "weight_max_kg": WEIGHT_BOUNDS,
     "weight_over_kg": WEIGHT_BOUNDS,
@@ -83,6 +84,8 @@ facts = st.builds(
                   st.sampled_from(CUTOFFS), st.sampled_from(ZONES)),
         st.datetimes(timezones=st.sampled_from(ZONES))),
     destination_known=st.booleans(), manifest_hit=st.booleans(), late=st.booleans(),
+    weight_pairing=st.sampled_from([None, "paired", "ambiguous", "none"]),
+    weight_offset_ms=st.none(), clock_synchronised=st.sampled_from([None, True, False]),
 )
 
 
@@ -110,8 +113,12 @@ def holds(c: Conditions, f: DecisionInputs) -> bool:
         c.weight_min_kg is None or (weight is not None and weight >= c.weight_min_kg),
         c.weight_max_kg is None or (weight is not None and weight <= c.weight_max_kg),
         c.weight_over_kg is None or (weight is not None and weight > c.weight_over_kg),
-        c.time_before is None or minute < _minutes(c.time_before),
-        c.time_from is None or minute >= _minutes(c.time_from),
+        c.weight_pairing is None or f.weight_pairing in c.weight_pairing,
+        # An unsynchronised clock is never read: the default safe branch is "after the cutoff".
+        c.time_before is None or (f.clock_synchronised is not False
+                                  and minute < _minutes(c.time_before)),
+        c.time_from is None or (f.clock_synchronised is False
+                                or minute >= _minutes(c.time_from)),
         all(f.lane_states.get(lane, LaneState.OPEN) == LaneState.OPEN
             for lane in c.lane_open or ()),
         all(f.lane_states.get(lane, LaneState.OPEN) == state
@@ -158,4 +165,5 @@ def test_values_from_the_rules_file_are_constants_not_source_text():
 def _inputs(lane_states: dict) -> DecisionInputs:
     return DecisionInputs(None, False, "s10", True, None, 2.0, True, "ok", 2.0, "CN", "200001",
                           "Shanghai", "standard", "manifest", lane_states,
-                          datetime(2026, 1, 1, 10, tzinfo=UTC), True, True, False)
+                          datetime(2026, 1, 1, 10, tzinfo=UTC), True, True, False,
+                          "paired", -3.0, True)
