@@ -89,6 +89,10 @@ class RunResult:
     lane_commands: int = 0
     events: int = 0
     lost: int = 0
+    # Of the parcels with a label and a weight of their own: carried their own weight (right),
+    # carried none and went to EXCEPTION (safe), carried another parcel's (wrong: never).
+    right_weight_share: float = 0.0
+    safe_weight_share: float = 0.0
     wrong_weight_share: float = 0.0
     in_process_latency_ms: dict | None = None
     # The light line's own punctuality: how long after its due time each scan was written
@@ -449,17 +453,20 @@ def _finish(result: RunResult, outcome: LineOutcome, parcels: list[SimParcel], e
     result.kept_up = (result.lost == 0 and result.last_command_lag_s <= KEPT_UP_S
                       and result.last_event_lag_s <= KEPT_UP_S)
     weights = {p.barcode: p.weight_kg for p in parcels if p.barcode is not None}
-    wrong = checked = 0
+    right = safe = wrong = checked = 0
     for _, barcode, weight in events:
-        if barcode not in weights:
+        expected = weights.get(barcode)
+        if expected is None:  # no label, or a parcel that never settles: no weight to check
             continue
         checked += 1
-        expected = weights[barcode]
-        if (weight is None) != (expected is None) or (
-            weight is not None and abs(weight - expected) > WEIGHT_TOLERANCE_KG
-        ):
+        if weight is None:
+            safe += 1
+        elif abs(weight - expected) <= WEIGHT_TOLERANCE_KG:
+            right += 1
+        else:
             wrong += 1
-    result.wrong_weight_share = round(wrong / checked, 4) if checked else 0.0
+    for name, count in (("right", right), ("safe", safe), ("wrong", wrong)):
+        setattr(result, f"{name}_weight_share", round(count / checked, 4) if checked else 0.0)
     result.cpu_s_per_1000 = round(result.cpu_s_per_1000, 3)
     result.startup_s = round(result.startup_s, 3)
     result.peak_rss_mb, result.rss_mb = round(result.peak_rss_mb, 1), round(result.rss_mb, 1)
@@ -475,7 +482,7 @@ def _round(value: float | None) -> float | None:
 def table(results: list[RunResult]) -> str:
     rows = [
         "| Process | Rate /s | Parcels | p50 ms | p99 ms | p99.9 ms | Kept up | CPU s/1000 |"
-        " Peak RSS MB | READY s | Lost | Wrong weight |",
+        " Peak RSS MB | READY s | Lost | Weight right / safe / wrong |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -483,7 +490,8 @@ def table(results: list[RunResult]) -> str:
         rows.append(
             f"| {r.kind} | {r.rate:g} | {r.parcels} | {ms['p50']} | {ms['p99']} | {ms['p99.9']}"
             f" | {'yes' if r.kept_up else 'no'} ({r.achieved_per_s:g}/s) | {r.cpu_s_per_1000}"
-            f" | {r.peak_rss_mb} | {r.startup_s} | {r.lost} | {r.wrong_weight_share:.1%} |"
+            f" | {r.peak_rss_mb} | {r.startup_s} | {r.lost} | {r.right_weight_share:.1%} /"
+            f" {r.safe_weight_share:.1%} / {r.wrong_weight_share:.1%} |"
         )
     return "\n".join(rows)
 

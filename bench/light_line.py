@@ -10,12 +10,13 @@ ptys with one selector and writes each scan when it is due, in its own process, 
 measure the process under test.
 
 The devices speak what `simulate line` speaks: `generic-scanner` frames (symbology + barcode,
-CR LF; `NOREAD`), an MT-SICS checkweigher answering each `S` with the next parcel's result in
-scan order (`S S <kg> kg`, or `S I` for a parcel that never settled), and a `generic-divert`
-sorter that acknowledges every `DIV` at once. Nothing is dropped: a scan the agent has not read
-yet waits in this process (the pty's own buffer is small) and its latency counts from when it
-was due. The checkweigher keeps every result until it is asked for, so a burst measures the
-process's throughput, not a scale model.
+CR LF; `NOREAD`), an MT-SICS scale at the scanner whose platter holds the parcel last scanned
+and answers each `S` once it has settled (SETTLE_NS after the parcel arrived) with what it holds
+then (`S S <kg> kg`, or `S I` for a parcel that never settled), and a `generic-divert` sorter
+that acknowledges every `DIV` at once. Nothing is dropped: a scan the agent has not read yet
+waits in this process (the pty's own buffer is small) and its latency counts from when it was
+due. In a burst the platter changes faster than a scale can answer, so the agent must refuse
+those weights (ambiguous) rather than pair them: the bench counts right, safe and wrong.
 
 Protocol with the parent: prints `ready` once the pty links exist, starts sending on a `go`
 line on stdin, and writes RESULTS.json and prints `done` when every parcel has its lane
@@ -28,7 +29,6 @@ comparable across processes).
 
 from __future__ import annotations
 
-import collections
 import json
 import os
 import selectors
@@ -40,6 +40,8 @@ from urllib.parse import unquote
 
 DRAIN_TIMEOUT_S = 30.0
 READ_CHUNK = 65536
+# The platter settles this long after a parcel arrives (as the simulated line's scale: at once).
+SETTLE_NS = 0
 
 
 class Pty:
@@ -85,11 +87,30 @@ def scan_frame(barcode: str | None, symbology: str | None) -> bytes:
     return ((symbology or "") + barcode).encode("latin-1") + b"\r\n"
 
 
-def scale_answer(command: bytes, results: collections.deque) -> bytes:
+class Platter:
+    """What the scale holds: the parcel last scanned, and when it arrived."""
+
+    def __init__(self) -> None:
+        self.weight: float | None = 0.0
+        self.placed_ns = 0
+        self.waiting = 0  # `S` requests waiting for the platter to settle
+
+    def settled_at(self) -> int:
+        return self.placed_ns + SETTLE_NS
+
+    def answer(self) -> bytes:
+        weight = self.weight
+        return b"S I\r\n" if weight is None else f"S S {weight:>10.3f} kg\r\n".encode()
+
+
+def scale_answer(command: bytes, platter: Platter) -> bytes:
+    """The answer now; `S` while the platter settles is answered later (see `run`)."""
     command = command.strip().upper()
     if command == b"S":
-        weight = results.popleft() if results else None
-        return b"S I\r\n" if weight is None else f"S S {weight:>10.3f} kg\r\n".encode()
+        if time.monotonic_ns() < platter.settled_at():
+            platter.waiting += 1
+            return b""
+        return platter.answer()
     if command in (b"@", b"I4"):
         return b'I4 A "1234567"\r\n'
     if command == b"C":
@@ -112,7 +133,7 @@ def run(out_dir: Path, parcels: list[list], rate: float) -> dict:
         selector.register(pty.master, selectors.EVENT_READ, pty)
     open_masters = {pty.master for pty in ptys}
     frames = [scan_frame(barcode, symbology) for barcode, symbology, _ in parcels]
-    results: collections.deque = collections.deque()
+    platter = Platter()
     due_ns: list[int] = []
     late_ns: list[int] = []  # how long after its due time each scan batch was written
     commands: list[list] = []
@@ -125,13 +146,16 @@ def run(out_dir: Path, parcels: list[list], rate: float) -> dict:
         # Every scan that is due goes out now (a burst: several per turn), in one write.
         batch = bytearray()
         while sent < len(parcels) and start_ns + sent * interval_ns <= now:
-            results.append(parcels[sent][2])
+            platter.weight, platter.placed_ns = parcels[sent][2], now
             due_ns.append(start_ns + sent * interval_ns)
             batch += frames[sent]
             sent += 1
         if batch:
             scanner.write(bytes(batch))
             late_ns.append(time.monotonic_ns() - due_ns[-1])
+        if platter.waiting and time.monotonic_ns() >= platter.settled_at():
+            scale.write(platter.answer() * platter.waiting)
+            platter.waiting = 0
         if sent == len(parcels) and finish_by is None:
             finish_by = now + int(DRAIN_TIMEOUT_S * 1e9)
         if finish_by is not None and now > finish_by:
@@ -141,6 +165,8 @@ def run(out_dir: Path, parcels: list[list], rate: float) -> dict:
             if pty.master in open_masters and selector.get_key(pty.master).events != events:
                 selector.modify(pty.master, events, pty)
         next_due = start_ns + sent * interval_ns if sent < len(parcels) else now + 50_000_000
+        if platter.waiting:
+            next_due = min(next_due, platter.settled_at())
         timeout = max(0.0, (next_due - time.monotonic_ns()) / 1e9)
         for key, mask in selector.select(timeout):
             pty: Pty = key.data
@@ -158,7 +184,7 @@ def run(out_dir: Path, parcels: list[list], rate: float) -> dict:
                 continue
             arrived_ns = time.monotonic_ns()
             if pty is scale:
-                scale.write(b"".join(scale_answer(line, results) for line in scale.lines(data)))
+                scale.write(b"".join(scale_answer(line, platter) for line in scale.lines(data)))
             elif pty is sorter:
                 for line in sorter.lines(data):
                     parts = line.decode("ascii", "replace").split()

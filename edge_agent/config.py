@@ -44,10 +44,14 @@ class PairingConfig(StrictModel):
     # window: stable frames of one value closer together than this are one settled reading.
     settle_gap_ms: int = Field(default=200, gt=0, le=10_000)
     # poll-after-scan: how long to wait for the scale's reply to a request.
-    poll_timeout_ms: int = Field(default=800, gt=0, le=10_000)
+    poll_timeout_ms: int = Field(default=400, gt=0, le=10_000)
     # poll-after-scan: after a lost or garbled reply, how long replies are discarded and no
-    # request is sent (a late reply must not answer the next request). Default: poll_timeout_ms.
+    # request is sent (a late reply must not answer the next request). Default: half of
+    # poll_timeout_ms.
     resync_ms: int | None = Field(default=None, ge=0, le=60_000)
+    # poll-after-scan: a reply counts as before the next scan only if it came this much
+    # earlier (bytes of two ports may arrive out of order by this much).
+    poll_reorder_ms: float = Field(default=2.0, ge=0, le=1000)
     # The same barcode read again within this window is the same parcel, not a new one.
     debounce_ms: int = Field(default=1500, ge=0, le=60_000)
     # A parcel not decided this long after its scan goes to EXCEPTION (it would miss the divert).

@@ -3,6 +3,12 @@
 The hub does no threading: the agent's loop calls `poll(timeout_s)`, which waits until some
 port has bytes or some port's timer is due (a reconnect, a poll, an idle-gap flush), then
 returns the decoded messages as (device name, message) pairs in the order they were read.
+
+Each message is stamped when its bytes were read, which is when they arrived only if the loop
+was waiting for them. When the caller came back late (a long turn, a host that took the CPU)
+the bytes had been waiting since some time after the previous poll ended: `stamp_error_ns`
+says by how much the stamps of the last poll's messages may be late, so pairing can refuse to
+trust a stamp that cannot tell two parcels apart.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from edge_agent.devices.port import NS_PER_S, SupervisedPort
 # Upper bound on one wait, so a caller that passes a long timeout still sees a stuck clock or a
 # port added from a callback within this time.
 MAX_WAIT_S = 1.0
+# A select() that returns sooner than this did not wait: the bytes were already there.
+WAITED_NS = 200_000
 
 
 class DeviceHub:
@@ -28,6 +36,9 @@ class DeviceHub:
         # port name -> (fd, connection number) in the selector. The OS reuses fd numbers, so a
         # reconnect may bring back the same fd: the connection number tells them apart.
         self._registered: dict[str, tuple[int, int]] = {}
+        self._last_poll_end_ns: int | None = None
+        # How late the stamps of the last poll's messages may be (see the module doc).
+        self.stamp_error_ns = 0
 
     def add(self, port: SupervisedPort) -> SupervisedPort:
         """Take charge of a port and try to open it at once (a missing device is retried)."""
@@ -46,11 +57,17 @@ class DeviceHub:
         if deadlines:
             wait_s = max(0.0, min(wait_s, (min(deadlines) - now) / NS_PER_S))
         out: list[tuple[str, Message]] = []
-        for key, _ in self._selector.select(wait_s):
+        ready = self._selector.select(wait_s)
+        woke = self.clock()
+        if woke - now >= WAITED_NS or self._last_poll_end_ns is None:
+            self.stamp_error_ns = 0  # woken by the bytes: they arrived as they were read
+        else:  # they were waiting: since the previous poll ended, at the earliest
+            self.stamp_error_ns = max(0, woke - self._last_poll_end_ns)
+        for key, _ in ready:
             port: SupervisedPort = key.data
             out.extend((port.name, message) for message in port.read_ready())
             self._sync(port)
-        now = self.clock()
+        now = self._last_poll_end_ns = self.clock()
         for port in self.ports.values():
             deadline = port.next_deadline_ns()
             if deadline is not None and now >= deadline:

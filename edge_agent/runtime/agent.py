@@ -222,11 +222,11 @@ class Agent:
                 self.counters.totals["scans_refused_stopping"] += 1
                 return
             self.counters.totals["scans"] += 1
-            if self.pairer.on_scan(message) and self.pairer.polled:
+            if self.pairer.on_scan(message, self.hub.stamp_error_ns) and self.pairer.polled:
                 self._poll_scale()
         elif isinstance(message, Weight):
             self.counters.totals["weights"] += 1
-            self.pairer.on_weight(message)
+            self.pairer.on_weight(message, self.hub.stamp_error_ns)
         elif isinstance(message, SorterAck):
             self._on_sorter_ack(message)
         elif isinstance(message, LaneFull):

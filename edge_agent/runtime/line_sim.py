@@ -5,15 +5,14 @@ DIR/manifest.jsonl, already imported into DIR/state), waits until an agent has o
 device, sends the parcels at the requested rate, and records every lane command the sorter
 receives in DIR/sorter.jsonl. It is both `edge-agent simulate line` and the demo's line.
 
-The scale is a checkweigher: each parcel's weight is queued as the parcel reaches the scanner,
-and each stable-weight request (MT-SICS `S`) is answered with the next queued result, `S I`
-for a parcel that never settled. That is how an in-motion checkweigher reports per item, and it
-makes the pairing checkable: each parcel's event must carry exactly its own weight.
+The scale is a platter at the scanner, polled after each scan (MT-SICS `S`): each parcel is
+placed on it as its label is read, and the scale answers with whatever its platter holds once
+settled (`S I` for a parcel that never settles). Every parcel has its own weight, so pairing is
+checkable: each parcel's event must carry exactly its own weight, or none.
 """
 
 from __future__ import annotations
 
-import collections
 import json
 import threading
 import time
@@ -32,39 +31,67 @@ SORTER_PROFILE = "generic-divert"
 AGENT_READY_TIMEOUT_S = 30.0
 # After the last parcel, how long lane commands may still take to arrive.
 DRAIN_TIMEOUT_S = 15.0
-# A checkweigher's result is for the parcel on it now: one nobody asked for within this time
-# belongs to a parcel long gone (e.g. the agent was restarting) and is dropped.
-RESULT_TTL_S = 1.0
+# How long the simulated platter takes to settle on a new parcel before `S` answers. Real
+# scales take tens to hundreds of milliseconds; the simulated line runs hundreds of parcels a
+# second, and its scale answers at once (see agent_config_text for why that stays checkable).
+SETTLE_S = 0.0
 
 
-class Checkweigher(ScaleSimulator):
-    """MT-SICS scale answering each `S` with the next parcel's result (see module doc)."""
+class PlatterScale(ScaleSimulator):
+    """An MT-SICS scale at the scanner: `S` answers with what is on the platter once it settled.
 
-    def __init__(self, link: Path):
+    `place(kg)` puts a parcel on the platter (None: one that never settles, answered `S I`);
+    the platter holds it until the next one. A reply reflects the platter when the scale
+    answers, as a real one does, so a slow answer can carry the next parcel's weight: that is
+    what the agent's pairing must catch. The line places each parcel and writes its scan under
+    `platter_lock`, so a request made after the agent read a scan always sees that parcel.
+
+    Faults on demand: `drop_replies` (the next N replies are lost on the line),
+    `garble_replies` (the next N arrive garbled), `late_replies_s` (every reply that late).
+    """
+
+    def __init__(self, link: Path, settle_s: float = SETTLE_S):
         super().__init__(SCALE_PROFILE, link, name="scale")
-        self._results: collections.deque[tuple[float, float | None]] = collections.deque()
-        self._results_lock = threading.Lock()
+        self.settle_s = settle_s
+        self.platter_lock = threading.Lock()
+        self._on_platter: float | None = 0.0  # kg; None: a parcel that never settles
+        self._placed_at = 0.0
+        self.drop_replies = 0
+        self.garble_replies = 0
+        self.late_replies_s = 0.0
 
-    def enqueue(self, weight_kg: float | None) -> None:
-        with self._results_lock:
-            self._results.append((time.monotonic(), weight_kg))
+    def place(self, weight_kg: float | None) -> None:
+        """Call with `platter_lock` held (see the class doc)."""
+        self._on_platter, self._placed_at = weight_kg, time.monotonic()
 
-    def _next_result(self) -> float | None:
-        oldest_fresh = time.monotonic() - RESULT_TTL_S
-        with self._results_lock:
-            while self._results and self._results[0][0] < oldest_fresh:
-                self._results.popleft()
-            return self._results.popleft()[1] if self._results else None
+    def clear(self) -> None:
+        with self.platter_lock:
+            self.place(0.0)
 
     def on_command(self, line: bytes) -> None:
         if line.strip().upper() != b"S":
             super().on_command(line)
             return
-        result = self._next_result()
-        if result is None:
-            self.reply(b"S I\r\n")
+        self._answer_when_settled()
+
+    def _answer_when_settled(self) -> None:
+        with self.platter_lock:
+            weight, settles_in = self._on_platter, self._placed_at + self.settle_s
+        wait = settles_in - time.monotonic()
+        if wait > 0:  # MT-SICS `S` waits for stability; a new parcel restarts the wait
+            threading.Timer(wait, self._answer_when_settled).start()
+            return
+        frame = b"S I\r\n" if weight is None else f"S S {weight:>10.3f} kg\r\n".encode()
+        if self.drop_replies > 0:
+            self.drop_replies -= 1
+            return
+        if self.garble_replies > 0:
+            self.garble_replies -= 1
+            frame = b"S S ###.#\x7f kg\r\n"
+        if self.late_replies_s > 0:
+            threading.Timer(self.late_replies_s, self.reply, (frame,)).start()
         else:
-            self.reply(f"S S {result:>10.3f} kg\r\n".encode())
+            self.reply(frame)
 
 
 def agent_config_text(scanner: Path, scale: Path, sorter: Path, *, broker: str | None = None,
@@ -93,6 +120,11 @@ profile = "{SORTER_PROFILE}"
 
 [pairing]
 mode = "poll-after-scan"
+# The simulated scale answers at once, but never for a parcel before that parcel's scan was
+# written (the line writes a scan and places its parcel as one step), and a reply carrying the
+# next parcel's weight is written after the next scan: bytes of the two ports are out of order
+# only within one read of the loop, so the margin can be tiny (real lines: the default, 2 ms).
+poll_reorder_ms = 0.05
 
 # A simulated line's time is whatever the machine says: do not route on whether this machine's
 # clock happens to be NTP-synchronised (the agent on a line keeps the default, "kernel").
@@ -165,7 +197,7 @@ class LineSimulation:
         self.config_path = self.out_dir / "agent.toml"
         devices = self.out_dir / "dev"
         self.scanner = ScannerSimulator(SCANNER_PROFILE, devices / "scanner", name="scanner")
-        self.scale = Checkweigher(devices / "scale")
+        self.scale = PlatterScale(devices / "scale")
         self.sorter = SorterSimulator(devices / "sorter", name="sorter")
         self._sent_ns: dict[str, int] = {}
         self._results = LineResults()
@@ -223,8 +255,7 @@ class LineSimulation:
                 on_progress(number)
 
     def send_parcel(self, parcel: SimParcel) -> None:
-        """One parcel passes: its weight goes to the checkweigher, its label to the scanner."""
-        self.scale.enqueue(parcel.weight_kg)
+        """One parcel passes: its label is read as it reaches the platter."""
         if parcel.barcode is None:
             frame = b"NOREAD\r\n"
         else:
@@ -233,7 +264,9 @@ class LineSimulation:
         with self._record_lock:
             self._sent_ns[key] = time.monotonic_ns()
             self._results.sent += 1
-        self.scanner.send_raw(frame)
+        with self.scale.platter_lock:
+            self.scanner.send_raw(frame)
+            self.scale.place(parcel.weight_kg)
 
     def wait_for_lane_commands(self, timeout_s: float = DRAIN_TIMEOUT_S) -> int:
         self.sorter.wait_for_commands(self._results.sent, timeout_s)

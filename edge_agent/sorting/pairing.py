@@ -65,23 +65,24 @@ class Pairer:
 
     # -- input -----------------------------------------------------------------------------
 
-    def on_scan(self, scan: Scan) -> bool:
+    def on_scan(self, scan: Scan, stamp_error_ns: int = 0) -> bool:
         """Start a parcel (or fold a repeated read into one); True: a new parcel (in poll mode
-        the caller then asks `next_request()` whether to poll the scale now)."""
+        the caller then asks `next_request()` whether to poll the scale now).
+        `stamp_error_ns`: how late the scan's stamp may be (edge_agent.devices.hub)."""
         if not scan.no_read and self._is_repeat(scan):
             self.counts["repeated_reads"] += 1
             return False
-        waiting = Waiting(scan, self._new_parcel_id(), self._wall_clock())
+        waiting = Waiting(scan, self._new_parcel_id(), self._wall_clock(), stamp_error_ns)
         self._waiting.append(waiting)
         if self._window is not None:
-            self._window.on_scan(scan)
+            self._window.on_scan(scan, stamp_error_ns)
         return True
 
-    def on_weight(self, weight: Weight) -> None:
+    def on_weight(self, weight: Weight, stamp_error_ns: int = 0) -> None:
         if self._poll is not None:
             self._poll.on_weight(weight)
         else:
-            self._window.on_weight(weight)  # type: ignore[union-attr]
+            self._window.on_weight(weight, stamp_error_ns)  # type: ignore[union-attr]
 
     def on_garbled(self, received_ns: int) -> None:
         """The scale sent a frame that could not be decoded."""
@@ -120,10 +121,14 @@ class Pairer:
         """
         done: list[Parcel] = []
         waiting = self._waiting
-        for parcel in waiting:
-            if now_ns < self._due_ns(parcel):
+        for index, parcel in enumerate(waiting):
+            following = waiting[index + 1] if index + 1 < len(waiting) else None
+            # Poll mode: once the next parcel is scanned, an answered parcel's reply is known to
+            # have come before it or not, so it need not wait out the reorder margin.
+            settled_early = self.polled and parcel.match is not None and following is not None
+            if now_ns < self._due_ns(parcel) and not settled_early:
                 break
-            done.append(self._hand_over(parcel, now_ns))
+            done.append(self._hand_over(parcel, following, now_ns))
         if done:
             del waiting[: len(done)]
         if self._window is not None:
@@ -149,9 +154,9 @@ class Pairer:
             return self._poll.due_ns(waiting)
         return self._window.due_ns(waiting)  # type: ignore[union-attr]
 
-    def _hand_over(self, waiting: Waiting, now_ns: int) -> Parcel:
+    def _hand_over(self, waiting: Waiting, following: Waiting | None, now_ns: int) -> Parcel:
         if self._poll is not None:
-            match = self._poll.match(waiting, now_ns)
+            match = self._poll.match(waiting, following, now_ns)
         else:
             match = self._window.match(waiting)  # type: ignore[union-attr]
         self.counts[match.pairing] += 1

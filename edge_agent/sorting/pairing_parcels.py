@@ -42,5 +42,7 @@ class Waiting:
     scan: Scan
     parcel_id: str
     scanned_at: datetime
+    stamp_error_ns: int = 0  # the scan's stamp may be this late (edge_agent.devices.hub)
     match: WeightMatch | None = None  # poll mode: set when its request is answered or lost
     requested_ns: int | None = None  # poll mode: when its request went to the scale
+    reply_ns: int | None = None  # poll mode: when the reply to it arrived

@@ -17,6 +17,15 @@ wrong parcels:
   (`scale_busy`): by then it has left the scale.
 
 Replies "no stable weight" (MT-SICS `S I`) and overload answer their request too.
+
+A scale answers `S` with what is on its platter *when it answers*. If the next parcel was
+scanned (and so reached the platter) before the reply came, the reply may be that parcel's;
+if the reply came right after this parcel's own scan, the platter may still have held the one
+before. Since a parcel reaches the platter and the scanner only about together (and bytes of
+two ports can arrive out of order by a little), a reply is the parcel's only when it came at
+least `poll_reorder_ms` after its scan and that much before the next scan; otherwise it is
+`ambiguous`. So a parcel is handed over `poll_reorder_ms` after its reply, unless the next
+scan settles it sooner.
 """
 
 from __future__ import annotations
@@ -32,8 +41,9 @@ class PollPairer:
     def __init__(self, config: PairingConfig, counts: Counter[str]):
         self._timeout_ns = config.poll_timeout_ms * MS
         self._resync_ns = (config.resync_ms if config.resync_ms is not None
-                           else config.poll_timeout_ms) * MS
+                           else config.poll_timeout_ms // 2) * MS
         self._min_weight_kg = config.min_weight_kg
+        self._reorder_ns = int(config.poll_reorder_ms * MS)
         self._counts = counts
         self._outstanding: Waiting | None = None
         self._quiet_until_ns = 0  # resynchronising until then
@@ -82,6 +92,7 @@ class PollPairer:
             self._resync(stamp)
             return
         self._outstanding = None
+        outstanding.reply_ns = stamp
         offset_ms = (stamp - outstanding.scan.received_ns) / MS
         if weight.status == WeightStatus.OVERLOAD:
             outstanding.match = WeightMatch(None, "overload", offset_ms)
@@ -104,7 +115,9 @@ class PollPairer:
 
     def due_ns(self, waiting: Waiting) -> int:
         if waiting.match is not None:
-            return waiting.scan.received_ns
+            if waiting.reply_ns is None:  # settled without a reply: nothing more can change it
+                return waiting.scan.received_ns
+            return waiting.reply_ns + self._reorder_ns
         if waiting.requested_ns is not None:
             return waiting.requested_ns + self._timeout_ns
         return waiting.scan.received_ns + self._timeout_ns
@@ -117,9 +130,13 @@ class PollPairer:
             return self._quiet_until_ns
         return None
 
-    def match(self, waiting: Waiting, now_ns: int) -> WeightMatch:
-        """Called once `due_ns` has passed: the answer, or why there is none."""
+    def match(self, waiting: Waiting, following: Waiting | None, now_ns: int) -> WeightMatch:
+        """The answer, or why there is none: called once `due_ns` has passed, or when the next
+        parcel (`following`) was scanned."""
         if waiting.match is not None:
+            if waiting.match.value_kg is not None and not self._platter_held_only(
+                    waiting, following):
+                return WeightMatch(None, "ambiguous", waiting.match.offset_ms)
             return waiting.match
         if waiting is self._outstanding:
             self._outstanding = None
@@ -127,6 +144,16 @@ class PollPairer:
             self._resync(now_ns)
             return WeightMatch.without("no_reply")
         return WeightMatch.without("scale_offline" if self._offline else "scale_busy")
+
+    def _platter_held_only(self, waiting: Waiting, following: Waiting | None) -> bool:
+        """Whether the reply surely came while the platter held this parcel: at least the
+        reorder margin after its scan (it had arrived) and before the next scan (which had
+        not)."""
+        reply_ns = waiting.reply_ns
+        if reply_ns is None or reply_ns < waiting.scan.received_ns + self._reorder_ns:
+            return False
+        return following is None or (following.scan.received_ns - following.stamp_error_ns
+                                     > reply_ns + self._reorder_ns)
 
     def _resync(self, from_ns: int) -> None:
         self._counts["resyncs"] += 1

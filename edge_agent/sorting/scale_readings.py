@@ -1,14 +1,18 @@
-"""From a scale's frames to settled readings: one reading per time the platter settled.
+"""From a scale's frames to platter episodes: one per parcel the scale saw.
 
-A streaming scale (MT-SICS `SIR`, Toledo continuous) sends a frame every few milliseconds, and
-a parcel that rests on the platter yields a run of stable frames with the same value. Pairing
-must see that run as one reading, stamped when it first settled, or a parcel would seem to have
-several readings. Motion, a status other than ok, a value that changes, or a silence longer
-than `gap_ns` ends a run; the next stable frame starts a new reading.
+A streaming scale (MT-SICS `SIR`, Toledo continuous) sends a frame every few milliseconds: an
+empty platter, then a parcel arriving (motion), settling (a run of stable frames with one
+value), leaving. Pairing must see that as *one* parcel with one settled reading, and it must
+also see a parcel that never settled: a window that holds an unsettled parcel and another
+parcel's reading cannot tell which parcel was scanned, so neither reading may be used.
 
-Frames below `min_weight_kg` are an empty platter, not a parcel: they end a run and are no
-reading. Motion and overload frames are remembered (by arrival time) so pairing can say *why*
-a parcel has no weight: it never settled, or the scale was overloaded.
+An episode starts at the first non-empty frame after an empty platter (or after a silence
+longer than `gap_ns`), or when the platter settles on a new value (another parcel). Its time,
+the one pairing compares with the scan, is when it settled, or for one that never did, when it
+began. Frames below `min_weight_kg` are an empty platter; frames that could not be read (an
+error status) say nothing and are skipped.
+
+A scale that reports once per parcel (a checkweigher's result) makes one episode per report.
 """
 
 from __future__ import annotations
@@ -18,75 +22,79 @@ from dataclasses import dataclass
 
 from edge_agent.devices.messages import Weight, WeightStatus
 
-# Readings kept; at 50 readings a second this is 20 s, far beyond any pairing window.
-MAX_READINGS = 1024
-# Motion and overload frames remembered: a streaming scale sends ~50 a second, so 2,048 is
-# ~40 s, far beyond any pairing window.
-MAX_MARKS = 2048
+# Episodes kept; at 50 parcels a second this is 20 s, far beyond any pairing window.
+MAX_EPISODES = 1024
 # Two stable frames whose values differ by more than this (or 0.5 % of the weight) are two
-# readings: a platter that settles on a new value holds a new parcel.
+# parcels: a platter that settles on a new value holds a new parcel.
 SAME_VALUE_KG = 0.005
 SAME_VALUE_FRACTION = 0.005
 
 
 @dataclass(slots=True)
-class Reading:
-    """A settled weight: the first stable frame of a run and the run's last frame time."""
+class Episode:
+    """One parcel on the platter, as the scale saw it."""
 
-    received_ns: int  # when the run's first stable frame arrived: the time pairing uses
-    value_kg: float
-    last_ns: int
+    received_ns: int  # when it settled (or began, if it never did): the time pairing uses
+    earliest_ns: int  # it may have happened this early (stamps are late when the loop was)
+    last_ns: int  # its last frame
+    value_kg: float | None = None  # the settled weight; None: it never settled
+    overload: bool = False
+
+    def same_value(self, value: float) -> bool:
+        settled = self.value_kg
+        return settled is not None and abs(value - settled) <= max(
+            SAME_VALUE_KG, SAME_VALUE_FRACTION * settled)
 
 
-class SettledReadings:
+class PlatterEpisodes:
     def __init__(self, *, min_weight_kg: float, gap_ns: int):
         self._min_weight_kg = min_weight_kg
         self._gap_ns = gap_ns
-        self.readings: deque[Reading] = deque(maxlen=MAX_READINGS)
-        self.motion_ns: deque[int] = deque(maxlen=MAX_MARKS)
-        self.overload_ns: deque[int] = deque(maxlen=MAX_MARKS)
-        # The run the last frame belonged to, if it was stable: kept apart from `readings`, which
-        # forgets old entries, so a parcel resting on the platter for long never becomes a
-        # second reading when its run's first frame is forgotten.
-        self._run: Reading | None = None
+        self.episodes: deque[Episode] = deque(maxlen=MAX_EPISODES)
+        # The episode the last frame belonged to: kept apart from `episodes`, which forgets
+        # old entries, so a parcel resting on the platter for long never starts a second one.
+        self._current: Episode | None = None
 
-    def add(self, weight: Weight) -> None:
+    def add(self, weight: Weight, stamp_error_ns: int = 0) -> None:
         stamp = weight.received_ns
+        current = self._current
+        if current is not None and not 0 <= stamp - current.last_ns <= self._gap_ns:
+            current = self._current = None  # a silence: whatever was there has gone
         if weight.status == WeightStatus.OVERLOAD:
-            self.overload_ns.append(stamp)
-            self._run = None
+            if current is None or current.value_kg is not None:
+                current = self._start(stamp, stamp_error_ns)
+            current.overload = True
+            current.last_ns = stamp
             return
         value = weight.value_kg
-        if weight.status != WeightStatus.OK or value is None or value < self._min_weight_kg:
-            self._run = None  # an empty platter or an error frame ends a run
+        if weight.status != WeightStatus.OK or value is None:
+            return  # an unreadable frame says nothing about the platter
+        if value < self._min_weight_kg:
+            self._current = None  # an empty platter ends the episode
             return
         if not weight.stable:
-            self.motion_ns.append(stamp)
-            self._run = None
+            if current is None:
+                current = self._start(stamp, stamp_error_ns)
+            current.last_ns = stamp
             return
-        run = self._run
-        if (run is not None and 0 <= stamp - run.last_ns <= self._gap_ns
-                and abs(value - run.value_kg) <= max(SAME_VALUE_KG,
-                                                     SAME_VALUE_FRACTION * run.value_kg)):
-            run.last_ns = stamp
-            return
-        self._run = Reading(stamp, value, stamp)
-        self.readings.append(self._run)
+        if current is None or (current.value_kg is not None and not current.same_value(value)):
+            current = self._start(stamp, stamp_error_ns)
+        if current.value_kg is None:  # it settles now: that is its time
+            current.value_kg = value
+            current.received_ns, current.earliest_ns = stamp, stamp - stamp_error_ns
+        current.last_ns = stamp
 
-    def between(self, start_ns: int, end_ns: int) -> list[Reading]:
-        """Readings that settled within [start_ns, end_ns]."""
-        return [r for r in self.readings if start_ns <= r.received_ns <= end_ns]
-
-    @staticmethod
-    def any_between(marks: deque[int], start_ns: int, end_ns: int) -> bool:
-        return any(start_ns <= mark <= end_ns for mark in reversed(marks))
+    def between(self, start_ns: int, end_ns: int) -> list[Episode]:
+        """Episodes that may have settled (or begun, if unsettled) within [start_ns, end_ns]."""
+        return [e for e in self.episodes if e.earliest_ns <= end_ns and e.received_ns >= start_ns]
 
     def forget_before(self, horizon_ns: int) -> None:
-        """Drop what settled before `horizon_ns`: no waiting or future scan can claim it."""
-        for marks in (self.readings, self.motion_ns, self.overload_ns):
-            while marks and _stamp(marks[0]) < horizon_ns:
-                marks.popleft()
+        """Drop episodes of before `horizon_ns`: no waiting or future scan can claim them."""
+        episodes = self.episodes
+        while episodes and episodes[0].received_ns < horizon_ns:
+            episodes.popleft()
 
-
-def _stamp(mark: Reading | int) -> int:
-    return mark.received_ns if isinstance(mark, Reading) else mark
+    def _start(self, stamp: int, stamp_error_ns: int) -> Episode:
+        episode = self._current = Episode(stamp, stamp - stamp_error_ns, stamp)
+        self.episodes.append(episode)
+        return episode

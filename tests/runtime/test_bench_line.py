@@ -39,11 +39,14 @@ def test_a_small_run_of_the_line_bench_commands_every_parcel_with_its_own_weight
         assert result["lane_commands"] == result["parcels"]
         assert result["events"] == result["parcels"]
         assert result["lost"] == 0
-        assert result["wrong_weight_share"] == 0.0
+        assert result["wrong_weight_share"] == 0.0  # never another parcel's weight
+        assert result["right_weight_share"] + result["safe_weight_share"] == 1.0
         latency = result["latency_us"]
         assert 0 < latency["p50"] <= latency["p99"] <= latency["p99.9"]
         assert result["cpu_s_per_1000"] > 0 and result["peak_rss_mb"] > 0
     assert paced["kept_up"]
+    # At 100 parcels a second the scale answers in time: parcels carry their own weight.
+    assert paced["right_weight_share"] >= 0.95
     if line == "light":
         assert report["info"]["manifest_rows"] == 2000
         # The simulator's own punctuality is reported beside the latencies it measured.

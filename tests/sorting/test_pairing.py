@@ -42,10 +42,10 @@ class TestWindow:
         pairer = make(offset_ms=-40, window_ms=20)
         pairer.on_weight(weight(2.0, 962))  # settled 38 ms before the scan
         assert pairer.on_scan(scan("A", 1000)) is True
-        # Judged once a neighbour sharing the window could have come: scan + 2 x window.
-        assert pairer.next_deadline_ns() == 1040 * MS
-        assert pairer.ready(1039 * MS) == []
-        [parcel] = pairer.ready(1040 * MS)
+        # Judged once a neighbour sharing the window could have come: after scan + 2 x window.
+        assert pairer.next_deadline_ns() == 1040 * MS + 1
+        assert pairer.ready(1040 * MS) == []
+        [parcel] = pairer.ready(1040 * MS + 1)
         assert (parcel.weight_kg, parcel.weight_stable, parcel.weight_status) == (2.0, True, "ok")
         assert (parcel.weight_pairing, parcel.weight_offset_ms) == ("paired", -38.0)
         assert (parcel.scanned_ns, parcel.scanned_at, parcel.parcel_id) == (1000 * MS, WALL, "p1")
@@ -55,9 +55,9 @@ class TestWindow:
     def test_a_reading_after_the_scan_waits_for_the_window_end(self):
         pairer = make(offset_ms=150, window_ms=30)
         pairer.on_scan(scan("A", 1000))
-        assert pairer.next_deadline_ns() == 1180 * MS
+        assert pairer.next_deadline_ns() == 1180 * MS + 1
         pairer.on_weight(weight(3.0, 1160))
-        [parcel] = pairer.ready(1180 * MS)
+        [parcel] = pairer.ready(1180 * MS + 1)
         assert (parcel.weight_kg, parcel.weight_offset_ms) == (3.0, 160.0)
 
     def test_a_missing_reading_costs_only_its_own_parcel(self):
@@ -173,16 +173,36 @@ class TestPollAfterScan:
     def test_one_request_at_a_time_each_reply_answers_its_own(self):
         pairer = make("poll-after-scan", poll_timeout_ms=200)
         pairer.on_scan(scan("A", 1000))
-        pairer.on_scan(scan("B", 1010))
         assert pairer.next_request(1001 * MS) is True
-        assert pairer.next_request(1011 * MS) is False  # A's request is outstanding
+        assert pairer.next_request(1002 * MS) is False  # A's request is outstanding
         pairer.on_weight(weight(3.0, 1030, stable=False))  # in motion: not an answer
         pairer.on_weight(weight(3.2, 1040))
-        assert pairer.next_request(1041 * MS) is True  # now B's
+        # The reply counts as before the next scan only with the reorder margin (2 ms).
+        assert pairer.next_deadline_ns() == 1042 * MS
+        pairer.on_scan(scan("B", 1050))
+        assert pairer.next_request(1051 * MS) is True  # now B's
         pairer.on_weight(weight(5.5, 1080))
-        parcels = pairer.ready(1080 * MS)
+        parcels = pairer.ready(1082 * MS)
         assert summary(parcels) == [("p1", "A", 3.2, "paired"), ("p2", "B", 5.5, "paired")]
         assert parcels[0].weight_offset_ms == 40.0
+
+    def test_a_reply_after_the_next_scan_may_be_the_next_parcels(self):
+        pairer = make("poll-after-scan", poll_timeout_ms=200)
+        pairer.on_scan(scan("A", 1000))
+        pairer.next_request(1000 * MS)
+        pairer.on_scan(scan("B", 1030))  # B reached the platter before A's reply
+        pairer.on_weight(weight(3.2, 1031))
+        [a] = pairer.ready(1033 * MS)
+        assert (a.weight_kg, a.weight_pairing) == (None, "ambiguous")
+
+    def test_a_reply_within_the_reorder_margin_of_the_next_scan_is_ambiguous(self):
+        pairer = make("poll-after-scan", poll_reorder_ms=2.0)
+        pairer.on_scan(scan("A", 1000))
+        pairer.next_request(1000 * MS)
+        pairer.on_weight(weight(3.2, 1040))
+        pairer.on_scan(scan("B", 1041))  # read after the reply, but only 1 ms after it
+        [a] = pairer.ready(1041 * MS)
+        assert a.weight_pairing == "ambiguous"
 
     def test_a_lost_reply_costs_one_parcel_and_a_late_one_is_discarded(self):
         pairer = make("poll-after-scan", poll_timeout_ms=200, resync_ms=300)
@@ -197,7 +217,7 @@ class TestPollAfterScan:
         assert pairer.next_request(1549 * MS) is False
         assert pairer.next_request(1550 * MS) is True
         pairer.on_weight(weight(4.4, 1590))
-        [b] = pairer.ready(1590 * MS)
+        [b] = pairer.ready(1592 * MS)
         assert (b.weight_kg, b.weight_pairing) == (4.4, "paired")
         assert pairer.counts["replies_discarded"] == 1 and pairer.counts["replies_missing"] == 1
 
@@ -220,10 +240,10 @@ class TestPollAfterScan:
         pairer.on_scan(scan("A", 1000))
         pairer.next_request(1000 * MS)
         pairer.on_weight(weight(None, 1001, stable=False, status=WeightStatus.ERROR))  # `S I`
-        pairer.on_scan(scan("B", 1002))
-        pairer.next_request(1002 * MS)
-        pairer.on_weight(weight(None, 1003, stable=False, status=WeightStatus.OVERLOAD))
-        a, b = pairer.ready(1003 * MS)
+        pairer.on_scan(scan("B", 1010))
+        pairer.next_request(1010 * MS)
+        pairer.on_weight(weight(None, 1013, stable=False, status=WeightStatus.OVERLOAD))
+        a, b = pairer.ready(1020 * MS)
         assert (a.weight_pairing, b.weight_pairing, b.weight_status) == (
             "unsettled", "overload", "overload")
 
@@ -244,7 +264,7 @@ class TestPollAfterScan:
         pairer.on_weight(weight(1.0, 1099))
         assert pairer.next_request(1102 * MS) is False  # B scanned 101 ms ago: gone
         a, b = pairer.ready(1200 * MS)
-        assert (a.weight_pairing, b.weight_pairing) == ("paired", "scale_busy")
+        assert (a.weight_pairing, b.weight_pairing) == ("ambiguous", "scale_busy")
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(4))))
