@@ -69,10 +69,16 @@ class PairingConfig(StrictModel):
 
 
 class ClockConfig(StrictModel):
-    # "kernel": trust the wall clock only while the kernel says NTP has synchronised it (a Pi
-    # boots with a stale time after a power cut). "assume-synchronised": for machines whose
-    # clock is kept by other means (and simulations), never read the kernel's status.
-    source: Literal["kernel", "assume-synchronised"] = "kernel"
+    """Whether the wall clock can be trusted (see edge_agent/runtime/clock.py).
+
+    "kernel": while the kernel says NTP has synchronised it (a Pi boots with a stale time after
+    a power cut). "flag-file": while `flag_file` exists (systemd-timesyncd creates
+    /run/systemd/timesync/synchronized once it has synchronised). "assume-synchronised": for
+    machines whose clock is kept by other means (and simulations): never asked.
+    """
+
+    source: Literal["kernel", "flag-file", "assume-synchronised"] = "kernel"
+    flag_file: Path = Path("/run/systemd/timesync/synchronized")
 
 
 class HealthConfig(StrictModel):
@@ -230,6 +236,9 @@ def _resolve_relative_paths(config: AgentConfig, base: Path) -> AgentConfig:
         updates["rules"] = config.rules.model_copy(
             update={"file": resolve(config.rules.file) or config.rules.file}
         )
+    if config.clock.flag_file is not None:
+        updates["clock"] = config.clock.model_copy(
+            update={"flag_file": resolve(config.clock.flag_file) or config.clock.flag_file})
     if config.status.socket_path is not None:
         updates["status"] = config.status.model_copy(
             update={"socket_path": resolve(config.status.socket_path) or config.status.socket_path}

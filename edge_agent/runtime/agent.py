@@ -92,7 +92,7 @@ class Agent:
         self._parcel_alarms = ParcelAlarms(self._raise_alarm)
         self.pairer = Pairer(config.pairing, new_parcel_id=new_id, wall_clock=wall_clock)
         self.health = InputHealth(config.health)
-        self._clock_check = clock_check(config.clock.source)
+        self._clock_check = clock_check(config.clock)
         self._clock_synchronised: bool | None = self._clock_check()
         self._next_clock_check = 0.0
         self._too_close_reported = 0  # scans_too_close at the last alarm
@@ -392,9 +392,8 @@ class Agent:
             return
         self._next_housekeeping = now + HOUSEKEEPING_S
         self._parcel_alarms.flush(now)
-        self._check_inputs(now)
+        changed = self._check_inputs(now)  # what it raised shows in the status at once
         states = self.hub.states()
-        changed = False
         for name, state in states.items():
             if self._device_states.get(name) != state["state"]:
                 self._device_states[name] = str(state["state"])
@@ -415,15 +414,19 @@ class Agent:
         watchdog.tick()
         self.parts.notifier.status(self._status_line())
 
-    def _check_inputs(self, now: float) -> None:
-        """The clock's synchronisation, input health and pairing separation, with alarms."""
+    def _check_inputs(self, now: float) -> bool:
+        """The clock's synchronisation, input health and pairing separation, with alarms;
+        True when an alarm was raised or cleared."""
+        changed = False
         if now >= self._next_clock_check:
             self._next_clock_check = now + CLOCK_CHECK_S
             synchronised = self._clock_check()
             if synchronised != self._clock_synchronised:
                 self._clock_synchronised = synchronised
                 self._raise_clock_alarm()
+                changed = True
         for change in self.health.check():
+            changed = True
             self._raise_alarm(change.alarm, "warning" if change.raised else "info",
                               change.message(), {"state": "raised" if change.raised
                                                  else "cleared", "value": round(change.value, 4),
@@ -440,6 +443,8 @@ class Agent:
                  "window_ms": pairing.window_ms, "offset_ms": pairing.offset_ms})
             self._too_close_reported = too_close
             self._next_too_close_alarm = now + TOO_CLOSE_ALARM_PERIOD_S
+            changed = True
+        return changed
 
     def _raise_clock_alarm(self) -> None:
         if self._clock_synchronised is False:

@@ -4,7 +4,8 @@ A Raspberry Pi has no battery-backed clock. After a power cut it boots with the 
 saved (or 1970) and keeps it until NTP answers, and a cutoff rule ("before 20:00") would route
 on that wrong hour. The kernel knows: an NTP client (systemd-timesyncd, chrony, ntpd) clears
 STA_UNSYNC once it has disciplined the clock, and adjtimex(2) then stops returning TIME_ERROR.
-Reading it costs one system call and changes nothing (modes = 0).
+Reading it costs one system call and changes nothing (modes = 0). systemd-timesyncd also
+creates /run/systemd/timesync/synchronized once it has synchronised, which `flag-file` reads.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import ctypes
 import ctypes.util
 import functools
 from collections.abc import Callable
+
+from edge_agent.config import ClockConfig
 
 # adjtimex(2): the return value TIME_ERROR means "clock not synchronised" (STA_UNSYNC is set,
 # or the kernel's own error bound ran out).
@@ -42,8 +45,11 @@ def kernel_clock_synchronised() -> bool | None:
     return state != TIME_ERROR
 
 
-def clock_check(source: str) -> Callable[[], bool | None]:
+def clock_check(config: ClockConfig) -> Callable[[], bool | None]:
     """The check the agent polls for the configured `clock.source`."""
-    if source == "assume-synchronised":
+    if config.source == "assume-synchronised":
         return lambda: True
+    if config.source == "flag-file":
+        flag = config.flag_file
+        return flag.exists
     return kernel_clock_synchronised

@@ -73,14 +73,18 @@ def sorter_records(sim: LineSimulation) -> list[dict]:
 
 
 def expected_decision(parcel: SimParcel, event: dict) -> Decision:
-    """What the default rules give for what the line really sent, at the event's time."""
+    """What the default rules give for what the line really sent, at the event's time.
+
+    The weight is the parcel's own, unless pairing could not be sure of it (the event then
+    carries none, and says why): the check is on the decision, pairing has tests of its own."""
     entry = ManifestEntry.from_dict(parcel.manifest) if parcel.manifest else None
+    weight = parcel.weight_kg if event["inputs"]["weight_kg"] is not None else None
     facts = Parcel(
         parcel_id=event["parcel_id"], barcode=parcel.barcode, symbology=parcel.symbology,
-        no_read=parcel.barcode is None, weight_kg=parcel.weight_kg,
-        weight_stable=parcel.weight_kg is not None,
-        weight_status="ok" if parcel.weight_kg is not None else None,
+        no_read=parcel.barcode is None, weight_kg=weight, weight_stable=weight is not None,
+        weight_status="ok" if weight is not None else event["inputs"]["weight_status"],
         scanned_at=datetime.fromisoformat(event["decided_at"]), scanned_ns=0,
+        weight_pairing=event["inputs"].get("weight_pairing"),
     )
     return decide(facts, default_rules(), entry, {}, datetime.fromisoformat(event["decided_at"]))
 
