@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.config import AgentConfig
-from edge_agent.diagnostics import host_checks, port_checks
+from edge_agent.diagnostics import host_checks, input_checks, port_checks
 from edge_agent.diagnostics.results import CheckResult, failed, passed, warned
 
-# The agent answers its status socket in milliseconds; it is only asked which ports it holds.
+# The agent answers its status socket in milliseconds; it is asked which ports it holds and
+# how its inputs are doing.
 STATUS_TIMEOUT_S = 1.0
 
 
@@ -29,6 +30,7 @@ def run_checks(config_path: Path, service_user: str = host_checks.SERVICE_NAME,
         if not isinstance(agent_devices, dict):
             agent_devices = None
         results += port_checks.check_ports(config.devices, service_user, agent_devices)
+        results += input_checks.check_inputs(config, status)
         results += broker_checks(config)
         results += host_checks.check_state_dir(config)
     results.append(host_checks.check_clock())

@@ -48,7 +48,10 @@ class ParcelEvent(Event):
     reasons: list[str] = Field(description="Why (e.g. why EXCEPTION)")
     rules_version: str
     decided_at: str = Field(description="ISO-8601 with offset")
-    inputs: dict[str, Any] = Field(description="Scan, weight and manifest facts used")
+    inputs: dict[str, Any] = Field(
+        description="Every fact the decision used (scan, weight and how it was paired, manifest, "
+        "lane states, local time, clock synchronisation); a field absent from an older event "
+        "is unknown. docs/MQTT.md lists them")
 
 
 class AlarmEvent(Event):
@@ -77,6 +80,17 @@ class Telemetry(Event):
     devices: dict[str, str] = Field(default_factory=dict, description="Device name -> state")
     lanes: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Lane -> its state and parcel count"
+    )
+    pairing: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Pairing settings and a count per weight_pairing outcome since start",
+    )
+    input_health: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Measure -> value, limit and parcels counted; alarms_active",
+    )
+    clock: dict[str, Any] = Field(
+        default_factory=dict, description="synchronised (true, false, null: unknown) and source"
     )
 
 
