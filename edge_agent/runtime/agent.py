@@ -40,6 +40,7 @@ from edge_agent.runtime.line_state import LaneStates, LineCounters
 from edge_agent.runtime.parcel_alarms import ParcelAlarms
 from edge_agent.runtime.status_server import StatusServer
 from edge_agent.sorting.decision import Decision, Parcel, decide, identifier_of
+from edge_agent.sorting.labels import resolve_labels
 from edge_agent.sorting.lanes import LaneState
 from edge_agent.sorting.manifest import ManifestEntry
 from edge_agent.sorting.pairing import Pairer
@@ -290,8 +291,13 @@ class Agent:
     # -- the decision --------------------------------------------------------------------------
 
     def _decide_and_divert(self, parcel: Parcel) -> Decision:
-        identifier = identifier_of(parcel)  # parsed once: the manifest key and the decision's
-        entry: ManifestEntry | None = self.parts.manifest.get(identifier.key)
+        if parcel.labels:  # several labels read: the one that names the parcel
+            rules = self.rules
+            parcel, identifier, entry = resolve_labels(
+                parcel, self.parts.manifest.get, rules.label_priority, rules.trust_known_label)
+        else:  # parsed once: the manifest key and the decision's
+            identifier = identifier_of(parcel)
+            entry = self.parts.manifest.get(identifier.key)
         decision = decide(
             parcel, self.rules, entry, self.lanes.snapshot, self._wall_clock(),
             default_country=self.config.default_destination_country,

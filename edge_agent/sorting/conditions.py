@@ -55,6 +55,10 @@ class Conditions(StrictModel):
     weight_max_kg: float | None = Field(default=None, ge=0)
     weight_over_kg: float | None = Field(default=None, ge=0)
     weight_off_declared: DeclaredTolerance | None = None
+    dims_known: bool | None = None
+    longest_side_over_mm: float | None = Field(default=None, ge=0)
+    length_plus_girth_over_mm: float | None = Field(default=None, ge=0)
+    chargeable_weight_over_kg: float | None = Field(default=None, ge=0)
     time_before: str | None = Field(default=None, description="HH:MM local time, exclusive")
     time_from: str | None = Field(default=None, description="HH:MM local time, inclusive")
     lane_open: list[str] | None = None
@@ -85,6 +89,26 @@ class Conditions(StrictModel):
 
 
 Facts = DecisionInputs
+_DIMS_KNOWN = "(length_mm is not None and width_mm is not None and height_mm is not None)"
+
+
+def _size_tests(c: Conditions, constant: Callable[[object], str]) -> list[str]:
+    """Size and chargeable-weight conditions; like weight ones, they never match the unknown.
+    Length plus girth (postal limits) is the longest side plus twice the other two."""
+    tests = []
+    if c.dims_known is not None:
+        tests.append(f"{_DIMS_KNOWN} == {constant(c.dims_known)}")
+    if c.longest_side_over_mm is not None:
+        tests.append(f"{_DIMS_KNOWN} and max(length_mm, width_mm, height_mm) > "
+                     f"{constant(c.longest_side_over_mm)}")
+    if c.length_plus_girth_over_mm is not None:
+        tests.append(f"{_DIMS_KNOWN} and (max(length_mm, width_mm, height_mm) + 2 * (length_mm "
+                     f"+ width_mm + height_mm - max(length_mm, width_mm, height_mm))) > "
+                     f"{constant(c.length_plus_girth_over_mm)}")
+    if c.chargeable_weight_over_kg is not None:
+        tests.append(f"chargeable_weight_kg is not None and chargeable_weight_kg > "
+                     f"{constant(c.chargeable_weight_over_kg)}")
+    return tests
 Result = TypeVar("Result")
 
 # The boolean conditions and the set-membership ones, each testing the input of the same name.
@@ -154,6 +178,7 @@ def _tests(c: Conditions, constant: Callable[[object], str], after: bool) -> lis
         tests.append("weight_kg is not None and declared_weight_kg is not None and "
                      f"abs(weight_kg - declared_weight_kg) > max({low}, {fraction} * "
                      "declared_weight_kg)")
+    tests += _size_tests(c, constant)
     minute = "local_time.hour * 60 + local_time.minute"
     synced = "clock_synchronised is not False"  # None: an old event, recorded without it
     if c.time_before is not None:

@@ -45,6 +45,7 @@ REASONS: dict[str, str] = {
     "be a neighbour's): pairing cannot tell, so it takes none",
     "clock_unsynchronised": "the wall clock was not synchronised: rules that look at the time "
     "took the rule set's safe branch (by default, as after the cutoff)",
+    "multiple_labels": "the parcel carries two valid labels that name different parcels",
 }
 LATE_RULE_ID = "decision_late"
 
@@ -66,6 +67,13 @@ class Parcel:
     # reading's time from the scan; None where unknown (a dry run, a replayed old event).
     weight_pairing: str | None = None
     weight_offset_ms: float | None = None
+    # What a DWS unit (or a dimensioner) measured, in mm and cm³; None: not measured.
+    length_mm: float | None = None
+    width_mm: float | None = None
+    height_mm: float | None = None
+    volume_cm3: float | None = None
+    # Every label read on the parcel when there were several (the chosen one is `barcode`).
+    labels: tuple[str, ...] = ()
 
 
 class Decision(NamedTuple):
@@ -155,6 +163,7 @@ def decide(
         states, now.astimezone(zone),
         destination.known, manifest_entry is not None, late,
         parcel.weight_pairing, parcel.weight_offset_ms, clock_synchronised,
+        *_measured(parcel, weight, rules.volumetric_divisor_cm3_per_kg),
     )
     if late:
         rule_id, lane_name, reason = LATE_RULE_ID, rules.exception_lane, "decision_late"
@@ -169,6 +178,22 @@ def decide(
         tuple(reasons) if len(reasons) < 2 else tuple(dict.fromkeys(reasons)),
         rules.version, now.astimezone(UTC), _make(DecisionInputs, values),
     ))
+
+
+def _measured(parcel: Parcel, weight: float | None, divisor: float) -> tuple:
+    """(length, width, height, volume, chargeable weight, labels) in DecisionInputs' order.
+
+    Chargeable weight = max(actual, volumetric), volumetric = volume / divisor (cm³ per kg);
+    unknown when either is (an unmeasured parcel is not "zero cm³").
+    """
+    length, width, height, volume = (parcel.length_mm, parcel.width_mm, parcel.height_mm,
+                                     parcel.volume_cm3)
+    if volume is None and length is not None and width is not None and height is not None:
+        volume = length * width * height / 1000
+    chargeable = None
+    if volume is not None and weight is not None and math.isfinite(volume) and volume >= 0:
+        chargeable = max(weight, volume / divisor)
+    return length, width, height, volume, chargeable, parcel.labels or None
 
 
 def _place(

@@ -37,9 +37,17 @@ class DecisionInputs(NamedTuple):
     weight_pairing: str | None  # how the weight was matched (PAIRING_OUTCOMES)
     weight_offset_ms: float | None  # the reading's time from the scan
     clock_synchronised: bool | None  # the kernel said the wall clock was synchronised
+    length_mm: float | None  # as measured (DWS); None: not measured
+    width_mm: float | None
+    height_mm: float | None
+    volume_cm3: float | None  # as sent, or length x width x height
+    chargeable_weight_kg: float | None  # max(actual, volume / the rules' divisor)
+    labels: tuple[str, ...] | None  # every label read, when there were several
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = self._asdict()
         out["lane_states"] = {name: str(state) for name, state in self.lane_states.items()}
         out["local_time"] = self.local_time.isoformat()
+        if self.labels is not None:
+            out["labels"] = list(self.labels)
         return out

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from edge_agent.errors import EdgeAgentError
 from edge_agent.sorting.decision import Decision, Parcel, decide, identifier_of
+from edge_agent.sorting.labels import MULTIPLE_LABELS, MULTIPLE_LABELS_IDENTIFIER
 from edge_agent.sorting.lanes import LaneState
 from edge_agent.sorting.manifest import ManifestEntry
 from edge_agent.sorting.rules import RuleSet
@@ -67,6 +68,9 @@ def redecide(record: dict, rules: RuleSet, timezone: str, default_country: str) 
         # Events recorded before these inputs existed lack them: unknown stays unknown (None).
         weight_pairing=inputs.get("weight_pairing"),
         weight_offset_ms=inputs.get("weight_offset_ms"),
+        length_mm=inputs.get("length_mm"), width_mm=inputs.get("width_mm"),
+        height_mm=inputs.get("height_mm"), volume_cm3=inputs.get("volume_cm3"),
+        labels=tuple(inputs.get("labels") or ()),
     )
     entry = None
     if inputs.get("manifest_hit") and inputs.get("country") and record.get("barcode"):
@@ -82,9 +86,13 @@ def redecide(record: dict, rules: RuleSet, timezone: str, default_country: str) 
             service=inputs.get("service"),
         )
     states = {name: LaneState(state) for name, state in (inputs.get("lane_states") or {}).items()}
+    # The labels' choice depended on the manifest of the day, which replay does not have: the
+    # recorded identifier stands (for several labels naming different parcels, that verdict).
+    identifier = (MULTIPLE_LABELS_IDENTIFIER
+                  if inputs.get("identifier_problem") == MULTIPLE_LABELS else None)
     return decide(parcel, rules, entry, states, decided_at,
                   default_country=default_country, timezone=timezone,
-                  clock_synchronised=inputs.get("clock_synchronised"))
+                  clock_synchronised=inputs.get("clock_synchronised"), identifier=identifier)
 
 
 def read_records(path: Path, problems: list[str]) -> Iterator[tuple[int, dict]]:

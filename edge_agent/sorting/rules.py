@@ -64,6 +64,15 @@ class RuleSet(StrictModel):
     # While the wall clock is unsynchronised (a Pi boots with a stale time until NTP answers),
     # time conditions take this safe branch instead of reading the clock.
     unsynchronised_clock: Literal["after_cutoff", "before_cutoff"] = "after_cutoff"
+    # Volumetric weight = volume / this (cm³ per kg): IATA's 6,000 for air cargo; express
+    # couriers use 5,000, some parcel carriers 4,000.
+    volumetric_divisor_cm3_per_kg: float = Field(default=6000.0, gt=0, le=1_000_000)
+    # Several labels on one parcel, none known to the manifest: the kind that names it first.
+    label_priority: list[Literal["s10", "gs1", "carrier", "unknown"]] = Field(
+        default_factory=lambda: ["s10", "gs1", "carrier"], min_length=1)
+    # A label the manifest knows beside one it does not: trust the known one (see
+    # edge_agent/sorting/labels.py for the risk); by default such a parcel is multiple_labels.
+    trust_known_label: bool = False
     _outcome: Callable[[Facts], Outcome] = PrivateAttr()
     _all_open: dict[str, LaneState] = PrivateAttr(default_factory=dict)
     _clock_rules: frozenset[str] = PrivateAttr(default=frozenset())

@@ -73,13 +73,13 @@ def test_rules_check(capsys, tmp_path):
     assert code == 0
     good.write_text(text)
     code, out, _ = run(capsys, "rules", "check", str(good))
-    assert code == 0 and "OK (version default-2, 4 lanes, 14 rules)" in out
+    assert code == 0 and "OK (version default-2, 4 lanes, 15 rules)" in out
     bad = tmp_path / "bad.toml"
     bad.write_text(text.replace("weight_over_kg = 50.0", "weight_over_kg = \"heavy\""))
     code, out, _ = run(capsys, "rules", "check", str(bad), "--json")
     result = json.loads(out)
     assert code == 2 and not result["ok"]
-    assert result["problems"][0].startswith("rules[7].when.weight_over_kg: ")
+    assert result["problems"][0].startswith("rules[8].when.weight_over_kg: ")
 
 
 def _decisions(tmp_path, capsys):

@@ -105,12 +105,45 @@ def test_default_rules(parcel_in, manifest_entry, states, now, expected):
     assert (decision.lane, decision.bin, decision.rule, decision.reasons) == expected
 
 
+# Rules and reasons whose cases need more than decide()'s arguments: tests of their own (below,
+# and in test_labels.py for multiple_labels, which the label choice produces).
+OWN_TESTS = {"clock_unsynchronised", "multiple_labels"}
+
+
 def test_every_default_rule_and_reason_is_exercised():
-    rule_ids = {c[-1][2] for c in CASES}
+    rule_ids = {c[-1][2] for c in CASES} | OWN_TESTS
     assert {rule.id for rule in RULES.rules} <= rule_ids
     reasons = {r for c in CASES for r in c[-1][3]}
-    # clock_unsynchronised has tests of its own below.
-    assert reasons == set(REASONS) - {"no_rule_matched", "clock_unsynchronised"}
+    assert reasons == set(REASONS) - {"no_rule_matched"} - OWN_TESTS
+
+
+class TestDimensions:
+    def test_chargeable_weight_is_the_larger_of_actual_and_volumetric(self):
+        light_but_big = parcel(weight=2.0)
+        light_but_big = light_but_big.__class__(**{
+            **{f: getattr(light_but_big, f) for f in light_but_big.__slots__},
+            "length_mm": 600.0, "width_mm": 400.0, "height_mm": 300.0})
+        inputs = decide(light_but_big, RULES, entry(), {}, MORNING).inputs
+        assert inputs.volume_cm3 == 72_000.0
+        assert inputs.chargeable_weight_kg == 12.0  # 72,000 cm³ / 6,000 > 2 kg
+        heavy_and_small = decide(parcel(weight=20.0), RULES, entry(declared=20.0), {}, MORNING)
+        assert heavy_and_small.inputs.chargeable_weight_kg is None  # not measured: unknown
+
+    def test_rules_can_limit_size_and_chargeable_weight(self):
+        rules = parse_rules(default_rules_text().replace(
+            '[[rules]]\nid = "zhuhai_after_cutoff"',
+            '[[rules]]\nid = "too_big_for_air"\nlane = "EXCEPTION"\nreason = "oversize"\n'
+            'when = { longest_side_over_mm = 1050, chargeable_weight_over_kg = 30 }\n\n'
+            '[[rules]]\nid = "zhuhai_after_cutoff"'))
+        base = parcel(weight=5.0)
+        fields = {f: getattr(base, f) for f in base.__slots__}
+        big = base.__class__(**{**fields, "length_mm": 1200.0, "width_mm": 500.0,
+                                "height_mm": 400.0})  # 240,000 cm³: 40 kg chargeable
+        small = base.__class__(**{**fields, "length_mm": 300.0, "width_mm": 200.0,
+                                  "height_mm": 100.0})
+        assert decide(big, rules, entry(declared=5.0), {}, MORNING).rule == "too_big_for_air"
+        assert decide(small, rules, entry(declared=5.0), {}, MORNING).rule == "zhuhai"
+        assert decide(base, rules, entry(declared=5.0), {}, MORNING).rule == "zhuhai"
 
 
 class TestUnsynchronisedClock:
@@ -246,6 +279,8 @@ def test_every_recorded_input_is_in_its_own_field():
         "local_time": datetime(2026, 11, 20, 10, 0, tzinfo=ZoneInfo("Asia/Hong_Kong")),
         "destination_known": True, "manifest_hit": True, "late": False,
         "weight_pairing": "paired", "weight_offset_ms": -41.5, "clock_synchronised": False,
+        "length_mm": None, "width_mm": None, "height_mm": None, "volume_cm3": None,
+        "chargeable_weight_kg": None, "labels": None,
     }
     assert decision.inputs.local_time.utcoffset().total_seconds() == 8 * 3600
 

@@ -48,6 +48,10 @@ CONDITION_VALUES = {
     "weight_stable": st.booleans(),
     "weight_status": _some(["ok", "overload"]),
     "weight_pairing": _some(["paired", "ambiguous", "none"]),
+    "dims_known": st.booleans(),
+    "longest_side_over_mm": st.sampled_from([0.0, 500.0, 1050.0]),
+    "length_plus_girth_over_mm": st.sampled_from([1000.0, 3000.0]),
+    "chargeable_weight_over_kg": WEIGHT_BOUNDS,
     "weight_min_kg": WEIGHT_BOUNDS,
     "weight_max_kg": WEIGHT_BOUNDS,
     "weight_over_kg": WEIGHT_BOUNDS,
@@ -86,6 +90,11 @@ facts = st.builds(
     destination_known=st.booleans(), manifest_hit=st.booleans(), late=st.booleans(),
     weight_pairing=st.sampled_from([None, "paired", "ambiguous", "none"]),
     weight_offset_ms=st.none(), clock_synchronised=st.sampled_from([None, True, False]),
+    length_mm=st.one_of(st.none(), st.sampled_from([100.0, 1050.0, 1200.0])),
+    width_mm=st.one_of(st.none(), st.sampled_from([100.0, 500.0])),
+    height_mm=st.one_of(st.none(), st.sampled_from([50.0, 400.0])),
+    volume_cm3=st.none(), chargeable_weight_kg=st.one_of(st.none(), WEIGHT_BOUNDS, weights),
+    labels=st.none(),
 )
 
 
@@ -96,6 +105,7 @@ def _minutes(hhmm: str) -> int:
 def holds(c: Conditions, f: DecisionInputs) -> bool:
     """Every condition given holds: each one read as rules.toml documents it."""
     weight, minute = f.weight_kg, f.local_time.hour * 60 + f.local_time.minute
+    sides = (f.length_mm, f.width_mm, f.height_mm)
     results = [
         c.no_read is None or f.no_read == c.no_read,
         c.identifier_valid is None or f.identifier_valid == c.identifier_valid,
@@ -114,6 +124,15 @@ def holds(c: Conditions, f: DecisionInputs) -> bool:
         c.weight_max_kg is None or (weight is not None and weight <= c.weight_max_kg),
         c.weight_over_kg is None or (weight is not None and weight > c.weight_over_kg),
         c.weight_pairing is None or f.weight_pairing in c.weight_pairing,
+        c.dims_known is None or c.dims_known == (None not in sides),
+        c.longest_side_over_mm is None or (None not in sides
+                                           and max(sides) > c.longest_side_over_mm),
+        c.length_plus_girth_over_mm is None or (
+            None not in sides
+            and max(sides) + 2 * (sum(sides) - max(sides)) > c.length_plus_girth_over_mm),
+        c.chargeable_weight_over_kg is None or (
+            f.chargeable_weight_kg is not None
+            and f.chargeable_weight_kg > c.chargeable_weight_over_kg),
         # An unsynchronised clock is never read: the default safe branch is "after the cutoff".
         c.time_before is None or (f.clock_synchronised is not False
                                   and minute < _minutes(c.time_before)),
@@ -166,4 +185,4 @@ def _inputs(lane_states: dict) -> DecisionInputs:
     return DecisionInputs(None, False, "s10", True, None, 2.0, True, "ok", 2.0, "CN", "200001",
                           "Shanghai", "standard", "manifest", lane_states,
                           datetime(2026, 1, 1, 10, tzinfo=UTC), True, True, False,
-                          "paired", -3.0, True)
+                          "paired", -3.0, True, None, None, None, None, None, None)
