@@ -194,6 +194,8 @@ class Agent:
             parts.inbox.close()
         parts.outbox.close()
         parts.manifest.close()
+        if parts.state_lock is not None:
+            parts.state_lock.release()
         log.info("agent.stopped", parcels=self.counters.totals["parcels"])
 
     def _drain_before_stop(self) -> None:
