@@ -28,6 +28,13 @@ def _escape(char: str) -> str:
     return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
+def cut(text: str, limit: int = 4 * SHOWN_CHARS) -> str:
+    """A message (an exception's text may quote a whole input) made terminal-safe and cut."""
+    if len(text) > limit:
+        text = f"{text[:limit]}… ({len(text):,} characters)"
+    return terminal_safe(text)
+
+
 def shown(value: object, limit: int = SHOWN_CHARS) -> str:
     """A value for an error message: quoted like repr, made terminal-safe, cut to `limit`
     characters with the full length said (`'LP000…' (52,428,800 characters)`)."""
