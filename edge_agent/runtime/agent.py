@@ -510,7 +510,8 @@ class Agent:
         return {
             "agent": {
                 "version": __version__, "pid": parts.pid, "site": self.config.site,
-                "line": self.config.line, "started_at": self.started_at.isoformat(),
+                "line": self.config.line, "timezone": self.config.timezone,
+                "started_at": self.started_at.isoformat(),
                 "uptime_s": round(self._uptime_s(), 1), "rules_version": self.rules.version,
                 "rules_source": self.rules_source, "stopping": self._stop_requested,
             },

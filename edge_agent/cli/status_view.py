@@ -1,0 +1,407 @@
+"""The running agent's status document as a screen: `diag status` and `diag status --follow`.
+
+Built on rich (tables that fit the terminal, a full-screen redraw for --follow), which only
+this module and the other views import: `edge-agent run` never pays for it.
+
+What a technician reads, top to bottom: who and since when (the header, always the first
+lines), the devices with their error counters, the lanes beside the line's counters, the
+latency, outbox and broker link, then any section the agent adds that this view does not know
+(shown as compact `key value` pairs, so a new section appears without a change here), and the
+last decisions in whatever height is left.
+
+Every string from the document went through a device, a label or the network: each one passes
+through `terminal_safe`, and into rich only as `Text` (never as markup), so an escape sequence
+or a `[bold]` in a barcode is shown, never obeyed. Times are shown in the site's time zone
+(the snapshot's `agent.timezone`), like the route cutoffs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from rich.console import Console, ConsoleOptions, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from edge_agent.safe_text import terminal_safe
+
+# The sections laid out by this view; any other top-level key is shown generically.
+KNOWN_SECTIONS = ("agent", "devices", "lanes", "counters", "exceptions_by_reason", "latency",
+                  "outbox", "mqtt", "in_flight", "last_decisions")
+DEVICE_COUNTERS = (("frames", "FRAMES"), ("decode_errors", "DECODE ERR"),
+                   ("io_errors", "I/O ERR"), ("garbage_bytes", "GARBAGE"),
+                   ("reconnects", "RECONN"))
+PERCENTILES = (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9"), ("max_us", "max"))
+# Width under which the lanes and the counters stack instead of standing side by side.
+SIDE_BY_SIDE_MIN_WIDTH = 72
+MIB = 1024 * 1024
+# A GS1 barcode with its AIs runs to ~40 characters; a longer one is cut with an ellipsis.
+BARCODE_WIDTH = 40
+# A cell longer than this (a path, an error) is cut: a table of one long cell helps nobody.
+MAX_CELL_CHARS = 48
+
+
+def safe(value: Any) -> str:
+    return terminal_safe(format_value(value))
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.2f}".rstrip("0").rstrip(".")
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} {format_value(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, list | tuple):
+        return ", ".join(format_value(item) for item in value) or "none"
+    return str(value)
+
+
+def cell(value: Any, limit: int = MAX_CELL_CHARS) -> Text:
+    text = safe(value)
+    return Text(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def site_zone(document: Mapping[str, Any], fallback: str | None = None) -> tzinfo | None:
+    """The site's zone from the snapshot (else `fallback`, e.g. the config's); None: local."""
+    agent = document.get("agent") if isinstance(document.get("agent"), Mapping) else {}
+    for name in (agent.get("timezone"), fallback):
+        if isinstance(name, str):
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return None
+
+
+def local_time(value: Any, zone: tzinfo | None, *, with_date: bool = False) -> str:
+    """An ISO time from the agent, in the site's zone: `17:29:55.099`."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return safe(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(zone)
+    text = moment.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S.%f")
+    return text if with_date else text[:-3]
+
+
+def label(key: str) -> tuple[str, str]:
+    """`oldest_age_s` -> ("oldest age", " s"): unit suffixes read as units."""
+    for suffix, unit in (("_ms", " ms"), ("_us", " µs"), ("_s", " s"), ("_bytes", " B")):
+        if key.endswith(suffix) and len(key) > len(suffix):
+            return key[: -len(suffix)].replace("_", " "), unit
+    return key.replace("_", " "), ""
+
+
+def pairs(fields: Mapping[str, Any]) -> Text:
+    """`key value · key value`, wrapped by rich at the terminal's width, never cut."""
+    text = Text()
+    for number, (key, value) in enumerate(fields.items()):
+        name, unit = label(str(key))
+        if number:
+            text.append(" · ", style="dim")
+        text.append(terminal_safe(name), style="bold")
+        text.append(f" {safe(value)}{unit}")
+    return text
+
+
+def plain_table() -> Table:
+    """No borders and no rule under the header (a bold underlined header row instead): at
+    80x24 every line is a line of the last decisions."""
+    return Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold underline",
+                 show_edge=False)
+
+
+def titled(*rows: tuple[str, Text]) -> Table:
+    """`Title     body` rows; a long body wraps under itself, not under the title."""
+    grid = Table.grid(padding=(0, 1))
+    # Titles line up at 9 columns; a longer one (a section added later) keeps its full name.
+    grid.add_column(width=max([9, *(len(title) for title, _ in rows)]), no_wrap=True,
+                    style="bold cyan")
+    grid.add_column(ratio=1)
+    for title, body in rows:
+        grid.add_row(Text(title), body)
+    return grid
+
+
+# -- sections ---------------------------------------------------------------------------------
+
+def header(document: Mapping[str, Any], zone: tzinfo | None, footer: str | None) -> Text:
+    """Two lines: who (version, site/line, pid, rules), then since when, in which zone."""
+    agent = document.get("agent") if isinstance(document.get("agent"), Mapping) else {}
+    text = Text(f"edge-agent {safe(agent.get('version', '?'))}", style="bold")
+    if "site" in agent or "line" in agent:
+        text.append(f"  {safe(agent.get('site', '?'))}/{safe(agent.get('line', '?'))}",
+                    style="bold")
+    if "pid" in agent:
+        text.append(f"  pid {safe(agent['pid'])}")
+    if "rules_version" in agent:
+        text.append(f"  rules {safe(agent['rules_version'])}")
+    if agent.get("stopping"):
+        text.append("  STOPPING", style="bold red")
+    second = []
+    if "uptime_s" in agent:
+        since = ""
+        if "started_at" in agent:
+            since = f" since {local_time(agent['started_at'], zone, with_date=True)}"
+        second.append(f"up {duration(agent['uptime_s'])}{since}")
+    second.append(f"times {getattr(zone, 'key', None) or 'local'}")
+    if footer:
+        second.append(footer)
+    text.append("\n" + " · ".join(terminal_safe(part) for part in second), style="dim")
+    return text
+
+
+def devices_table(devices: Mapping[str, Any], zone: tzinfo | None) -> Group:
+    """One row per device with its error counters; a device's last error on a line below."""
+    table = plain_table()
+    table.add_column("DEVICE", no_wrap=True, max_width=16)
+    table.add_column("STATE", no_wrap=True, min_width=9)
+    for _, title in DEVICE_COUNTERS:
+        table.add_column(title, justify="right", no_wrap=True, min_width=len(title))
+    table.add_column("LAST FRAME", no_wrap=True, min_width=10)
+    errors: list[Text] = []
+    for name, fields in devices.items():
+        if not isinstance(fields, Mapping):
+            table.add_row(cell(name), cell(fields))
+            continue
+        counters = fields.get("counters") if isinstance(fields.get("counters"), Mapping) else {}
+        state = safe(fields.get("state"))
+        last = fields.get("last_frame_at")
+        table.add_row(
+            cell(name, 16), Text(state, style="green" if state == "connected" else "bold red"),
+            *[cell(counters.get(key, fields.get(key))) for key, _ in DEVICE_COUNTERS],
+            Text(local_time(last, zone)[:8] if last else "-"),
+        )
+        if fields.get("last_error"):
+            errors.append(Text.assemble(
+                (f"  {safe(name)}: ", "bold red"), safe(fields["last_error"])))
+    return Group(table, *errors)
+
+
+def lanes_table(lanes: Mapping[str, Any]) -> Table:
+    table = plain_table()
+    table.add_column("LANE", no_wrap=True)
+    table.add_column("BIN", justify="right")
+    table.add_column("STATE", no_wrap=True)
+    table.add_column("PARCELS", justify="right")
+    for name, fields in lanes.items():
+        fields = fields if isinstance(fields, Mapping) else {"state": fields}
+        state = safe(fields.get("state"))
+        table.add_row(cell(name, 16), cell(fields.get("bin")),
+                      Text(state, style="" if state == "open" else "bold yellow"),
+                      cell(fields.get("count")))
+    return table
+
+
+def latency_line(latency: Mapping[str, Any], width: int) -> Table:
+    """p50 < p99 < p99.9 < max, in ms, over the parcels the agent's window holds."""
+    parts = [f"{name} {latency[key] / 1000:.2f}" for key, name in PERCENTILES
+             if isinstance(latency.get(key), int | float)]
+    if not parts:
+        return titled(("Latency", Text("no parcels yet")))
+    body = Text(" · ".join(parts) + " ms")
+    what = "scan → lane command, " if width >= 100 else ""
+    body.append(f" ({what}last {safe(latency.get('count'))} parcels)", style="dim")
+    return titled(("Latency", body))
+
+
+def outbox_line(outbox: Mapping[str, Any]) -> Table:
+    shown = dict(outbox)
+    used, budget = shown.pop("bytes_on_disk", None), shown.pop("budget_bytes", None)
+    body = Text()
+    if isinstance(used, int | float) and isinstance(budget, int | float) and budget:
+        body.append(f"disk {used / MIB:.1f} of {budget / MIB:.0f} MiB · ")
+    evicted = shown.pop("evicted", None)
+    body.append_text(pairs(shown))
+    # Always shown: an empty eviction record is the good news ("none"), not a blank.
+    body.append(" · ", style="dim")
+    body.append("evicted", style="bold")
+    body.append(f" {safe(evicted) if evicted else 'none'}")
+    return titled(("Outbox", body))
+
+
+def decisions_table(decisions: list[Any], zone: tzinfo | None, rows: int | None) -> Table:
+    table = plain_table()
+    table.padding = (0, 1, 0, 0)  # one space between columns: room for a whole GS1 barcode
+    table.add_column("DECIDED", no_wrap=True, min_width=12)
+    table.add_column("LANE", no_wrap=True, min_width=9, max_width=12)
+    barcodes = [shown_barcode(d.get("barcode")) for d in decisions if isinstance(d, Mapping)]
+    # The barcode is what a technician looks for: the reasons column gives way first.
+    table.add_column("BARCODE", no_wrap=True, overflow="ellipsis", max_width=BARCODE_WIDTH,
+                     min_width=min(BARCODE_WIDTH, max(map(len, barcodes), default=7)))
+    table.add_column("LAT MS", justify="right", no_wrap=True, min_width=6)
+    table.add_column("REASONS", overflow="ellipsis", no_wrap=True)
+    recent = [d for d in decisions if isinstance(d, Mapping)]
+    if rows is not None:
+        recent = recent[-rows:] if rows > 0 else []
+    for decision in reversed(recent):  # newest first: what just happened is on top
+        latency = decision.get("latency_ms")
+        table.add_row(
+            Text(local_time(decision.get("at"), zone)),
+            cell(decision.get("lane"), 12),
+            Text(shown_barcode(decision.get("barcode"))),
+            Text(f"{latency:.2f}" if isinstance(latency, int | float) else "-"),
+            cell(",".join(str(r) for r in decision.get("reasons") or []) or "-"),
+        )
+    return table
+
+
+def shown_barcode(barcode: Any) -> str:
+    """GS1's group separator reads as <GS>; every other control character as an escape."""
+    if not barcode:
+        return "(no read)"
+    return terminal_safe(str(barcode).replace("\x1d", "<GS>"))
+
+
+def duration(seconds: Any) -> str:
+    try:
+        remaining = int(seconds)
+    except (TypeError, ValueError):
+        return safe(seconds)
+    days, remaining = divmod(remaining, 86400)
+    hours, remaining = divmod(remaining, 3600)
+    minutes, secs = divmod(remaining, 60)
+    if days:
+        return f"{days}d {hours}h {minutes}m"
+    return f"{hours}h {minutes}m {secs}s" if hours else f"{minutes}m {secs}s"
+
+
+# -- the whole screen -------------------------------------------------------------------------
+
+def _mapping(document: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+    value = document.get(key)
+    return value if isinstance(value, Mapping) else None
+
+
+def body_sections(document: Mapping[str, Any], zone: tzinfo | None,
+                  width: int) -> list[RenderableType]:
+    """Everything but the header and the last decisions, top to bottom."""
+    sections: list[RenderableType] = []
+    devices = _mapping(document, "devices")
+    if devices is not None:
+        sections.append(devices_table(devices, zone) if devices else Text("no devices"))
+    counted = titled(*[(title, pairs(value)) for key, title in (
+        ("counters", "Counters"), ("exceptions_by_reason", "Exception"),
+        ("in_flight", "In flight")) if (value := _mapping(document, key))])
+    lanes = _mapping(document, "lanes")
+    if lanes is not None and width >= SIDE_BY_SIDE_MIN_WIDTH:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True)
+        grid.add_column(ratio=1)
+        grid.add_row(lanes_table(lanes), counted)
+        sections.append(grid)
+    else:
+        if lanes is not None:
+            sections.append(lanes_table(lanes))
+        sections.append(counted)
+    latency = _mapping(document, "latency")
+    if latency is not None:
+        sections.append(latency_line(latency, width))
+    outbox = _mapping(document, "outbox")
+    if outbox is not None:
+        sections.append(outbox_line(outbox))
+    mqtt = _mapping(document, "mqtt")
+    if mqtt is not None:
+        sections.append(titled(("MQTT", pairs(mqtt))))
+    for key in sorted(set(document) - set(KNOWN_SECTIONS) - {"error"}):  # added later
+        value = document[key]
+        title = terminal_safe(str(key).replace("_", " ").capitalize())[:24]
+        body = pairs(value) if isinstance(value, Mapping) else Text(safe(value))
+        sections.append(titled((title, body)))
+    return sections
+
+
+class StatusScreen:
+    """The status document drawn to fit the console: header first, last decisions in the
+    height that remains (all of them when `fit_height` is False, for a one-shot print)."""
+
+    def __init__(self, document: Mapping[str, Any], *, zone: tzinfo | None,
+                 footer: str | None = None, fit_height: bool = True):
+        self.document = document
+        self.zone = zone
+        self.footer = footer
+        self.fit_height = fit_height
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterable[Any]:
+        width = options.max_width
+        top: list[RenderableType] = [header(self.document, self.zone, self.footer)]
+        if "error" in self.document:
+            top.append(Text(safe(self.document["error"]), style="bold red"))
+        top += body_sections(self.document, self.zone, width)
+        decisions = self.document.get("last_decisions")
+        if not isinstance(decisions, list):
+            yield Group(*top)
+            return
+        rows = None
+        if self.fit_height:
+            used = len(console.render_lines(Group(*top), options.update(height=None),
+                                            pad=False))
+            height = options.height or console.size.height
+            rows = max(0, height - used - 1)  # 1: the decisions table's header
+        if decisions:
+            top.append(decisions_table(decisions, self.zone, rows))
+        else:
+            top.append(Text("no decisions yet", style="dim"))
+        yield Group(*top)
+
+
+def render_text(document: Mapping[str, Any], *, width: int = 80,
+                fallback_zone: str | None = None) -> str:
+    """The whole document as plain text `width` columns wide (no colour, no escapes)."""
+    import io
+
+    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False,
+                      highlight=False, emoji=False)
+    console.print(StatusScreen(document, zone=site_zone(document, fallback_zone),
+                               fit_height=False))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
+
+
+def follow_live(fetch: Any, *, interval_s: float, count: int | None,
+                fallback_zone: str | None) -> int:
+    """Redraw the status full-screen every `interval_s` until Ctrl-C (or `count` draws).
+
+    The alternate screen and a whole-screen redraw: nothing of the previous draw stays beside
+    the new one, the header is always the first line, and the screen's size is read at each
+    draw, so a resized terminal is used whole. `fetch()` returns (document, exit code)."""
+    import time
+
+    from rich.live import Live
+
+    console = Console(highlight=False, emoji=False)
+    code = 0
+    shown = 0
+    with Live(console=console, screen=True, auto_refresh=False,
+              vertical_overflow="crop") as live:
+        while count is None or shown < count:
+            if shown:
+                time.sleep(interval_s)  # the refresh period itself, not a wait for readiness
+            document, code = fetch()
+            shown += 1
+            _fit_to_terminal(console)
+            zone = site_zone(document, fallback_zone)
+            # The time of this draw: it changes at each refresh, so a stuck view shows.
+            footer = f"now {datetime.now(zone).strftime('%H:%M:%S')}"
+            live.update(StatusScreen(document, zone=zone, footer=footer), refresh=True)
+    return code
+
+
+def _fit_to_terminal(console: Console) -> None:
+    """The terminal's size now: a resized window is used whole at the next draw. (rich fixes
+    its size at start-up from $COLUMNS/$LINES when a shell exports them.)"""
+    import os
+
+    try:
+        size = os.get_terminal_size(console.file.fileno())
+    except (OSError, ValueError, AttributeError):
+        return
+    if size.columns and size.lines:  # a pty nobody sized says 0x0: keep rich's default
+        console.size = (size.columns, size.lines)
