@@ -111,7 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args))
     except EdgeAgentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from edge_agent.safe_text import terminal_safe  # a message may quote a bad input
+
+        print(f"error: {terminal_safe(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
