@@ -32,6 +32,7 @@ COMMANDS = {
     "diag": "edge_agent.cli.diag_cmd",
     "simulate": "edge_agent.cli.simulate_cmd",
     "schema": "edge_agent.cli.schema_cmd",
+    "completion": "edge_agent.cli.completion_cmd",
 }
 COMMAND_MODULES = tuple(COMMANDS.values())
 

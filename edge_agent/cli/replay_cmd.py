@@ -13,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "replay", help="re-decide recorded parcels with other rules and show what changes",
     )
     parser.add_argument("events", type=Path, help="JSON Lines of decisions or parcel events")
-    parser.add_argument("--rules", type=Path, required=True, metavar="FILE")
+    parser.add_argument("--rules", type=Path, required=True, metavar="FILE",
+                        help="the rule set (TOML) to re-decide the recorded parcels with")
     parser.add_argument("--timezone", default="Asia/Hong_Kong", help="the site's time zone")
     parser.add_argument("--default-country", default="CN",
                         help="country of a GS1 AI 420 postal code")
