@@ -126,8 +126,9 @@ def run_decide(args: argparse.Namespace) -> int:
     print(f"barcode: {safe(args.barcode) if args.barcode else '(no read)'}")
     print(f"identifier: {inputs.identifier_kind}, {validity}")
     source = inputs.destination_source or "nowhere: not in the barcode, not in the manifest"
-    print(f"destination: {safe(inputs.country or '?')} {safe(inputs.postal_code or '')} "
-          f"{inputs.province or ''} (from {source})")
+    where = " ".join(safe(part) for part in (inputs.country or "?", inputs.postal_code,
+                                             inputs.province) if part)
+    print(f"destination: {where} (from {source})")
     print(f"manifest: {manifest_note}")
     weight = "none" if inputs.weight_kg is None else f"{inputs.weight_kg:g} kg"
     declared = inputs.declared_weight_kg
