@@ -73,9 +73,10 @@ def run_ports(args: argparse.Namespace) -> int:
     for port in ports:
         vendor = " ".join(filter(None, (port.manufacturer, port.product))) or port.description
         ids = f" [{port.vid:04x}:{port.pid:04x}]" if port.vid is not None and port.pid else ""
-        print(f"{port.device}{ids}  {vendor or '-'}")
+        # Manufacturer and product strings come from the USB device itself.
+        print(terminal_safe(f"{port.device}{ids}  {vendor or '-'}"))
         for link in port.by_id:
-            print(f"    {link}")
+            print(terminal_safe(f"    {link}"))
     return 0
 
 

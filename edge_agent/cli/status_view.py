@@ -38,8 +38,11 @@ PERCENTILES = (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9"), ("max
 # Width under which the lanes and the counters stack instead of standing side by side.
 SIDE_BY_SIDE_MIN_WIDTH = 72
 MIB = 1024 * 1024
-# A GS1 barcode with its AIs runs to ~40 characters; a longer one is cut with an ellipsis.
-BARCODE_WIDTH = 40
+# The decisions' fixed columns (time, lane, latency and the gaps) take this much; of the rest,
+# the reasons keep REASONS_WIDTH (invalid_check_digit) and the barcode gets what is left: 30
+# characters at 80 columns (a GS1 string with its AIs runs to ~40: cut with an ellipsis).
+DECISION_FIXED_WIDTH = 31
+REASONS_WIDTH = 19
 # A cell longer than this (a path, an error) is cut: a table of one long cell helps nobody.
 MAX_CELL_CHARS = 48
 
@@ -56,6 +59,8 @@ def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.2f}".rstrip("0").rstrip(".")
     if isinstance(value, Mapping):
+        if "value" in value and "limit" in value:  # a measure and its alarm threshold
+            return f"{format_value(value['value'])} (≤{format_value(value['limit'])})"
         return ", ".join(f"{k} {format_value(v)}" for k, v in value.items()) or "none"
     if isinstance(value, list | tuple):
         return ", ".join(format_value(item) for item in value) or "none"
@@ -227,15 +232,17 @@ def outbox_line(outbox: Mapping[str, Any]) -> Table:
     return titled(("Outbox", body))
 
 
-def decisions_table(decisions: list[Any], zone: tzinfo | None, rows: int | None) -> Table:
+def decisions_table(decisions: list[Any], zone: tzinfo | None, rows: int | None,
+                    width: int) -> Table:
     table = plain_table()
     table.padding = (0, 1, 0, 0)  # one space between columns: room for a whole GS1 barcode
     table.add_column("DECIDED", no_wrap=True, min_width=12)
     table.add_column("LANE", no_wrap=True, min_width=9, max_width=12)
     barcodes = [shown_barcode(d.get("barcode")) for d in decisions if isinstance(d, Mapping)]
     # The barcode is what a technician looks for: the reasons column gives way first.
-    table.add_column("BARCODE", no_wrap=True, overflow="ellipsis", max_width=BARCODE_WIDTH,
-                     min_width=min(BARCODE_WIDTH, max(map(len, barcodes), default=7)))
+    barcode_width = max(12, width - DECISION_FIXED_WIDTH - REASONS_WIDTH)
+    table.add_column("BARCODE", no_wrap=True, overflow="ellipsis", max_width=barcode_width,
+                     min_width=min(barcode_width, max(map(len, barcodes), default=7)))
     table.add_column("LAT MS", justify="right", no_wrap=True, min_width=6)
     table.add_column("REASONS", overflow="ellipsis", no_wrap=True)
     recent = [d for d in decisions if isinstance(d, Mapping)]
@@ -345,10 +352,13 @@ class StatusScreen:
                                             pad=False))
             height = options.height or console.size.height
             rows = max(0, height - used - 1)  # 1: the decisions table's header
-        if decisions:
-            top.append(decisions_table(decisions, self.zone, rows))
-        else:
+        if not decisions:
             top.append(Text("no decisions yet", style="dim"))
+        elif rows == 0:  # everything above filled the screen: say where the decisions went
+            top.append(Text(f"last decisions: {len(decisions)}, in a taller terminal",
+                            style="dim"))
+        else:
+            top.append(decisions_table(decisions, self.zone, rows, width))
         yield Group(*top)
 
 

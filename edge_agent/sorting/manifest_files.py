@@ -146,6 +146,10 @@ def _json_lines(handle, problems: list[str]) -> Iterator[tuple[int, tuple]]:
         except json.JSONDecodeError as exc:
             add_problem(problems, f"line {line_number}: not JSON ({exc.msg})")
             continue
+        except RecursionError:  # [[[[... thousands deep: no manifest row looks like that
+            add_problem(problems, f"line {line_number}: not a manifest row (JSON nested too "
+                                  "deeply)")
+            continue
         if not isinstance(record, dict):
             add_problem(problems, f"line {line_number}: expected a JSON object")
             continue

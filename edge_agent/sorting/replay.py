@@ -108,6 +108,10 @@ def read_records(path: Path, problems: list[str]) -> Iterator[tuple[int, dict]]:
             except json.JSONDecodeError as exc:
                 _problem(problems, f"line {number}: not JSON ({exc.msg})")
                 continue
+            except RecursionError:  # [[[[... thousands deep: no decision record looks so
+                _problem(problems, f"line {number}: not a decision record (JSON nested too "
+                                   "deeply)")
+                continue
             missing = [k for k in REQUIRED_KEYS if not isinstance(record, dict) or k not in record]
             if missing:
                 _problem(problems, f"line {number}: not a decision record (missing {missing[0]})")

@@ -168,3 +168,10 @@ def test_the_agents_own_decisions_read_as_one_line_each():
     assert older.split() == ["11:31:03.666", "EXCEPTION", "00376130321109103420<GS>42010115",
                              "1.42", "weight_mismatch"]
     assert all(len(line) <= 80 for line in lines)
+
+
+def test_a_measure_with_its_limit_reads_compactly():
+    text = render_status({"input_health": {
+        "scanner_no_read_rate": {"value": 0.025, "limit": 0.05, "parcels": 200},
+        "alarms_active": []}})
+    assert "Input health scanner no read rate 0.03 (≤0.05) · alarms active none" in text

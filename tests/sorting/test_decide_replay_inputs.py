@@ -90,3 +90,13 @@ def test_replay_shows_hostile_text_from_the_file_escaped(capsys, tmp_path):
     _, out, err = run(capsys, "replay", str(events), "--rules", str(rules))
     assert "ZHUHAI\\x1b]0;owned\\x07\\x1b[2J" in out
     assert "\x1b" not in out and "\x1b" not in err
+
+
+def test_replay_names_a_line_nested_too_deeply(capsys, tmp_path):
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps(_decision(capsys)) + "\n" + "[" * 100_000 + "\n")
+    rules = tmp_path / "rules.toml"
+    rules.write_text(run(capsys, "rules", "show")[1])
+    code, out, err = run(capsys, "replay", str(events), "--rules", str(rules))
+    assert code == 2 and out.startswith("1 parcels replayed")
+    assert "line 2: not a decision record (JSON nested too deeply)" in err

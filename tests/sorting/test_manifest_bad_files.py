@@ -145,3 +145,11 @@ def test_escapes_in_a_stored_entry_are_shown_not_obeyed(capsys, tmp_path):
                        "--state-dir", str(tmp_path / "state"))
     assert code == 1
     assert "\x1b" not in out and "\\x1b]0;owned\\x07\\x1b[2J: not in the manifest" in out
+
+
+def test_json_nested_too_deeply_is_a_bad_line_not_a_crash(capsys, tmp_path):
+    data = tmp_path / "m.jsonl"
+    data.write_text('{"barcode": "A1", "country": "CN"}\n' + "[" * 100_000 + "\n")
+    code, _, err = import_(capsys, data, tmp_path / "state")
+    assert code == 2
+    assert "line 2: not a manifest row (JSON nested too deeply)" in err
