@@ -39,10 +39,10 @@ PERCENTILES = (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9"), ("max
 SIDE_BY_SIDE_MIN_WIDTH = 72
 MIB = 1024 * 1024
 # The decisions' fixed columns (time, lane, latency and the gaps) take this much; of the rest,
-# the reasons keep REASONS_WIDTH (invalid_check_digit) and the barcode gets what is left: 30
+# the reasons keep REASONS_WIDTH (weight_mismatch) and the barcode gets what is left: 34
 # characters at 80 columns (a GS1 string with its AIs runs to ~40: cut with an ellipsis).
 DECISION_FIXED_WIDTH = 31
-REASONS_WIDTH = 19
+REASONS_WIDTH = 15
 # A cell longer than this (a path, an error) is cut: a table of one long cell helps nobody.
 MAX_CELL_CHARS = 48
 
