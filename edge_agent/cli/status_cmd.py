@@ -1,8 +1,9 @@
 """`edge-agent diag status`: ask the running agent for its state over its status socket.
 
 The `diag` group lives in diag_cmd.py and calls `add_status_parser(commands)`. The screen is
-drawn by status_view.py (rich, imported only there): the terminal's width, 80 columns when the
-output is not a terminal; `--follow` redraws full-screen. `--json` prints the document.
+drawn by status_view.py (rich, imported only by the views): the terminal's width, 80 columns
+when the output is not a terminal; `--follow` redraws full-screen. `--json` prints the
+document.
 Exit codes: 0 answered, 1 no agent answering (or it answered with an error), 2 bad config file.
 """
 

@@ -170,7 +170,7 @@ def test_the_service_start_path_never_imports_rich():
     probe = (
         "import sys; from edge_agent.cli.main import build_parser; build_parser('run'); "
         "import edge_agent.runtime.agent, edge_agent.cli.status_cmd, edge_agent.cli.diag_cmd; "
-        "print('rich' in sys.modules, 'edge_agent.cli.status_view' in sys.modules)"
+        "print('rich' in sys.modules, 'edge_agent.cli.status_sections' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True, timeout=60).stdout
