@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -81,6 +82,7 @@ class Tmux:
 
     def __init__(self, name: str):
         self.base = ["tmux", "-L", name]
+        self.pid: int | None = None  # the server's, once a session started it
 
     def __call__(self, *args: str) -> str:
         return subprocess.run([*self.base, *args], capture_output=True, text=True, check=True,
@@ -89,8 +91,15 @@ class Tmux:
     def screen(self) -> list[str]:
         return self("capture-pane", "-p", "-t", "status").splitlines()
 
-    def kill_server(self) -> None:
-        subprocess.run([*self.base, "kill-server"], capture_output=True, timeout=10)
+    def server_pid(self) -> int:
+        return int(self("display-message", "-p", "#{pid}").strip())
+
+    def stop(self, pid: int) -> None:
+        """End this test's tmux server (by its pid); the view in its pane gets SIGHUP."""
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not Path(f"/proc/{pid}").exists()
+                 or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2],
+                 what="the tmux server gone")
 
 
 @pytest.fixture
@@ -99,13 +108,15 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
         pytest.fail("tmux is missing: ./dev install puts it in (Debian package tmux)")
     session = Tmux(f"edge-agent-test-{os.getpid()}-{tmp_path.name}")
     yield session
-    session.kill_server()
+    if session.pid is not None:
+        session.stop(session.pid)
 
 
 def _start_follow(tmux: Tmux, socket: Path, width: int, height: int) -> None:
     command = (f"{sys.executable} -m edge_agent diag status --follow --interval 0.2 "
                f"--socket {socket}")
     tmux("new-session", "-d", "-s", "status", "-x", str(width), "-y", str(height), command)
+    tmux.pid = tmux.server_pid()
 
 
 def _decision_rows(screen: list[str]) -> list[str]:
