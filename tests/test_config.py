@@ -145,3 +145,14 @@ def test_the_example_config_is_valid_and_names_every_setting(tmp_path):
 
     for name in DeviceConfig.model_fields:
         assert name in sections["devices.scanner"], f"devices.*.{name} missing"
+
+
+def test_a_config_that_is_not_utf8_names_the_line(tmp_path):
+    from edge_agent.config import load_config
+    from edge_agent.errors import ConfigError
+
+    path = tmp_path / "agent.toml"
+    path.write_bytes(b'site = "HKG1"\nline = "L3"\n# caf\xe9 au lait\n')
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert refused.value.problems == ["line 3: not UTF-8 text (invalid continuation byte)"]
