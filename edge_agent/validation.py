@@ -36,8 +36,8 @@ def problems_from(exc: ValidationError, prefix: str = "") -> list[str]:
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file; raises ValueError with a message that names the line and column."""
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        data = path.read_bytes()
+        return tomllib.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise ValueError("file not found") from None
     except IsADirectoryError:
@@ -45,6 +45,7 @@ def read_toml(path: Path) -> dict[str, Any]:
     except PermissionError:
         raise ValueError("permission denied") from None
     except UnicodeDecodeError as exc:
-        raise ValueError(f"not UTF-8 text ({exc.reason})") from None
+        line = data[: exc.start].count(b"\n") + 1
+        raise ValueError(f"line {line}: not UTF-8 text ({exc.reason})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"not valid TOML: {exc}") from None

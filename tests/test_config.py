@@ -95,3 +95,64 @@ def test_status_socket_lives_in_systemds_runtime_directory(tmp_path, monkeypatch
     assert config.status_socket == config.state_dir / "status.sock"
     monkeypatch.setenv("RUNTIME_DIRECTORY", "/run/edge-agent")
     assert config.status_socket == Path("/run/edge-agent/status.sock")
+
+
+def test_the_example_config_is_valid_and_names_every_setting(tmp_path):
+    """`edge-agent config example`: a file that checks OK and shows every setting of every
+    section (commented or not), so a new setting cannot be added without documenting it."""
+    import re
+
+    from pydantic import BaseModel
+
+    from edge_agent.cli.config_cmd import example_text
+    from edge_agent.config import AgentConfig, load_config
+
+    text = example_text()
+    path = tmp_path / "agent.toml"
+    path.write_text(text)
+    assert load_config(path).site == "HKG1"
+
+    sections: dict[str, set[str]] = {"": set()}
+    current = ""
+    for line in text.splitlines():
+        header = re.match(r"#? ?\[([a-z_.]+)\]", line)
+        if header:
+            current = header.group(1)
+            sections.setdefault(current, set())
+            continue
+        key = re.match(r"#? ?([a-z_]+) = ", line)
+        if key:
+            sections[current].add(key.group(1))
+
+    def expect(model: type[BaseModel], section: str) -> None:
+        for name, field in model.model_fields.items():
+            nested = field.annotation
+            args = getattr(nested, "__args__", ())
+            candidates = [nested, *args]
+            sub = next((c for c in candidates if isinstance(c, type)
+                        and issubclass(c, BaseModel)), None)
+            where = f"{section}.{name}" if section else name
+            if name == "devices":
+                continue  # a table per device, checked below
+            if sub is not None:
+                assert where in sections, f"[{where}] missing from the example"
+                expect(sub, where)
+            else:
+                assert name in sections[section], f"{where} missing from the example"
+
+    expect(AgentConfig, "")
+    from edge_agent.config import DeviceConfig
+
+    for name in DeviceConfig.model_fields:
+        assert name in sections["devices.scanner"], f"devices.*.{name} missing"
+
+
+def test_a_config_that_is_not_utf8_names_the_line(tmp_path):
+    from edge_agent.config import load_config
+    from edge_agent.errors import ConfigError
+
+    path = tmp_path / "agent.toml"
+    path.write_bytes(b'site = "HKG1"\nline = "L3"\n# caf\xe9 au lait\n')
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert refused.value.problems == ["line 3: not UTF-8 text (invalid continuation byte)"]

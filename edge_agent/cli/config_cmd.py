@@ -15,9 +15,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.set_defaults(group_parser=group)
     commands = group.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
     check = commands.add_parser("check", help="validate a config file; exit 2 on any problem")
-    check.add_argument("file", type=Path)
+    check.add_argument("file", type=Path, help="the agent's config TOML")
     check.add_argument("--json", action="store_true", help="print {ok, problems} as JSON")
     check.set_defaults(handler=run_check)
+    example = commands.add_parser(
+        "example", help="print an example agent.toml with every setting, each commented")
+    example.set_defaults(handler=run_example)
 
 
 def device_problems(config: AgentConfig) -> list[str]:
@@ -43,8 +46,33 @@ def check_config_file(path: Path) -> tuple[AgentConfig | None, list[str]]:
     try:
         config = load_config(path)
     except ConfigError as exc:
-        return None, exc.problems
+        return None, exc.problems + _unknown_profiles(path, exc.problems)
     return config, device_problems(config)
+
+
+def _unknown_profiles(path: Path, known: list[str]) -> list[str]:
+    """Unknown profile names in a file that failed validation for other reasons: every
+    problem is reported at once, not the profiles only once the rest is fixed."""
+    from edge_agent.devices.profiles import ProfileError, load_profile
+    from edge_agent.validation import read_toml
+
+    try:
+        devices = read_toml(path).get("devices")
+    except ValueError:
+        return []  # unreadable or not TOML: already the one problem reported
+    if not isinstance(devices, dict):
+        return []
+    problems = []
+    for name, device in devices.items():
+        profile = device.get("profile") if isinstance(device, dict) else None
+        where = f"devices.{name}.profile"
+        if not isinstance(profile, str) or any(p.startswith(where) for p in known):
+            continue
+        try:
+            load_profile(profile)
+        except ProfileError as exc:
+            problems.append(f"{where}: {exc}")
+    return problems
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -61,3 +89,17 @@ def run_check(args: argparse.Namespace) -> int:
     return 2 if problems else 0
 
 
+
+
+EXAMPLE_FILE = "agent.example.toml"
+
+
+def example_text() -> str:
+    from importlib.resources import files
+
+    return files("edge_agent.defaults").joinpath(EXAMPLE_FILE).read_text(encoding="utf-8")
+
+
+def run_example(args: argparse.Namespace) -> int:
+    print(example_text(), end="")
+    return 0

@@ -1,4 +1,10 @@
-"""`edge-agent decide BARCODE`: dry-run one decision and say why, without any device."""
+"""`edge-agent decide BARCODE`: dry-run one decision and say why, without any device.
+
+With no options it decides as the installed agent would: the manifest, rules, time zone and
+default country of the state directory and config that state_location.py finds (--state-dir,
+--config, /etc/edge-agent/agent.toml); each option overrides one of them. Where there is no
+manifest it says so and where it looked, and decides without one.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from edge_agent.cli.state_location import StateLocation, add_location_options, locate
 from edge_agent.errors import EdgeAgentError
 
 
@@ -18,16 +25,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("barcode", help="scanned data; an empty string is a no-read")
     parser.add_argument("--weight", type=float, metavar="KG", help="stable measured weight")
-    parser.add_argument("--rules", type=Path, metavar="FILE", help="rules TOML (default: embedded)")
-    parser.add_argument("--state-dir", type=Path, metavar="DIR",
-                        help="look the barcode up in DIR/manifest.sqlite3")
+    parser.add_argument("--rules", type=Path, metavar="FILE",
+                        help="rules TOML (default: the agent's rules from its config and state "
+                             "directory, else the embedded default)")
+    add_location_options(parser)
     parser.add_argument("--at", metavar="ISO-8601",
                         help="decision time (no offset: the site's time zone); default now")
     parser.add_argument("--lane", action="append", default=[], metavar="LANE=STATE",
                         help="a lane's state (open, full, blocked); repeatable")
-    parser.add_argument("--timezone", default="Asia/Hong_Kong", help="the site's time zone")
-    parser.add_argument("--default-country", default="CN",
-                        help="country of a GS1 AI 420 postal code")
+    parser.add_argument("--timezone", metavar="ZONE",
+                        help="the site's time zone (default: the config's, else Asia/Hong_Kong)")
+    parser.add_argument("--default-country", metavar="CC",
+                        help="country of a GS1 AI 420 postal code (default: the config's, else CN)")
     parser.add_argument("--json", action="store_true", help="print the decision record as JSON")
     parser.set_defaults(handler=run_decide)
 
@@ -61,18 +70,35 @@ def _lane_states(pairs: list[str]) -> dict:
     return states
 
 
-def run_decide(args: argparse.Namespace) -> int:
-    from edge_agent.ids import new_id
-    from edge_agent.sorting.decision import REASONS, Parcel, decide, identifier_of
+def _rules(args: argparse.Namespace, location: StateLocation):
+    from edge_agent.runtime.rules_store import initial_rules
     from edge_agent.sorting.rules import default_rules, load_rules
 
+    if args.rules:
+        return load_rules(args.rules)
+    if location.config is not None:
+        return initial_rules(location.config)[0]
+    return default_rules()
+
+
+def run_decide(args: argparse.Namespace) -> int:
+    from edge_agent.ids import new_id
+    from edge_agent.safe_text import terminal_safe as safe
+    from edge_agent.sorting.decision import REASONS, Parcel, decide, identifier_of
+
+    location = locate(args)
+    config = location.config
+    if args.timezone is None:
+        args.timezone = config.timezone if config is not None else "Asia/Hong_Kong"
+    if args.default_country is None:
+        args.default_country = config.default_destination_country if config else "CN"
     try:
         ZoneInfo(args.timezone)
     except (KeyError, ValueError):
         raise DecideInputError(f"--timezone: unknown time zone {args.timezone!r}") from None
     if args.weight is not None and not 0 <= args.weight < float("inf"):
         raise DecideInputError(f"--weight: {args.weight} is not a weight in kg")
-    rules = load_rules(args.rules) if args.rules else default_rules()
+    rules = _rules(args, location)
     now = _decision_time(args.at, args.timezone)
     states = _lane_states(args.lane)
     unknown = sorted(set(states) - set(rules.lanes))
@@ -84,35 +110,44 @@ def run_decide(args: argparse.Namespace) -> int:
         weight_status="ok" if args.weight is not None else None,
         scanned_at=now.astimezone(UTC), scanned_ns=0,
     )
-    entry = None
-    if args.state_dir is not None:
-        entry = _manifest_entry(args.state_dir, identifier_of(parcel).key)
+    entry, manifest_note = _manifest_entry(location, identifier_of(parcel).key)
     decision = decide(parcel, rules, entry, states, now,
                       default_country=args.default_country, timezone=args.timezone)
     if args.json:
         print(json.dumps(decision.to_dict()))
         return 0
     inputs = decision.inputs
-    print(f"lane {decision.lane} (bin {decision.bin})   rule {decision.rule}   "
-          f"rules {decision.rules_version}")
+    print(f"lane {safe(decision.lane)} (bin {decision.bin})   rule {safe(decision.rule)}   "
+          f"rules {safe(decision.rules_version)}")
     for reason in decision.reasons:
-        print(f"  reason {reason}: {REASONS.get(reason, 'defined by the rules file')}")
-    validity = "valid" if inputs.identifier_valid else f"invalid ({inputs.identifier_problem})"
+        print(f"  reason {safe(reason)}: {REASONS.get(reason, 'defined by the rules file')}")
+    validity = ("valid" if inputs.identifier_valid
+                else f"invalid ({safe(str(inputs.identifier_problem))})")
+    print(f"barcode: {safe(args.barcode) if args.barcode else '(no read)'}")
     print(f"identifier: {inputs.identifier_kind}, {validity}")
-    print(f"destination: {inputs.country or '?'} {inputs.postal_code or ''} "
-          f"{inputs.province or ''} (from {inputs.destination_source or 'nowhere'})")
+    source = inputs.destination_source or "nowhere: not in the barcode, not in the manifest"
+    where = " ".join(safe(part) for part in (inputs.country or "?", inputs.postal_code,
+                                             inputs.province) if part)
+    print(f"destination: {where} (from {source})")
+    print(f"manifest: {manifest_note}")
     weight = "none" if inputs.weight_kg is None else f"{inputs.weight_kg:g} kg"
     declared = inputs.declared_weight_kg
     print(f"weight: {weight}; declared: {'-' if declared is None else f'{declared:g} kg'}; "
-          f"service: {inputs.service or '-'}")
+          f"service: {safe(inputs.service or '-')}")
     print(f"local time: {inputs.local_time}")
     return 0
 
 
-def _manifest_entry(state_dir: Path, key: str | None):
+def _manifest_entry(location: StateLocation, key: str | None):
+    """(the entry or None, one line saying which manifest was read and what it held)."""
     from edge_agent.sorting.manifest import MANIFEST_FILE, Manifest
 
-    if not (state_dir / MANIFEST_FILE).exists():
-        raise DecideInputError(f"--state-dir: no manifest at {state_dir / MANIFEST_FILE}")
-    with Manifest.open(state_dir) as manifest:
-        return manifest.get(key)
+    path = location.state_dir / MANIFEST_FILE
+    manifest = Manifest.open_read_only(location.state_dir)
+    if manifest is None:
+        if location.why == "--state-dir":  # asked for by name: a mistake worth stopping on
+            raise DecideInputError(f"--state-dir: no manifest at {path}")
+        return None, f"none at {path} ({location.why}); decided without one"
+    with manifest:
+        entry = manifest.get(key)
+    return entry, f"{path}: {'found' if entry is not None else 'not in it'}"

@@ -14,7 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo = subparsers.add_parser(
         "demo", help="run a simulated line end to end: devices, agent, broker, central",
     )
-    demo.add_argument("--parcels", type=_positive_int, default=DEFAULT_PARCELS)
+    demo.add_argument("--parcels", type=_positive_int, default=DEFAULT_PARCELS,
+                      help=f"how many parcels the simulated line sends (default {DEFAULT_PARCELS})")
     demo.add_argument("--rate", type=_positive_float, default=DEFAULT_RATE,
                       help="parcels per second (default %(default)s)")
     demo.add_argument("--out", type=Path, default=None,

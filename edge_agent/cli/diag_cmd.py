@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import EdgeAgentError
+from edge_agent.safe_text import terminal_safe
 
 # One hub.poll() waits at most this long, so --seconds and signals are honoured promptly.
 WATCH_POLL_S = 0.1
@@ -72,9 +73,10 @@ def run_ports(args: argparse.Namespace) -> int:
     for port in ports:
         vendor = " ".join(filter(None, (port.manufacturer, port.product))) or port.description
         ids = f" [{port.vid:04x}:{port.pid:04x}]" if port.vid is not None and port.pid else ""
-        print(f"{port.device}{ids}  {vendor or '-'}")
+        # Manufacturer and product strings come from the USB device itself.
+        print(terminal_safe(f"{port.device}{ids}  {vendor or '-'}"))
         for link in port.by_id:
-            print(f"    {link}")
+            print(terminal_safe(f"    {link}"))
     return 0
 
 
@@ -180,7 +182,8 @@ def describe(name: str, message: Any, steady_s: float | None = None) -> str:
         text = f"decode error: {message.reason} raw={message.raw.hex(' ')}"
     else:
         text = f"reply {message.text!r}"
-    line = f"{stamp} {name}: {text}"
+    # A scanner's data, a sorter's parcel id, a device's reply: shown, never obeyed.
+    line = terminal_safe(f"{stamp} {name}: {text}")
     return line if len(line) <= WATCH_WIDTH else line[: WATCH_WIDTH - 1] + "…"
 
 
@@ -201,8 +204,9 @@ def _summary(hub: Any, tally: dict[str, dict[str, int]]) -> dict[str, dict[str, 
     return out
 
 
-def _refuse_busy_ports(hub: Any) -> None:
-    """A port held by another program would be retried silently forever: say so instead."""
+def _refuse_unusable_ports(hub: Any) -> None:
+    """A port held by another program, missing, or not a serial device would be retried
+    silently forever (and the watch end with exit 0 having shown nothing): say so instead."""
     busy = [f"{port.name} ({port.path})" for port in hub.ports.values()
             if port.last_error and "busy" in port.last_error]
     if busy:
@@ -210,6 +214,12 @@ def _refuse_busy_ports(hub: Any) -> None:
             f"diag watch: port busy: {', '.join(busy)}; the running agent holds its ports "
             "exclusively: watch it with `edge-agent diag status --follow`, or stop it first "
             "(systemctl stop edge-agent)")
+    unusable = [f"{port.name}: {port.last_error}" for port in hub.ports.values()
+                if not port.connected and port.last_error]
+    if unusable:
+        raise EdgeAgentError(
+            f"diag watch: cannot open {'; '.join(unusable)}; `edge-agent diag ports` lists "
+            "the serial ports there are")
 
 
 def run_watch(args: argparse.Namespace) -> int:
@@ -234,7 +244,7 @@ def run_watch(args: argparse.Namespace) -> int:
         for target in targets:
             hub.add(SupervisedPort(target.name, target.path, profiles[target.name],
                                    baudrate=args.baudrate, poll_period_ms=args.poll_ms))
-        _refuse_busy_ports(hub)
+        _refuse_unusable_ports(hub)
         steady = SteadyClock()
         while not stop["signal"]:
             if deadline is not None and time.monotonic() >= deadline:

@@ -59,6 +59,28 @@ def device_target(args: argparse.Namespace, default_name: str) -> DeviceTarget:
     return DeviceTarget(default_name, args.port, args.profile)
 
 
+def check_profile(target: DeviceTarget, kind: str, command: str) -> None:
+    """Refuse, before any port is opened, a profile of another kind of device (a sorter's
+    profile for `diag scale`) or one without the command."""
+    from edge_agent.devices.profiles import load_profile
+
+    profile = load_profile(target.profile)
+    if profile.kind != kind:
+        raise EdgeAgentError(
+            f"profile {profile.name} is a {profile.kind} profile; diag {kind} needs a {kind} "
+            f"profile (edge-agent profiles list)")
+    commands = profile.polling.commands
+    if command not in commands:
+        if command == "trigger_on":
+            raise EdgeAgentError(
+                f"profile {profile.name} has no trigger command: this scanner reads by itself "
+                "(presence sensor or continuous mode). Present a barcode and watch it: "
+                f"edge-agent diag watch --port {target.path} --profile {profile.name}")
+        have = ", ".join(sorted(commands)) or "none"
+        raise EdgeAgentError(
+            f"profile {profile.name} has no {command!r} command (its commands: {have})")
+
+
 def open_port(target: DeviceTarget) -> tuple[Any, Any]:
     """(hub, port) with the port open; EdgeAgentError naming why it would not open."""
     from edge_agent.devices.hub import DeviceHub
@@ -102,6 +124,7 @@ def run_scale(args: argparse.Namespace) -> int:
     from edge_agent.cli.diag_cmd import describe
 
     target = device_target(args, "scale")
+    check_profile(target, "scale", args.command)
     hub, port = open_port(target)
     try:
         request = port.codec.command(args.command)  # ProfileError lists the commands it has
@@ -123,6 +146,7 @@ def run_scanner(args: argparse.Namespace) -> int:
     from edge_agent.cli.diag_cmd import describe
 
     target = device_target(args, "scanner")
+    check_profile(target, "scanner", "trigger_on")
     hub, port = open_port(target)
     reads = 0
     try:

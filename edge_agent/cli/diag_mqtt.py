@@ -38,6 +38,7 @@ def add_mqtt_parser(commands: argparse._SubParsersAction) -> None:
 def run_mqtt(args: argparse.Namespace) -> int:
     from edge_agent.config import load_config
     from edge_agent.diagnostics.mqtt_probe import probe_broker
+    from edge_agent.safe_text import terminal_safe
 
     config = load_config(args.config)  # ConfigError: the CLI prints it and exits 2
     if not config.mqtt.enabled:
@@ -47,22 +48,27 @@ def run_mqtt(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0 if report.ok else 1
-    print(f"broker      {report.broker} (MQTT {config.mqtt.protocol})")
+
+    # The broker's certificate subject, reason codes and errors come from the network.
+    def say(line: str) -> None:
+        print(terminal_safe(line))
+
+    say(f"broker      {report.broker} (MQTT {config.mqtt.protocol})")
     if report.tls:
         tls = report.tls
-        print(f"tls         {tls['version']} {tls['cipher']}")
-        print(f"server      {tls['server_subject']} (until {tls['server_not_after']})")
+        say(f"tls         {tls['version']} {tls['cipher']}")
+        say(f"server      {tls['server_subject']} (until {tls['server_not_after']})")
     elif report.failed_step not in ("connect", "tls"):
-        print("tls         none (plain TCP)")
+        say("tls         none (plain TCP)")
     for label, value in (("connack", report.connack), ("suback", report.suback),
                          ("puback", report.puback)):
         if value is not None:
-            print(f"{label:<11} {value}")
-    print(f"topic       {report.topic}")
+            say(f"{label:<11} {value}")
+    say(f"topic       {report.topic}")
     if report.ok:
-        print(f"round trip  {report.round_trip_ms} ms (publish to read back)")
-        print("OK")
+        say(f"round trip  {report.round_trip_ms} ms (publish to read back)")
+        say("OK")
         return 0
-    print(f"FAILED at {report.failed_step}: {report.error}")
-    print(f"  -> {ADVICE.get(report.failed_step or '', 'see the broker log')}")
+    say(f"FAILED at {report.failed_step}: {report.error}")
+    say(f"  -> {ADVICE.get(report.failed_step or '', 'see the broker log')}")
     return 1

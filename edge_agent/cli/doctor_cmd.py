@@ -38,6 +38,7 @@ def run_doctor(args: argparse.Namespace) -> int:
     from edge_agent.diagnostics.doctor import run_checks
     from edge_agent.diagnostics.results import worst
     from edge_agent.logs import configure_logging
+    from edge_agent.safe_text import terminal_safe
 
     if not args.verbose:  # the ports' connect/disconnect logs would bury the checks' lines
         configure_logging(0, args.log_format, level="warning")
@@ -49,10 +50,12 @@ def run_doctor(args: argparse.Namespace) -> int:
                          indent=2))
     else:
         for result in results:
-            head = f"{result.status.value.upper():<4}  {result.name}: {result.detail}"
+            # Details quote what devices, the broker and the agent said: shown, not obeyed.
+            head = terminal_safe(f"{result.status.value.upper():<4}  {result.name}: "
+                                 f"{result.detail}")
             print("\n".join(textwrap.wrap(head, WIDTH, subsequent_indent=INDENT)))
             if result.advice:
-                print("\n".join(textwrap.wrap(f"-> {result.advice}", WIDTH,
+                print("\n".join(textwrap.wrap(terminal_safe(f"-> {result.advice}"), WIDTH,
                                                initial_indent=INDENT,
                                                subsequent_indent=INDENT + "   ")))
         counts = {s: sum(r.status.value == s for r in results) for s in EXIT_CODES}

@@ -32,6 +32,7 @@ COMMANDS = {
     "diag": "edge_agent.cli.diag_cmd",
     "simulate": "edge_agent.cli.simulate_cmd",
     "schema": "edge_agent.cli.schema_cmd",
+    "completion": "edge_agent.cli.completion_cmd",
 }
 COMMAND_MODULES = tuple(COMMANDS.values())
 
@@ -49,19 +50,39 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         description="Sorting-line controller: serial devices -> local decisions -> MQTT.",
     )
     parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
-    parser.add_argument(
-        "-v", "--verbose", action="count", default=0,
-        help="more detail: -v debug, -vv debug plus raw frames in hex",
-    )
-    parser.add_argument(
-        "--log-format", choices=("auto", "json", "console"), default="auto",
-        help="log output: JSON lines when not on a terminal by default",
-    )
+    _add_global_options(parser, default_verbose=0, default_format="auto")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     names = [only] if only in COMMANDS else list(COMMANDS)
     for name in names:
         importlib.import_module(COMMANDS[name]).register(subparsers)
+    for command in subcommand_parsers(parser):
+        # `edge-agent diag watch -vv` as well as `edge-agent -vv diag watch`: the README and
+        # habit put them after the command. SUPPRESS: absent there, the value before stays.
+        _add_global_options(command, default_verbose=argparse.SUPPRESS,
+                            default_format=argparse.SUPPRESS)
     return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, default_verbose: object,
+                        default_format: object) -> None:
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=default_verbose,
+        help="more detail: -v debug, -vv debug plus raw frames in hex",
+    )
+    parser.add_argument(
+        "--log-format", choices=("auto", "json", "console"), default=default_format,
+        help="log output: JSON lines when not on a terminal by default",
+    )
+
+
+def subcommand_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser below `parser` (groups and their subcommands), depth first."""
+    found = []
+    for action in parser._actions:  # argparse keeps its tree there; no public way to walk it
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                found += [child, *subcommand_parsers(child)]
+    return found
 
 
 def _command_named(argv: Sequence[str]) -> str | None:
@@ -91,7 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args))
     except EdgeAgentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from edge_agent.safe_text import terminal_safe  # a message may quote a bad input
+
+        print(f"error: {terminal_safe(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

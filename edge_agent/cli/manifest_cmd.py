@@ -1,12 +1,23 @@
-"""`edge-agent manifest import|show|stats`: the barcode -> destination store."""
+"""`edge-agent manifest import|show|stats`: the barcode -> destination store.
+
+The state directory comes from --state-dir, else --config, else the installed config when
+there is one (see state_location.py). `import` writes, so it takes the state directory's lock
+first (refused while an agent runs there: central's `manifest.upsert` updates a running line).
+`show` and `stats` only read: they never create a store, and say where they looked when there
+is none (exit 1).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-DEFAULT_STATE_DIR = Path("/var/lib/edge-agent")
+from edge_agent.cli.state_location import StateLocation, add_location_options, locate
+
+EXIT_OK = 0
+EXIT_NOT_FOUND = 1
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,17 +25,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.set_defaults(group_parser=group)
     commands = group.add_subparsers(dest="manifest_command", metavar="SUBCOMMAND")
     state = argparse.ArgumentParser(add_help=False)
-    state.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, metavar="DIR",
-                       help=f"where manifest.sqlite3 lives (default {DEFAULT_STATE_DIR})")
+    add_location_options(state)
     state.add_argument("--json", action="store_true", help="print JSON")
     imp = commands.add_parser(
         "import", parents=[state],
         help="import a CSV (header row) or JSON Lines file; refused whole if any line is bad",
     )
-    imp.add_argument("file", type=Path)
+    imp.add_argument("file", type=Path, help="the CSV or JSON Lines file")
     imp.set_defaults(handler=run_import)
     show = commands.add_parser("show", parents=[state], help="one barcode's entry")
-    show.add_argument("barcode")
+    show.add_argument("barcode", help="the barcode as printed or as scanned (AIM prefix, GS1)")
     show.set_defaults(handler=run_show)
     stats = commands.add_parser("stats", parents=[state], help="entries, size, countries")
     stats.set_defaults(handler=run_stats)
@@ -32,8 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     from edge_agent.sorting.manifest import Manifest
+    from edge_agent.state_lock import StateDirLock
 
-    with Manifest.open(args.state_dir) as manifest:
+    location = locate(args)
+    with StateDirLock.acquire(location.state_dir, "manifest import"), \
+            Manifest.open(location.state_dir) as manifest:
         report = manifest.import_file(args.file)
     if args.json:
         print(json.dumps({"file": report.source, "rows": report.rows, "total": report.total,
@@ -41,30 +54,53 @@ def run_import(args: argparse.Namespace) -> int:
     else:
         print(f"{report.source}: imported {report.rows} rows in {report.seconds:.2f} s; "
               f"{report.total} entries in the manifest")
-    return 0
+    return EXIT_OK
+
+
+def _no_store(location: StateLocation, as_json: bool) -> int:
+    from edge_agent.sorting.manifest import MANIFEST_FILE
+
+    path = location.state_dir / MANIFEST_FILE
+    if as_json:
+        print(json.dumps({"error": "no manifest", "path": str(path), "why": location.why}))
+    else:
+        print(f"no manifest at {path} (state directory: {location.why}); nothing was created. "
+              f"Import one with: edge-agent manifest import FILE", file=sys.stderr)
+    return EXIT_NOT_FOUND
 
 
 def run_show(args: argparse.Namespace) -> int:
+    from edge_agent.safe_text import terminal_safe
     from edge_agent.sorting.identifiers import parse_identifier
     from edge_agent.sorting.manifest import Manifest
 
-    with Manifest.open(args.state_dir) as manifest:
+    location = locate(args)
+    manifest = Manifest.open_read_only(location.state_dir)
+    if manifest is None:
+        return _no_store(location, args.json)
+    with manifest:
         entry = manifest.get(args.barcode)
         if entry is None:  # a scanned form (AIM prefix, GS1 string) finds its SSCC / S10 key
             entry = manifest.get(parse_identifier(args.barcode).key)
     if entry is None:
-        print(json.dumps(None) if args.json else f"{args.barcode}: not in the manifest")
-        return 1
+        print(json.dumps(None) if args.json
+              else f"{terminal_safe(args.barcode)}: not in the manifest ({manifest.path})")
+        return EXIT_NOT_FOUND
     print(json.dumps(entry.to_dict()) if args.json else "\n".join(
-        f"{name}: {value if value is not None else '-'}" for name, value in entry.to_dict().items()
+        f"{name}: {terminal_safe(str(value)) if value is not None else '-'}"
+        for name, value in entry.to_dict().items()
     ))
-    return 0
+    return EXIT_OK
 
 
 def run_stats(args: argparse.Namespace) -> int:
     from edge_agent.sorting.manifest import Manifest
 
-    with Manifest.open(args.state_dir) as manifest:
+    location = locate(args)
+    manifest = Manifest.open_read_only(location.state_dir)
+    if manifest is None:
+        return _no_store(location, args.json)
+    with manifest:
         stats = manifest.stats()
     if args.json:
         print(json.dumps(stats))
@@ -72,4 +108,4 @@ def run_stats(args: argparse.Namespace) -> int:
         print(f"{stats['path']}: {stats['entries']} entries, {stats['bytes'] / 1e6:.1f} MB")
         for country, count in list(stats["by_country"].items())[:20]:
             print(f"  {country} {count}")
-    return 0
+    return EXIT_OK

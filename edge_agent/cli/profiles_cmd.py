@@ -20,9 +20,12 @@ import argparse
 import json
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+# Technicians' terminals: `profiles list` fits one screen width.
+LIST_WIDTH = 80
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -83,14 +86,25 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        widths = [max([len(h)] + [len(row[h]) for row in rows]) for h in ("name", "kind", "vendor")]
-        print(f"{'NAME':{widths[0]}}  {'KIND':{widths[1]}}  {'VENDOR':{widths[2]}}  SUMMARY")
-        for row in rows:
-            print(
-                f"{row['name']:{widths[0]}}  {row['kind']:{widths[1]}}  "
-                f"{row['vendor']:{widths[2]}}  {row['summary']}"
-            )
+        print("\n".join(list_lines(rows)))
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def list_lines(rows: list[dict[str, str]], width: int = LIST_WIDTH) -> list[str]:
+    """Name, kind and vendor on one line (the vendor cut to fit), the summary wrapped and
+    indented under it: every line within `width` columns, nothing of the summary lost."""
+    name_width = max([4] + [len(row["name"]) for row in rows])
+    kind_width = max([4] + [len(row["kind"]) for row in rows])
+    vendor_width = max(6, width - name_width - kind_width - 4)
+    lines = [f"{'NAME':{name_width}}  {'KIND':{kind_width}}  VENDOR / summary"]
+    for row in rows:
+        vendor = row["vendor"]
+        if len(vendor) > vendor_width:
+            vendor = vendor[: vendor_width - 1] + "…"
+        lines.append(f"{row['name']:{name_width}}  {row['kind']:{kind_width}}  {vendor}".rstrip())
+        lines += textwrap.wrap(row["summary"], width, initial_indent="    ",
+                               subsequent_indent="    ")
+    return lines
 
 
 def _toml_value(value: object) -> str:

@@ -13,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "replay", help="re-decide recorded parcels with other rules and show what changes",
     )
     parser.add_argument("events", type=Path, help="JSON Lines of decisions or parcel events")
-    parser.add_argument("--rules", type=Path, required=True, metavar="FILE")
+    parser.add_argument("--rules", type=Path, required=True, metavar="FILE",
+                        help="the rule set (TOML) to re-decide the recorded parcels with")
     parser.add_argument("--timezone", default="Asia/Hong_Kong", help="the site's time zone")
     parser.add_argument("--default-country", default="CN",
                         help="country of a GS1 AI 420 postal code")
@@ -22,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_replay(args: argparse.Namespace) -> int:
+    from edge_agent.safe_text import terminal_safe
     from edge_agent.sorting.replay import read_records, replay
     from edge_agent.sorting.rules import load_rules
 
@@ -43,19 +45,24 @@ def run_replay(args: argparse.Namespace) -> int:
     else:
         _print_human(report, rules.version)
     for problem in report.problems:
-        print(f"{args.events}: {problem}", file=sys.stderr)
+        print(f"{args.events}: {terminal_safe(problem)}", file=sys.stderr)
     return 2 if report.problems else 0
 
 
 def _print_human(report, version: str) -> None:
-    print(f"{report.parcels} parcels replayed with rules {version}; "
+    """Lanes, rules, ids and barcodes come from the file (and from scanners before that):
+    every one is made terminal-safe."""
+    from edge_agent.safe_text import terminal_safe as safe
+
+    print(f"{report.parcels} parcels replayed with rules {safe(version)}; "
           f"{len(report.changes)} would change lane")
     lanes = sorted({lane for pair in report.moves for lane in pair})
     for lane in lanes:
         before = sum(n for (a, _), n in report.moves.items() if a == lane)
         after = sum(n for (_, b), n in report.moves.items() if b == lane)
-        print(f"  {lane:<12} {before:>7} -> {after:>7}  ({after - before:+d})")
+        print(f"  {safe(lane):<12} {before:>7} -> {after:>7}  ({after - before:+d})")
     for change in report.changes:
         reasons = ",".join(change.new_reasons) or "-"
-        print(f"  {change.parcel_id} {change.barcode or '(no read)'}: {change.old_lane} "
-              f"-> {change.new_lane} (rule {change.old_rule} -> {change.new_rule}; {reasons})")
+        print(f"  {safe(change.parcel_id)} {safe(change.barcode or '(no read)')}: "
+              f"{safe(change.old_lane)} -> {change.new_lane} "
+              f"(rule {safe(change.old_rule)} -> {change.new_rule}; {reasons})")

@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.set_defaults(group_parser=group)
     commands = group.add_subparsers(dest="rules_command", metavar="SUBCOMMAND")
     check = commands.add_parser("check", help="validate a rules file; exit 2 on any problem")
-    check.add_argument("file", type=Path)
+    check.add_argument("file", type=Path, help="the rules TOML to validate")
     check.add_argument("--json", action="store_true", help="print {ok, problems} as JSON")
     check.set_defaults(handler=run_check)
     show = commands.add_parser("show", help="print the embedded default rules file")

@@ -42,11 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("scanner", "barcodes typed on stdin, one per line", tuple(SCANNER_STYLES),
         "generic-scanner")
     scale = add("scale", "a scale answering polls", SCALE_PROFILES, "mt-sics")
-    scale.add_argument("--weight", type=float, default=0.0, metavar="KG")
+    scale.add_argument("--weight", type=float, default=0.0, metavar="KG",
+                       help="the weight on the platform (default 0)")
     scale.add_argument("--unstable", action="store_true", help="the load never settles")
     sorter = add("sorter", "acknowledges lane commands, prints each as JSON",
                  ("generic-divert",), "generic-divert")
-    sorter.add_argument("--ack-delay-ms", type=float, default=0.0)
+    sorter.add_argument("--ack-delay-ms", type=float, default=0.0, metavar="MS",
+                        help="how long the sorter waits before acknowledging (default 0)")
 
     from edge_agent.cli.simulate_line import add_line_parser
 

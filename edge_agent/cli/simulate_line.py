@@ -5,13 +5,15 @@
 
 Writes DIR/agent.toml, DIR/manifest.jsonl (imported into DIR/state), DIR/parcels.jsonl (what
 the line sends), then waits for an agent to open every device, sends the parcels, records each
-lane command in DIR/sorter.jsonl, and stops by itself.
+lane command in DIR/sorter.jsonl, and stops by itself. Stdout carries JSON lines for scripts
+(the files at the start, the figures at the end); progress goes to stderr as it runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from edge_agent.cli.demo_cmd import _positive_float, _positive_int
@@ -22,7 +24,8 @@ WAIT_FOR_AGENT_S = 300.0
 
 def add_line_parser(kinds: argparse._SubParsersAction) -> None:
     line = kinds.add_parser("line", help="scanner, checkweigher and sorter for a parcel stream")
-    line.add_argument("--parcels", type=_positive_int, required=True)
+    line.add_argument("--parcels", type=_positive_int, required=True,
+                      help="how many parcels the line sends")
     line.add_argument("--rate", type=_positive_float, required=True, help="parcels per second")
     line.add_argument("--out", type=Path, required=True, help="directory for the run's files")
     line.add_argument("--broker", metavar="HOST:PORT", type=_broker,
@@ -49,8 +52,16 @@ def run_line(args: argparse.Namespace) -> int:
         if not sim.wait_for_agent(args.wait):
             print("no agent opened the devices in time", flush=True)
             return 1
-        sim.drive()
+        total = len(sim.parcels)
+
+        def progress(number: int) -> None:
+            print(f"sent {number:>{len(str(total))}}/{total}, lane commands "
+                  f"{len(sim.results.commands)}", file=sys.stderr, flush=True)
+
+        sim.drive(on_progress=progress)
         commanded = sim.wait_for_lane_commands()
+        print(f"sent {sim.results.sent}/{total}, lane commands {commanded}: done",
+              file=sys.stderr, flush=True)
         results = sim.results
         p99 = results.percentile_us(0.99)
         print(json.dumps({"sent": results.sent, "lane_commands": commanded,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -120,6 +121,8 @@ class SupervisedPort:
         try:
             if not os.path.exists(resolved):
                 raise FileNotFoundError(f"no such device {self.path}")
+            if not _is_device(resolved):  # pyserial's answer would be "(25, Inappropriate ioctl)"
+                raise OSError(f"{self.path} is not a serial device (a regular file or directory)")
             options: dict[str, Any] = dict(self.profile.serial_kwargs(baudrate=self.baudrate))
             # Non-blocking reads, bounded writes, and nobody else on the line: two readers of
             # one port would each get half of every frame.
@@ -290,6 +293,12 @@ class SupervisedPort:
             self.since = _wall_clock_iso()
         self.state = state
         self.last_error = error
+
+
+def _is_device(path: str) -> bool:
+    """A serial port is a character device (a pty too); a file or directory never is."""
+    mode = os.stat(path).st_mode
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _describe(exc: BaseException) -> str:

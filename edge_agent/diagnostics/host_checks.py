@@ -40,6 +40,10 @@ def systemd_running() -> bool:
 
 def check_config(path: Path) -> tuple[CheckResult, AgentConfig | None]:
     name = "config"
+    if not path.exists():  # nothing to fix in a file that is not there: say what to do
+        return failed(name, f"{path}: no such file",
+                      f"write one (edge-agent config example > {path}), or name yours with "
+                      "--config FILE"), None
     try:
         config = load_config(path)
     except ConfigError as exc:

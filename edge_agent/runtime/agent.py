@@ -195,6 +195,8 @@ class Agent:
             parts.inbox.close()
         parts.outbox.close()
         parts.manifest.close()
+        if parts.state_lock is not None:
+            parts.state_lock.release()
         log.info("agent.stopped", parcels=self.counters.totals["parcels"])
 
     def _drain_before_stop(self) -> None:
@@ -514,7 +516,8 @@ class Agent:
         return {
             "agent": {
                 "version": __version__, "pid": parts.pid, "site": self.config.site,
-                "line": self.config.line, "started_at": self.started_at.isoformat(),
+                "line": self.config.line, "timezone": self.config.timezone,
+                "started_at": self.started_at.isoformat(),
                 "uptime_s": round(self._uptime_s(), 1), "rules_version": self.rules.version,
                 "rules_source": self.rules_source, "stopping": self._stop_requested,
             },

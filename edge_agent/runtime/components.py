@@ -1,6 +1,8 @@
 """Building the agent's parts from its configuration, in the order start-up needs them.
 
-The store (manifest, outbox) and the rules come first: a bad rules file or an unwritable state
+The state directory's lock comes first: a second agent with the same config stops there, before
+it reads or writes anything under the directory (the running agent's journal, outbox, lanes).
+Then the store (manifest, outbox) and the rules: a bad rules file or an unwritable state
 directory stops start-up with a clear error before any device is touched. Devices that are
 missing at start are not an error: the hub keeps retrying them, and the agent reports them.
 """
@@ -19,6 +21,7 @@ from edge_agent.runtime import rules_store
 from edge_agent.runtime.systemd import SystemdNotifier, Watchdog
 from edge_agent.sorting.manifest import Manifest
 from edge_agent.sorting.rules import RuleSet
+from edge_agent.state_lock import StateDirLock
 from edge_agent.sync.commands import CommandInbox
 from edge_agent.sync.link import MqttLink
 from edge_agent.sync.outbox import Outbox
@@ -43,6 +46,7 @@ class Components:
     inbox: CommandInbox | None
     notifier: SystemdNotifier
     watchdog: Watchdog
+    state_lock: StateDirLock | None = None  # released by Agent.close, last
     pid: int = field(default_factory=os.getpid)
 
 
@@ -52,6 +56,15 @@ def build_components(config: AgentConfig) -> Components:
         config.state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(str(config.state_dir), [f"state_dir: cannot create it ({exc})"]) from None
+    state_lock = StateDirLock.acquire(config.state_dir, "edge-agent run")
+    try:
+        return _build_locked(config, state_lock)
+    except BaseException:
+        state_lock.release()
+        raise
+
+
+def _build_locked(config: AgentConfig, state_lock: StateDirLock) -> Components:
     rules, rules_source = rules_store.initial_rules(config)
     profiles = {name: load_profile(device.profile) for name, device in config.devices.items()}
     roles = {name: profile.kind for name, profile in profiles.items()}
@@ -80,5 +93,5 @@ def build_components(config: AgentConfig) -> Components:
     return Components(
         hub=hub, roles=roles, device_for_role=device_for_role, rules=rules,
         rules_source=rules_source, manifest=manifest, outbox=outbox, link=link, inbox=inbox,
-        notifier=notifier, watchdog=watchdog,
+        notifier=notifier, watchdog=watchdog, state_lock=state_lock,
     )

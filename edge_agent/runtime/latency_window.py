@@ -81,14 +81,17 @@ class LatencyWindow:
             return {"count": 0, **{name: None for name, _ in PERCENTILES}, "max_us": None}
         wanted = [(min(count - 1, int(q * count)), name) for name, q in PERCENTILES]
         found: dict[str, float | None] = {"count": count}
+        # A bucket's middle can lie above every sample in it: capped at the exact maximum, so
+        # a percentile never reads higher than the max beside it.
+        largest = round(max(self._values), 1)
         seen = 0
         for index, in_bucket in enumerate(self._counts):
             if not in_bucket:
                 continue
             seen += in_bucket
             while wanted and wanted[0][0] < seen:
-                found[wanted.pop(0)[1]] = round(bucket_middle(index), 1)
+                found[wanted.pop(0)[1]] = min(round(bucket_middle(index), 1), largest)
             if not wanted:
                 break
-        found["max_us"] = round(max(self._values), 1)
+        found["max_us"] = largest
         return found

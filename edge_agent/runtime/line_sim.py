@@ -139,17 +139,17 @@ source = "assume-synchronised"
 def write_manifest(out_dir: Path, state_dir: Path, parcels: list[SimParcel]) -> None:
     """DIR/manifest.jsonl with the parcels' manifest rows, imported into the state directory."""
     from edge_agent.sorting.manifest import Manifest
+    from edge_agent.state_lock import StateDirLock
 
     path = out_dir / "manifest.jsonl"
-    with path.open("w") as handle:
-        for parcel in parcels:
-            if parcel.manifest is not None:
-                handle.write(json.dumps(parcel.manifest) + "\n")
-    manifest = Manifest.open(state_dir)
-    try:
+    rows = [parcel.manifest for parcel in parcels if parcel.manifest is not None]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    if not rows:
+        return  # an import of no rows is refused; no manifest is what such a line has
+    # Like `manifest import`: refused while an agent already runs on this state directory.
+    with StateDirLock.acquire(state_dir, "simulate line: manifest import"), \
+            Manifest.open(state_dir) as manifest:
         manifest.import_file(path)
-    finally:
-        manifest.close()
 
 
 def wait_for_agent(state_dir: Path, timeout_s: float = AGENT_READY_TIMEOUT_S) -> bool:

@@ -5,7 +5,8 @@ B-tree search: microseconds). WAL mode lets the agent keep looking parcels up wh
 or an MQTT update writes.
 
 Imports are all or nothing: every line is checked, and if any is bad the import is refused,
-listing each bad line by number (the first fifty), and the old data stays as it was. A
+listing each bad line by number (the first fifty), and the old data stays as it was. A file
+with no rows, or with a barcode given twice, is refused too. A
 half-imported manifest would route some parcels by yesterday's data and some by today's.
 """
 
@@ -18,13 +19,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_agent.safe_text import shown
 from edge_agent.sorting.manifest_entry import (  # re-exported: the manifest's public names
     FIELDS,
     ManifestEntry,
     ManifestError,
     check_fields,
 )
-from edge_agent.sorting.manifest_files import add_problem, clean_csv_row, read_records
+from edge_agent.sorting.manifest_files import (
+    MAX_REPORTED_PROBLEMS,
+    add_problem,
+    clean_csv_row,
+    read_records,
+)
 
 __all__ = ["FIELDS", "ImportReport", "Manifest", "ManifestEntry", "ManifestError", "check_fields"]
 
@@ -65,6 +72,24 @@ _PUT = (
     "INSERT OR REPLACE INTO manifest VALUES "
     "(?, upper(?), nullif(?, ''), CAST(nullif(?, '') AS REAL), nullif(?, ''))"
 )
+# Each barcode of the file being imported, with its line: a barcode given twice in one file
+# keeps its first line and records the repeat. A temporary table lives in the importing
+# connection only, outside the manifest file, and on disk rather than in memory: a
+# million-row file must not need a million-entry set on a small device.
+_SEEN_SCHEMA = (
+    "CREATE TEMP TABLE IF NOT EXISTS import_seen "
+    "(barcode TEXT PRIMARY KEY, line INTEGER, repeated_on INTEGER) WITHOUT ROWID"
+)
+_SEEN = (
+    "INSERT INTO import_seen (barcode, line) VALUES (?, ?) "
+    "ON CONFLICT (barcode) DO UPDATE SET repeated_on = coalesce(repeated_on, excluded.line)"
+)
+_DUPLICATES = (
+    "SELECT barcode, line, repeated_on FROM import_seen WHERE repeated_on IS NOT NULL "
+    "ORDER BY repeated_on LIMIT ?"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ImportReport:
     source: str
@@ -90,6 +115,19 @@ class Manifest:
             connection.execute(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise ManifestError(str(path), [f"cannot open the manifest: {exc}"]) from None
+        return cls(path, connection)
+
+    @classmethod
+    def open_read_only(cls, state_dir: Path) -> Manifest | None:
+        """The existing manifest for reading, or None when there is none: a look-up from the
+        command line must never create a store (nor the directory) where there was none."""
+        path = Path(state_dir) / MANIFEST_FILE
+        if not path.is_file():
+            return None
+        try:
+            connection = _connect_read_only(path)
+        except sqlite3.Error as exc:
+            raise ManifestError(str(path), [f"cannot read the manifest: {exc}"]) from None
         return cls(path, connection)
 
     def close(self) -> None:
@@ -148,17 +186,23 @@ class Manifest:
         rows = 0
         try:
             writer.execute("PRAGMA synchronous=OFF")  # one fsync at the end is enough
+            writer.execute(_SEEN_SCHEMA)
             writer.execute("BEGIN IMMEDIATE")
             batch: list[tuple] = []
+            lines: list[int] = []
             for line_number, record in read_records(path, problems):
                 try:
                     batch.append(record if clean_csv_row(record) else check_fields(*record))
                 except ValueError as exc:
                     add_problem(problems, f"line {line_number}: {exc}")
                     continue
+                lines.append(line_number)
                 if len(batch) >= IMPORT_BATCH_ROWS:
-                    rows += _insert(writer, batch, problems)
-            rows += _insert(writer, batch, problems)
+                    rows += _insert(writer, batch, lines, problems)
+            rows += _insert(writer, batch, lines, problems)
+            if not rows and not problems:
+                problems.append("no manifest rows in the file (empty, or a header only)")
+            _report_duplicates(writer, problems)
             if problems:
                 writer.rollback()
                 raise ManifestError(source, problems)
@@ -187,11 +231,37 @@ def _connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
-def _insert(writer: sqlite3.Connection, batch: list[tuple], problems: list[str]) -> int:
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """mode=ro opens a WAL database beside a running agent (which keeps its -shm file). With
+    no agent and a directory the reader may not write, SQLite cannot make the -shm file: then,
+    with no -wal file (nothing half-written), the file is read as immutable."""
+    try:
+        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True,
+                                     timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        if Path(f"{path}-wal").exists():
+            raise
+        connection = sqlite3.connect(f"{path.as_uri()}?immutable=1", uri=True,
+                                     check_same_thread=False)
+    return connection
+
+
+def _insert(writer: sqlite3.Connection, batch: list[tuple], lines: list[int],
+            problems: list[str]) -> int:
     count = len(batch)
     if batch and not problems:  # once a line is bad, the import is refused: stop writing
         writer.executemany(_PUT, batch)
+        writer.executemany(_SEEN, zip((row[0] for row in batch), lines, strict=True))
     batch.clear()
+    lines.clear()
     return count
+
+
+def _report_duplicates(writer: sqlite3.Connection, problems: list[str]) -> None:
+    """A barcode given twice in one file: which line is right is anybody's guess (a wrong
+    destination sends a parcel to a wrong bin), so the file is refused, naming both lines."""
+    for barcode, first, again in writer.execute(_DUPLICATES, (MAX_REPORTED_PROBLEMS + 1,)):
+        add_problem(problems, f"line {again}: barcode {shown(barcode)} already on line {first}")
 
 

@@ -6,6 +6,7 @@ import re
 from typing import NamedTuple
 
 from edge_agent.errors import EdgeAgentError
+from edge_agent.safe_text import shown
 
 FIELDS = ("barcode", "country", "postal_code", "declared_weight_kg", "service")
 MAX_BARCODE_CHARS = 64
@@ -40,7 +41,7 @@ def _text(name: str, value: object, limit: int, required: bool) -> str | None:
         raise ValueError(f"{name}: expected text, got {type(value).__name__}")
     value = value.strip()
     if not value or len(value) > limit or not value.isprintable():
-        raise ValueError(f"{name}: {value!r} must be 1-{limit} printable characters")
+        raise ValueError(f"{name}: {shown(value)} must be 1-{limit} printable characters")
     return value
 
 
@@ -50,17 +51,18 @@ def check_fields(
     """Validated, normalised fields of one entry; ValueError names the first bad field."""
     barcode_text = _text("barcode", barcode, MAX_BARCODE_CHARS, required=True)
     if not (isinstance(country, str) and _COUNTRY.fullmatch(country)):
-        raise ValueError(f"country: {country!r} must be an ISO 3166 alpha-2 code such as CN")
+        raise ValueError(
+            f"country: {shown(country)} must be an ISO 3166 alpha-2 code such as CN")
     if weight is None or weight == "":
         weight_kg = None
     else:
         try:
             weight_kg = float(weight)  # type: ignore[arg-type]
         except (TypeError, ValueError):
-            raise ValueError(f"declared_weight_kg: {weight!r} is not a number") from None
+            raise ValueError(f"declared_weight_kg: {shown(weight)} is not a number") from None
         if isinstance(weight, bool) or not (0 < weight_kg <= MAX_DECLARED_WEIGHT_KG):
             raise ValueError(
-                f"declared_weight_kg: {weight!r} must be above 0 and at most "
+                f"declared_weight_kg: {shown(weight)} must be above 0 and at most "
                 f"{MAX_DECLARED_WEIGHT_KG:g}"
             )
     assert barcode_text is not None

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from operator import itemgetter
 from pathlib import Path
 
+from edge_agent.safe_text import SHOWN_CHARS, shown, terminal_safe
 from edge_agent.sorting.manifest_entry import (
     FIELDS,
     MAX_BARCODE_CHARS,
@@ -23,6 +24,8 @@ from edge_agent.sorting.manifest_entry import (
 
 # A file with thousands of bad lines is the wrong file; listing the first ones is enough.
 MAX_REPORTED_PROBLEMS = 50
+# How far into a file that starts with blanks its first character is looked for.
+MAX_PEEK_CHARS = 4096
 
 
 def _clean_text_pattern(limit: int) -> str:
@@ -56,35 +59,67 @@ def add_problem(problems: list[str], problem: str) -> None:
 
 
 def read_records(path: Path, problems: list[str]) -> Iterator[tuple[int, tuple]]:
-    """(line number, field tuple) per record; unreadable lines become problems."""
+    """(line number, field tuple) per record; unreadable lines become problems. The format is
+    told by the first character: `{` JSON Lines, `[` a JSON array (refused: one object per
+    line is what streams), anything else CSV with a header row."""
     try:
         handle = path.open(encoding="utf-8", newline="")
     except OSError as exc:
         raise ManifestError(str(path), [f"cannot read: {exc.strerror or exc}"]) from None
     with handle:
         try:
-            first = handle.readline()
+            first = handle.read(MAX_PEEK_CHARS).lstrip("\ufeff \t\r\n")[:1]
             handle.seek(0)
-            if first.lstrip().startswith("{"):
+            if first == "{":
                 yield from _json_lines(handle, problems)
+            elif first == "[":
+                raise ManifestError(str(path), [
+                    "line 1: a JSON array; a manifest is JSON Lines (one object per line, "
+                    "no brackets) or CSV with a header row"])
             else:
                 yield from _csv_rows(handle, problems)
         except UnicodeDecodeError as exc:
-            raise ManifestError(str(path), [f"not UTF-8 text ({exc.reason})"]) from None
+            raise ManifestError(str(path), [
+                f"line {first_line_not_utf8(path)}: not UTF-8 text ({exc.reason})"
+            ]) from None
+
+
+def first_line_not_utf8(path: Path) -> int:
+    """The number of the first line that is not UTF-8. A decode error's offset counts from
+    the start of the chunk being decoded, not the file, so the line is found again here."""
+    with path.open("rb") as raw:
+        for number, line in enumerate(raw, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 1
 
 
 def _csv_rows(handle, problems: list[str]) -> Iterator[tuple[int, tuple]]:
     reader = csv.reader(handle)
-    header = next(reader, None)
+    try:
+        yield from _csv_records(reader, handle.name, problems)
+    except csv.Error as exc:  # a field past csv's limit, a NUL byte: the rest is unreadable
+        line = reader.line_num or 1
+        problem = str(exc)
+        if "field larger than field limit" in problem:
+            problem = f"a field longer than {csv.field_size_limit():,} characters"
+        raise ManifestError(handle.name, [f"line {line}: not readable as CSV ({problem})"]) \
+            from None
+
+
+def _csv_records(reader, source: str, problems: list[str]) -> Iterator[tuple[int, tuple]]:
+    header = next((row for row in reader if row), None)  # blank lines before it are skipped
     if header is None:
         return
     header = [name.strip().lstrip("\ufeff") for name in header]
     unknown = [name for name in header if name not in FIELDS]
     if unknown or "barcode" not in header or "country" not in header:
         raise ManifestError(
-            handle.name,
-            [f"line 1: header must name barcode, country and optionally "
-             f"{', '.join(FIELDS[2:])}; got {header}"],
+            source,
+            [f"line {reader.line_num}: header must name barcode, country and optionally "
+             f"{', '.join(FIELDS[2:])}; got {shown(','.join(header))}"],
         )
     positions = [header.index(name) if name in header else None for name in FIELDS]
     if None in positions:
@@ -111,11 +146,16 @@ def _json_lines(handle, problems: list[str]) -> Iterator[tuple[int, tuple]]:
         except json.JSONDecodeError as exc:
             add_problem(problems, f"line {line_number}: not JSON ({exc.msg})")
             continue
+        except RecursionError:  # [[[[... thousands deep: no manifest row looks like that
+            add_problem(problems, f"line {line_number}: not a manifest row (JSON nested too "
+                                  "deeply)")
+            continue
         if not isinstance(record, dict):
             add_problem(problems, f"line {line_number}: expected a JSON object")
             continue
         unknown = sorted(set(record) - set(FIELDS))
         if unknown:
-            add_problem(problems, f"line {line_number}: {unknown[0]}: unknown field (a typo?)")
+            name = terminal_safe(unknown[0][:SHOWN_CHARS])
+            add_problem(problems, f"line {line_number}: {name}: unknown field (a typo?)")
             continue
         yield line_number, tuple(record.get(name) for name in FIELDS)

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from edge_agent.errors import EdgeAgentError
+from edge_agent.safe_text import cut
 from edge_agent.sorting.decision import Decision, Parcel, decide, identifier_of
 from edge_agent.sorting.labels import MULTIPLE_LABELS, MULTIPLE_LABELS_IDENTIFIER
 from edge_agent.sorting.lanes import LaneState
@@ -96,18 +97,28 @@ def redecide(record: dict, rules: RuleSet, timezone: str, default_country: str) 
 
 
 def read_records(path: Path, problems: list[str]) -> Iterator[tuple[int, dict]]:
+    """(line number, record) per decision; a bad line (not UTF-8, not JSON, not a decision)
+    becomes a problem naming it, and the others are still replayed."""
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")
     except OSError as exc:
         raise ReplayError(f"{path}: cannot read: {exc.strerror or exc}") from None
     with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                _problem(problems, f"line {number}: not UTF-8 text ({exc.reason} at byte "
+                                   f"{exc.start + 1} of the line)")
+                continue
             except json.JSONDecodeError as exc:
                 _problem(problems, f"line {number}: not JSON ({exc.msg})")
+                continue
+            except RecursionError:  # [[[[... thousands deep: no decision record looks so
+                _problem(problems, f"line {number}: not a decision record (JSON nested too "
+                                   "deeply)")
                 continue
             missing = [k for k in REQUIRED_KEYS if not isinstance(record, dict) or k not in record]
             if missing:
@@ -125,7 +136,7 @@ def replay(
         try:
             new = redecide(record, rules, timezone, default_country)
         except (EdgeAgentError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            _problem(report.problems, f"line {number}: cannot replay ({exc})")
+            _problem(report.problems, f"line {number}: cannot replay ({cut(str(exc))})")
             continue
         report.parcels += 1
         old_lane = str(record["lane"])

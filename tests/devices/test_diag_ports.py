@@ -45,3 +45,15 @@ def test_diag_ports_human_output_shows_the_link(pty_bench, monkeypatch, capsys) 
     lines = capsys.readouterr().out.splitlines()
     device_line = next(i for i, line in enumerate(lines) if line.startswith(scale.slave_path))
     assert lines[device_line + 1].strip() == str(scale.path)
+
+
+def test_a_usb_adapters_own_strings_are_shown_escaped(monkeypatch, capsys) -> None:
+    # Manufacturer and product come from the adapter's descriptors: any device can say anything.
+    hostile = discovery.SerialPortInfo(
+        device="/dev/ttyUSB0", manufacturer="\x1b]0;owned\x07", product="\x1b[2JAdapter",
+        vid=0x0403, pid=0x6001, by_id=["/dev/serial/by-id/usb-\x1b[2J-if00"])
+    monkeypatch.setattr(discovery, "list_serial_ports", lambda: [hostile])
+    assert main(["diag", "ports"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "\\x1b]0;owned\\x07 \\x1b[2JAdapter" in out

@@ -59,12 +59,14 @@ def test_watch_summary_counts_reconnects_and_errors(pty_bench: PtyBench, capsys)
     assert (counts["errors"], counts["weights"], counts["reconnects"]) == (2, 2, 0)
 
 
-def test_watch_a_missing_port_keeps_trying_and_says_so(tmp_path, capsys) -> None:
+def test_watch_a_missing_port_is_refused_not_watched_in_silence(tmp_path, capsys) -> None:
+    # It used to retry quietly for the whole watch and exit 0 with nothing shown.
     code = main(["diag", "watch", "--port", str(tmp_path / "nothing"), "--profile",
                  "generic-scanner", "--seconds", "0.3", "--json"])
-    assert code == 0
-    (summary,) = json_lines(capsys.readouterr().out)
-    assert summary["summary"]["device"]["state"] == "disconnected"
+    assert code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"cannot open device: no such device {tmp_path / 'nothing'}" in captured.err
 
 
 @pytest.mark.parametrize("argv", [

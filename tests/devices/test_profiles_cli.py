@@ -23,7 +23,8 @@ def test_list(capsys):
     assert main(["profiles", "list"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:3] == ["NAME", "KIND", "VENDOR"]
-    rows = {line.split()[0]: line.split()[1] for line in out[1:]}
+    # A profile's line (name, kind, vendor), its summary wrapped and indented under it.
+    rows = {line.split()[0]: line.split()[1] for line in out[1:] if not line.startswith(" ")}
     assert rows["toledo-continuous"] == "scale"
     assert rows["zebra-ds"] == "scanner"
     assert rows["generic-divert"] == "sorter"

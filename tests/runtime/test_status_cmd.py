@@ -34,10 +34,11 @@ SNAPSHOT = {
     "mqtt": {"state": "connected", "broker": "mqtts://broker.example:8883",
              "since": "2024-06-01T08:00:02Z"},
     "last_decisions": [
-        {"at": "11:12:13.456", "parcel": "00012345678901234567", "bin": "ZHUHAI",
-         "reason": "route", "latency_ms": 1.2},
-        {"at": "11:12:14.001", "parcel": "RR123456785CN", "bin": "EXCEPTION",
-         "reason": "weight_mismatch", "latency_ms": 0.9},
+        {"at": "2024-06-01T11:12:13.456+00:00", "parcel": "01a2" * 8, "lane": "ZHUHAI",
+         "bin": 1, "barcode": "00012345678901234567", "reasons": [], "latency_ms": 1.2},
+        {"at": "2024-06-01T11:12:14.001+00:00", "parcel": "01a3" * 8, "lane": "EXCEPTION",
+         "bin": 4, "barcode": "RR123456785CN", "reasons": ["weight_mismatch"],
+         "latency_ms": 0.9},
     ],
 }
 
@@ -64,15 +65,17 @@ def test_human_output_fits_80_columns_and_shows_every_section(socket_path, capsy
     output = capsys.readouterr().out
     lines = output.splitlines()
     assert max(len(line) for line in lines) <= 80
-    assert lines[0] == "edge-agent 0.1.0  site HKG1  line L3  pid 4242"
-    assert lines[1] == "  up 3h 12m 3s (since 2024-06-01T08:00:00Z)  rules 2024-06-01.2"
-    assert "  zhuhai      open       ZHUHAI     812" in lines
-    assert "  exception   full       EXCEPTION  31" in lines
-    assert "  11:12:14.001  RR123456785CN  EXCEPTION  weight_mismatch  0.9 ms" in lines
-    for text in ("Devices", "scanner     connected", "decode errors 2", "last frame age 0.31 s",
-                 "Outbox      depth 12 · oldest age 3.25 s", "MQTT        state connected",
-                 "weight mismatch 3"):
+    assert lines[0] == "edge-agent 0.1.0  HKG1/L3  pid 4242  rules 2024-06-01.2"
+    assert lines[1].startswith("up 3h 12m 3s since 2024-06-01 ")
+    assert lines[2].split() == ["DEVICE", "STATE", "FRAMES", "DECODE", "ERR", "I/O", "ERR",
+                                "GARBAGE", "RECONN", "LAST", "FRAME"]
+    assert lines[3].split()[:4] == ["scanner", "connected", "12345", "2"]
+    assert "LANE" in output and "PARCELS" in output
+    assert any(line.split()[:4] == ["zhuhai", "ZHUHAI", "open", "812"] for line in lines)
+    for text in ("Outbox", "depth 12", "oldest age 3.25 s", "evicted none", "MQTT",
+                 "state connected", "weight mismatch 3"):
         assert text in output
+    assert "RR123456785CN" in output and "weight_mismatch" in output
 
 
 def test_json_output_is_the_document(socket_path, capsys):
@@ -115,27 +118,26 @@ def test_socket_and_config_are_mutually_exclusive(capsys):
 
 
 def test_renders_whatever_keys_are_present():
-    assert render_status({}) == ["edge-agent ?"]
-    lines = render_status({"agent": {"version": "9"}, "lanes": {}, "last_decisions": [],
-                           "temperature_c": 41, "flags": {"draining": True, "spare": None}})
-    assert lines == [
-        "edge-agent 9", "",
-        "Lanes", "  (none)", "",
-        "Last decisions", "  (none yet)", "",
-        "Flags       draining yes · spare -", "",
-        "Temperature c 41",
-    ]
+    assert render_status({}).splitlines()[0] == "edge-agent ?"
+    text = render_status({"agent": {"version": "9"}, "lanes": {}, "last_decisions": [],
+                          "temperature_c": 41, "flags": {"draining": True, "spare": None}})
+    lines = text.splitlines()
+    assert lines[0] == "edge-agent 9"
+    assert "Flags     draining yes · spare -" in lines
+    assert "Temperature c 41" in lines
+    assert "no decisions yet" in text
 
 
-def test_long_values_are_wrapped_or_clipped_to_80_columns():
+def test_long_values_are_wrapped_to_80_columns_and_never_cut():
     long_port = "/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_" + "A" * 60 + "-if00-port0"
-    lines = render_status({
-        "devices": {"scanner": {"state": "connected", "port": long_port, "frames": 1}},
+    text = render_status({
+        "devices": {"scanner": {"state": "connected", "last_error": long_port, "frames": 1}},
         "counters": {f"counter_{n}": n for n in range(30)},
     })
+    lines = text.splitlines()
     assert max(len(line) for line in lines) <= 80
-    assert any(line.endswith("…") for line in lines)
-    assert sum(line.startswith("            counter") for line in lines) >= 3
+    words = " ".join(text.split())
+    assert all(f"counter {n} {n}" in words for n in range(30))  # every counter, none cut
 
 
 def test_through_the_real_command_line(socket_path, capsys):
@@ -152,18 +154,24 @@ def test_through_the_real_command_line(socket_path, capsys):
 
 
 def test_the_agents_own_decisions_read_as_one_line_each():
-    from edge_agent.cli.status_cmd import render_status
-
-    document = {"last_decisions": [
+    document = {"agent": {"timezone": "Asia/Hong_Kong"}, "last_decisions": [
         {"at": "2026-11-22T03:31:03.666+00:00", "parcel": "01a2" * 8, "lane": "EXCEPTION",
          "bin": 4, "barcode": "00376130321109103420\x1d42010115", "reasons": ["weight_mismatch"],
          "latency_ms": 1.42},
         {"at": "2026-11-22T03:31:03.676+00:00", "parcel": "01a3" * 8, "lane": "ZHUHAI",
          "bin": 1, "barcode": None, "reasons": [], "latency_ms": 0.9},
     ]}
-    lines = render_status(document)
-    first, second = lines[-2:]
-    assert first.split() == ["03:31:03.666", "EXCEPTION", "00376130321109103420<GS…", "1.42",
-                             "ms", "weight_mismatch"]
-    assert second.split()[:3] == ["03:31:03.676", "ZHUHAI", "(no"]
+    lines = render_status(document).splitlines()
+    newest, older = lines[-2:]
+    # Newest first, in the site's time zone (UTC+8), like the route cutoffs.
+    assert newest.split()[:4] == ["11:31:03.676", "ZHUHAI", "(no", "read)"]
+    assert older.split() == ["11:31:03.666", "EXCEPTION", "00376130321109103420<GS>42010115",
+                             "1.42", "weight_mismatch"]
     assert all(len(line) <= 80 for line in lines)
+
+
+def test_a_measure_with_its_limit_reads_compactly():
+    text = render_status({"input_health": {
+        "scanner_no_read_rate": {"value": 0.025, "limit": 0.05, "parcels": 200},
+        "alarms_active": []}})
+    assert "Input health scanner no read rate 0.03 (≤0.05) · alarms active none" in text

@@ -32,12 +32,35 @@ def test_scale_from_the_config(capsys, line_devices, write_config):
     assert "Z A" in capsys.readouterr().out
 
 
-def test_command_the_profile_lacks_is_refused_with_what_it_has(capsys, line_devices,
-                                                               write_config):
+def test_a_profile_of_another_kind_of_device_is_refused(capsys, line_devices, write_config):
     config = write_config(line_devices)
     code = main(["diag", "scale", "--config", str(config), "--device", "scanner", "--zero"])
     assert code == 2
-    assert "no command 'zero'" in capsys.readouterr().err
+    assert "profile generic-scanner is a scanner profile; diag scale needs a scale profile" in (
+        capsys.readouterr().err)
+    sorter = str(line_devices["sorter"][0])
+    assert main(["diag", "scale", "--port", sorter, "--profile", "generic-divert", "--zero"]) == 2
+    assert "generic-divert is a sorter profile" in capsys.readouterr().err
+
+
+def test_a_command_the_profile_lacks_is_refused_with_what_it_has(capsys, line_devices):
+    # toledo-continuous only streams: it has no zero command.
+    scale = str(line_devices["scale"][0])
+    assert main(["diag", "scale", "--port", scale, "--profile", "toledo-continuous",
+                 "--zero"]) == 2
+    assert "profile toledo-continuous has no 'zero' command (its commands: " in (
+        capsys.readouterr().err)
+
+
+def test_a_scanner_without_a_trigger_says_how_to_watch_it(capsys, line_devices):
+    scanner = str(line_devices["scanner"][0])
+    code = main(["diag", "scanner", "--port", scanner, "--profile", "generic-scanner",
+                 "--trigger"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "profile generic-scanner has no trigger command: this scanner reads by itself" in err
+    assert f"edge-agent diag watch --port {scanner} --profile generic-scanner" in err
+    assert "polling.commands" not in err
 
 
 def test_busy_port_says_the_agent_holds_it(capsys, line_devices, write_config):

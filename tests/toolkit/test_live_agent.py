@@ -53,7 +53,7 @@ def test_status_follow_doctor_and_bundle_beside_the_agent(capsys, running_line, 
     blocks = [b for b in out.split("-- ") if b.strip()]
     assert len(blocks) == 2  # not a terminal: plain blocks, one per refresh
     assert "\x1b[" not in out
-    assert all("Last decisions" in block and "Devices" in block for block in blocks)
+    assert all("DECIDED" in block and "DEVICE" in block for block in blocks)
     assert max(len(line) for line in out.splitlines()) <= 80
 
     assert main(["diag", "status", "--config", config, "--follow", "--count", "2",
@@ -102,7 +102,8 @@ def test_follow_when_no_agent_answers(capsys, tmp_path):
 
 
 def test_follow_on_a_terminal_redraws_in_place(tmp_path):
-    """stdout on a real pseudo-terminal: each refresh starts with cursor-home."""
+    """stdout on a real pseudo-terminal: the view takes the alternate screen (each refresh a
+    whole-screen redraw), gives it back at the end, and says no agent answers."""
     import os
     import pty
     import subprocess
@@ -126,4 +127,5 @@ def test_follow_on_a_terminal_redraws_in_place(tmp_path):
     os.close(master)
     assert process.wait(10) == 1
     out = b"".join(chunks).decode()
-    assert out.count("\x1b[H") == 3 and out.count("\x1b[J") == 3
+    assert out.count("\x1b[?1049h") == 1 and out.count("\x1b[?1049l") == 1
+    assert out.index("\x1b[?1049h") < out.index("no agent answering") < out.index("\x1b[?1049l")
