@@ -134,10 +134,15 @@ def main() -> int:
             results["import"] = {"seconds": round(report.seconds, 2),
                                  "rows_per_s": round(report.rows / report.seconds),
                                  "db_mb": round(stats["bytes"] / 1e6, 1)}
+            # As a DWS line sees them: every parcel measured, its weight paired (the inputs a
+            # decision has had since dimensions and pairing outcomes were added).
             parcels = [
                 Parcel(f"p{sim.index}", sim.barcode, sim.symbology, sim.barcode is None,
                        sim.weight_kg, sim.weight_kg is not None,
-                       "ok" if sim.weight_kg is not None else None, now, 0)
+                       "ok" if sim.weight_kg is not None else None, now, 0,
+                       weight_pairing="paired" if sim.weight_kg is not None else "unsettled",
+                       weight_offset_ms=-3.0, length_mm=rng.uniform(100, 800),
+                       width_mm=rng.uniform(100, 500), height_mm=rng.uniform(20, 400))
                 for sim in mix
             ]
             baseline_table = {p.barcode: ("CN", "200001", 2.0) for p in parcels}
