@@ -25,6 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("barcode", help="scanned data; an empty string is a no-read")
     parser.add_argument("--weight", type=float, metavar="KG", help="stable measured weight")
+    parser.add_argument("--dims", metavar="LxWxH",
+                        help="measured length, width and height in mm (as a DWS unit sends)")
+    parser.add_argument("--label", action="append", default=[], metavar="DATA",
+                        help="another label read on the same parcel; repeatable (the decision "
+                             "then chooses the label that names the parcel)")
     parser.add_argument("--rules", type=Path, metavar="FILE",
                         help="rules TOML (default: the agent's rules from its config and state "
                              "directory, else the embedded default)")
@@ -70,6 +75,19 @@ def _lane_states(pairs: list[str]) -> dict:
     return states
 
 
+def _dims(text: str | None) -> tuple[float | None, float | None, float | None]:
+    if text is None:
+        return None, None, None
+    parts = text.lower().split("x")
+    try:
+        sides = [float(part) for part in parts]
+    except ValueError:
+        sides = []
+    if len(sides) != 3 or not all(0 < side < 100_000 for side in sides):
+        raise DecideInputError(f"--dims: {text!r} must be LxWxH in mm, e.g. 400x300x200")
+    return sides[0], sides[1], sides[2]
+
+
 def _rules(args: argparse.Namespace, location: StateLocation):
     from edge_agent.runtime.rules_store import initial_rules
     from edge_agent.sorting.rules import default_rules, load_rules
@@ -104,14 +122,22 @@ def run_decide(args: argparse.Namespace) -> int:
     unknown = sorted(set(states) - set(rules.lanes))
     if unknown:
         raise DecideInputError(f"--lane: unknown lane {unknown[0]!r} (rules: {list(rules.lanes)})")
+    length, width, height = _dims(args.dims)
+    labels = tuple(label for label in (args.barcode, *args.label) if label)
     parcel = Parcel(
         parcel_id=new_id(), barcode=args.barcode or None, symbology=None,
         no_read=not args.barcode, weight_kg=args.weight, weight_stable=args.weight is not None,
         weight_status="ok" if args.weight is not None else None,
         scanned_at=now.astimezone(UTC), scanned_ns=0,
+        length_mm=length, width_mm=width, height_mm=height,
+        labels=labels if len(labels) > 1 else (),
     )
-    entry, manifest_note = _manifest_entry(location, identifier_of(parcel).key)
-    decision = decide(parcel, rules, entry, states, now,
+    identifier = None
+    if parcel.labels:
+        parcel, identifier, entry, manifest_note = _resolve_labels(location, parcel, rules)
+    else:
+        entry, manifest_note = _manifest_entry(location, identifier_of(parcel).key)
+    decision = decide(parcel, rules, entry, states, now, identifier=identifier,
                       default_country=args.default_country, timezone=args.timezone)
     if args.json:
         print(json.dumps(decision.to_dict()))
@@ -134,8 +160,32 @@ def run_decide(args: argparse.Namespace) -> int:
     declared = inputs.declared_weight_kg
     print(f"weight: {weight}; declared: {'-' if declared is None else f'{declared:g} kg'}; "
           f"service: {safe(inputs.service or '-')}")
+    if inputs.chargeable_weight_kg is not None:
+        print(f"size: {inputs.length_mm:g} x {inputs.width_mm:g} x {inputs.height_mm:g} mm, "
+              f"{inputs.volume_cm3:g} cm³; chargeable weight {inputs.chargeable_weight_kg:g} kg")
+    if inputs.labels:
+        print("labels read: " + ", ".join(safe(label) for label in inputs.labels))
     print(f"local time: {inputs.local_time}")
     return 0
+
+
+def _resolve_labels(location: StateLocation, parcel, rules):
+    """Several labels: the one that names the parcel, looked up in the agent's manifest."""
+    from edge_agent.sorting.labels import resolve_labels
+    from edge_agent.sorting.manifest import MANIFEST_FILE, Manifest
+
+    path = location.state_dir / MANIFEST_FILE
+    manifest = Manifest.open_read_only(location.state_dir)
+    if manifest is None:
+        if location.why == "--state-dir":
+            raise DecideInputError(f"--state-dir: no manifest at {path}")
+        resolved = resolve_labels(parcel, lambda key: None, rules.label_priority,
+                                  rules.trust_known_label)
+        return (*resolved, f"none at {path} ({location.why}); decided without one")
+    with manifest:
+        resolved = resolve_labels(parcel, manifest.get, rules.label_priority,
+                                  rules.trust_known_label)
+    return (*resolved, f"{path}: {'found' if resolved[2] is not None else 'not in it'}")
 
 
 def _manifest_entry(location: StateLocation, key: str | None):

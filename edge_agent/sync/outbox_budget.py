@@ -25,8 +25,10 @@ log = structlog.get_logger(__name__)
 # When over budget, evict down to this fraction of it, so eviction runs rarely, not per window.
 EVICT_TO_FRACTION = 0.9
 # The payload estimate is compared with the budget first; the real pages (two PRAGMAs) are
-# read only once the estimate is within this factor of it.
-ESTIMATE_MARGIN = 1.2
+# read only once the estimate, times the last measured pages-per-payload ratio, is within this
+# factor of it. A row that does not fit twice in a page takes a whole one, so the ratio can be
+# ~2 before it is first measured: 3 leaves room for that.
+ESTIMATE_MARGIN = 3.0
 # Rows deleted per eviction transaction.
 EVICT_BATCH = 1000
 
@@ -42,6 +44,8 @@ class BudgetKeeper:
         rows = outbox._db.execute("SELECT key, value FROM meta WHERE key LIKE 'evicted.%'")
         self._evicted = {key.removeprefix("evicted."): value for key, value in rows}
         self._evicted_lock = threading.Lock()
+        # SQLite page bytes per payload byte, as last measured (see check()).
+        self._pages_per_payload_byte = 1.0
 
     def evicted(self) -> dict[str, int]:
         with self._evicted_lock:
@@ -58,9 +62,22 @@ class BudgetKeeper:
         box = self._outbox
         with box._lock:
             estimated = box._estimated_bytes
-        if estimated * ESTIMATE_MARGIN <= self.budget_bytes:
+        # How many page bytes a payload byte takes depends on the rows' size (a 2 KB page holds
+        # two 0.9 KB rows but only one of 1 KB): the check follows the last measured ratio, or
+        # a store of large events passes its budget before its real size is ever read. A record
+        # may stand in the journal and in SQLite at once, so the journal comes on top.
+        journal = box.journal_bytes()
+        if estimated * self._pages_per_payload_byte * ESTIMATE_MARGIN + journal \
+                <= self.budget_bytes:
             return
-        used = self.used_bytes()
+        with box._db_lock:
+            pages = store.live_bytes(box._db)
+        in_store = estimated - journal  # the journal's records are not in the pages yet
+        if in_store > 0:
+            self._pages_per_payload_byte = max(1.0, pages / in_store)
+        # Records still in the journal will take pages at the same rate once ingested (about a
+        # second's worth arrive as one batch): room is made for them now, not after.
+        used = pages + int(journal * max(1.0, self._pages_per_payload_byte))
         if used > self.budget_bytes:
             self._evict(used, estimated)
 

@@ -158,3 +158,30 @@ def test_manifest_import_bad_line_exit_2(capsys, tmp_path):
     code, _, err = run(capsys, "manifest", "import", str(data), "--state-dir", str(tmp_path))
     assert code == 2
     assert "line 3: country: 'C' must be an ISO 3166 alpha-2 code" in err
+
+
+def test_decide_with_dimensions_shows_the_chargeable_weight(capsys):
+    code, out, _ = run(capsys, "decide", GS1_SHANGHAI, "--weight", "2", "--dims", "600x400x300",
+                       "--at", MORNING, "--json")
+    inputs = json.loads(out)["inputs"]
+    assert code == 0
+    assert (inputs["volume_cm3"], inputs["chargeable_weight_kg"]) == (72000.0, 12.0)
+    code, out, _ = run(capsys, "decide", GS1_SHANGHAI, "--weight", "2", "--dims", "600x400x300",
+                       "--at", MORNING)
+    assert "chargeable weight 12 kg" in out
+
+
+def test_decide_with_two_labels_that_name_two_parcels(capsys):
+    other = "]C100376130321109103437421156200001"  # another SSCC, same kind
+    code, out, _ = run(capsys, "decide", GS1_SHANGHAI, "--label", other, "--weight", "2",
+                       "--at", MORNING, "--json")
+    record = json.loads(out)
+    assert code == 0
+    assert (record["lane"], record["reasons"]) == ("EXCEPTION", ["multiple_labels"])
+    assert record["inputs"]["labels"] == [GS1_SHANGHAI, other]
+
+
+@pytest.mark.parametrize("dims", ["400x300", "400x300xten", "0x1x1", "1x-2x3"])
+def test_decide_refuses_dimensions_it_cannot_read(capsys, dims):
+    code, _, err = run(capsys, "decide", GS1_SHANGHAI, "--dims", dims)
+    assert code == 2 and "--dims" in err
