@@ -47,7 +47,7 @@ from edge_agent.runtime.line_state import LaneStates, LineCounters
 from edge_agent.runtime.parcel_alarms import ParcelAlarms
 from edge_agent.runtime.status_server import StatusServer
 from edge_agent.sorting.decision import Decision, Parcel, decide, identifier_of
-from edge_agent.sorting.dws_parcels import parcel_from_dws
+from edge_agent.sorting.dws_parcels import DWS_RECORD, parcel_from_dws
 from edge_agent.sorting.labels import resolve_labels
 from edge_agent.sorting.lanes import LaneState
 from edge_agent.sorting.manifest import ManifestEntry
@@ -259,6 +259,7 @@ class Agent:
             self.counters.totals["scans_refused_stopping"] += 1
             return
         self.counters.totals["dws_records"] += 1
+        self.pairer.counts[DWS_RECORD] += 1  # the outcome counts, as the paired ones do
         self._decide_and_divert(parcel_from_dws(
             record, new_id(), self._wall_clock(), self.config.pairing.min_weight_kg))
 
