@@ -2,8 +2,9 @@
 
 A profile says how to talk to one model of scanner, scale, DWS unit or sorter: the serial line
 settings, how bytes become frames (`framing`), what the agent must send and when (`polling`),
-and which protocol family decodes the frames (`decode`). The facts behind the shipped profiles
-are in docs/PROTOCOLS.md; anything marked unconfirmed there is a setting here.
+and which protocol family decodes the frames (`decode`). Each shipped profile's comments name
+the facts it rests on (those of the DWS units are in docs/PROTOCOLS.md); anything a source
+leaves unconfirmed is a setting here, not an assumption.
 
 Profiles are found on a search path: the directories of EDGE_AGENT_PROFILE_PATH (separated by
 os.pathsep) first, then the profiles packaged with the agent. A site adds or overrides a device

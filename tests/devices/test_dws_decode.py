@@ -120,3 +120,13 @@ def test_cubiscan_layouts_that_cannot_work_are_refused(settings, problem):
 def test_a_delimiter_that_would_split_numbers_is_refused(delimiter):
     with pytest.raises(ValidationError):
         DwsDelimitedDecode(protocol="dws-delimited", delimiter=delimiter)
+
+
+def test_diag_watch_describes_a_record_in_one_line():
+    from edge_agent.cli.diag_cmd import describe
+
+    record = delimited(b"RB123456785GB,LP1,1.25,300,200,100,6000,t")
+    line = describe("dws", record)
+    assert line.endswith("dws: dws 'RB123456785GB', 'LP1' 1.25 kg 300x200x100 mm")
+    unmeasured = describe("dws", delimited(b"noread,noread,0,0,0,0,t"))
+    assert unmeasured.endswith("dws no-read no weight not measured (no_dimensions)")
