@@ -14,7 +14,7 @@ that is not one, too few fields) is a DecodeError. Decoders never raise.
 
 from __future__ import annotations
 
-import math
+import re
 
 from edge_agent.devices.framing import Frame
 from edge_agent.devices.messages import DecodeError, DeviceReply, DwsRecord, Message
@@ -23,6 +23,7 @@ from edge_agent.devices.profiles import CubiscanDecode, DwsDelimitedDecode
 MM_PER_UNIT = {"mm": 1.0, "cm": 10.0, "in": 25.4}
 KG_PER_UNIT = {"kg": 1.0, "g": 0.001, "lb": 0.45359237}
 CM3_PER_UNIT = {"cm3": 1.0, "mm3": 0.001, "m3": 1_000_000.0, "in3": 16.387064}
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 DECIMALS = 6  # keeps float noise out of converted values (0.001 mm, 1 mg)
 # Bytes around a record that are never part of it.
 _STRIP = b"\x00\x02\x03\r\n "
@@ -33,13 +34,11 @@ class _Unreadable(ValueError):
 
 
 def _number(text: str, name: str, factor: float) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise _Unreadable(f"{name} {text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise _Unreadable(f"{name} {text!r} is not a measurement")
-    return round(value * factor, DECIMALS)
+    # Plain decimals only: float() would also take "1_0", "1e3", "-2" or "nan", none of which
+    # a unit sends for a measurement.
+    if not _DECIMAL.fullmatch(text):
+        raise _Unreadable(f"{name} {text!r} is not a measurement (digits and one point)")
+    return round(float(text) * factor, DECIMALS)
 
 
 def _dimensions(length: float | None, width: float | None, height: float | None,

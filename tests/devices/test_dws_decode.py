@@ -130,3 +130,10 @@ def test_diag_watch_describes_a_record_in_one_line():
     assert line.endswith("dws: dws 'RB123456785GB', 'LP1' 1.25 kg 300x200x100 mm")
     unmeasured = describe("dws", delimited(b"noread,noread,0,0,0,0,t"))
     assert unmeasured.endswith("dws no-read no weight not measured (no_dimensions)")
+
+
+@pytest.mark.parametrize("weight", ["1_0", "1e3", "-2", "+2", "nan", "inf", "1.2.3", "0x10"])
+def test_a_number_field_holds_plain_decimals_only(weight):
+    record = delimited(f"A1,{weight},300,200,100,6000,t".encode())
+    assert isinstance(record, DecodeError)
+    assert record.reason.startswith(f"weight {weight!r} is not a measurement")
