@@ -24,22 +24,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def device_problems(config: AgentConfig) -> list[str]:
-    """Problems that need the firmware profiles: unknown profile names, missing roles."""
+    """Problems that need the firmware profiles: unknown profile names, and device kinds that
+    do not make a line (edge_agent.devices.line_devices)."""
+    from edge_agent.devices.line_devices import line_problems
     from edge_agent.devices.profiles import ProfileError, load_profile
 
     problems = []
-    roles: dict[str, list[str]] = {}
+    kinds: dict[str, str] = {}
     for name, device in config.devices.items():
         try:
             profile = load_profile(device.profile)
         except ProfileError as exc:
             problems.append(f"devices.{name}.profile: {exc}")
             continue
-        roles.setdefault(profile.kind, []).append(name)
-    for role, names in roles.items():
-        if len(names) > 1:
-            problems.append(f"devices: more than one {role} ({', '.join(sorted(names))})")
-    return problems
+        kinds[name] = profile.kind
+    return problems + line_problems(kinds)
 
 
 def check_config_file(path: Path) -> tuple[AgentConfig | None, list[str]]:

@@ -173,6 +173,8 @@ def describe(name: str, message: Any, steady_s: float | None = None) -> str:
     elif kind == "scan":
         symbology = f" {message.symbology}" if message.symbology else ""
         text = "no-read" if message.no_read else f"scan {message.data!r}{symbology}"
+    elif kind == "dws_record":
+        text = _describe_dws(message)
     elif kind == "sorter_ack":
         verdict = "ACK" if message.accepted else "NAK"
         text = f"{verdict} parcel {message.parcel_id} bin {message.bin}"
@@ -185,6 +187,16 @@ def describe(name: str, message: Any, steady_s: float | None = None) -> str:
     # A scanner's data, a sorter's parcel id, a device's reply: shown, never obeyed.
     line = terminal_safe(f"{stamp} {name}: {text}")
     return line if len(line) <= WATCH_WIDTH else line[: WATCH_WIDTH - 1] + "…"
+
+
+def _describe_dws(record: Any) -> str:
+    """A DWS unit's record: its labels, weight and size, and why a value is missing."""
+    labels = ", ".join(repr(label) for label in record.barcodes) or "no-read"
+    weight = "no weight" if record.weight_kg is None else f"{record.weight_kg:g} kg"
+    size = ("not measured" if record.length_mm is None else
+            f"{record.length_mm:g}x{record.width_mm:g}x{record.height_mm:g} mm")
+    problem = f" ({record.problem})" if record.problem else ""
+    return f"dws {labels} {weight} {size}{problem}"
 
 
 def _summary(hub: Any, tally: dict[str, dict[str, int]]) -> dict[str, dict[str, object]]:

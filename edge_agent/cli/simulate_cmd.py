@@ -1,9 +1,10 @@
-"""`edge-agent simulate scanner|scale|sorter`: a simulated device on a pseudo-terminal.
+"""`edge-agent simulate scanner|scale|dws|sorter`: a simulated device on a pseudo-terminal.
 
 For bench tests and demos without hardware: point the agent (or `diag watch`) at the printed
 path. The scanner sends each line typed on stdin as a barcode (`NOREAD` sends a no-read); the
-scale answers polls with `--weight`; the sorter acknowledges lane commands and prints each as a
-JSON line. Runs until SIGINT or SIGTERM.
+scale answers polls with `--weight`; the DWS unit sends one record per line typed on stdin,
+`LABEL[,LABEL...] WEIGHT_KG [LxWxH_MM]` (`NOREAD` for no label, no size: not measured); the
+sorter acknowledges lane commands and prints each as a JSON line. Runs until SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ SIGNAL_CHECK_S = 0.5
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from edge_agent.devices.simulators.dws import DWS_PROFILES
     from edge_agent.devices.simulators.scale import SCALE_PROFILES
     from edge_agent.devices.simulators.scanner import SCANNER_STYLES
 
@@ -45,6 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     scale.add_argument("--weight", type=float, default=0.0, metavar="KG",
                        help="the weight on the platform (default 0)")
     scale.add_argument("--unstable", action="store_true", help="the load never settles")
+    add("dws", "a DWS unit: one parcel per line on stdin, LABEL[,LABEL...] KG [LxWxH]",
+        DWS_PROFILES, "generic-dws")
     sorter = add("sorter", "acknowledges lane commands, prints each as JSON",
                  ("generic-divert",), "generic-divert")
     sorter.add_argument("--ack-delay-ms", type=float, default=0.0, metavar="MS",
@@ -56,10 +60,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _make_simulator(args: argparse.Namespace) -> Any:
-    from edge_agent.devices.simulators import ScaleSimulator, ScannerSimulator, SorterSimulator
+    from edge_agent.devices.simulators import (
+        DwsSimulator,
+        ScaleSimulator,
+        ScannerSimulator,
+        SorterSimulator,
+    )
 
     if args.simulate_kind == "scanner":
         return ScannerSimulator(args.profile, args.link)
+    if args.simulate_kind == "dws":
+        return DwsSimulator(args.profile, args.link)
     if args.simulate_kind == "scale":
         simulator = ScaleSimulator(args.profile, args.link, weight_kg=args.weight,
                                    stable=not args.unstable)
@@ -91,6 +102,36 @@ def _feed_barcodes(scanner: Any, stopping: list[int]) -> None:
             scanner.scan(code)
 
 
+def parse_dws_line(line: str) -> tuple[list[str], float, tuple[float, float, float] | None]:
+    """`LABEL[,LABEL...] WEIGHT_KG [LxWxH]` (sides in mm); ValueError saying what is wrong."""
+    parts = line.split()
+    if len(parts) not in (2, 3):
+        raise ValueError("expected LABEL[,LABEL...] WEIGHT_KG [LxWxH], e.g. LP1 1.5 300x200x100")
+    labels = [] if parts[0] == NO_READ_LINE else [p for p in parts[0].split(",") if p]
+    weight = float(parts[1])
+    dims = None
+    if len(parts) == 3:
+        sides = [float(side) for side in parts[2].lower().split("x")]
+        if len(sides) != 3:
+            raise ValueError(f"size {parts[2]!r}: expected LxWxH in mm, e.g. 300x200x100")
+        dims = (sides[0], sides[1], sides[2])
+    return labels, weight, dims
+
+
+def _feed_dws_records(unit: Any, stopping: list[int]) -> None:
+    for line in sys.stdin:
+        if stopping:
+            return
+        if not line.strip():
+            continue
+        try:
+            labels, weight, dims = parse_dws_line(line)
+        except ValueError as exc:
+            print(f"simulate dws: {exc}", file=sys.stderr, flush=True)
+            continue
+        unit.measure(labels, weight, dims)
+
+
 def run_simulate(args: argparse.Namespace) -> int:
     simulator = _make_simulator(args)
     simulator.start()
@@ -106,8 +147,9 @@ def run_simulate(args: argparse.Namespace) -> int:
         else:
             _print_line(f"simulated {args.simulate_kind} ({args.profile}) on "
                         f"{simulator.slave_path}, link {simulator.path}")
-        if args.simulate_kind == "scanner":
-            threading.Thread(target=_feed_barcodes, args=(simulator, stopping),
+        feeders = {"scanner": _feed_barcodes, "dws": _feed_dws_records}
+        if args.simulate_kind in feeders:
+            threading.Thread(target=feeders[args.simulate_kind], args=(simulator, stopping),
                              daemon=True).start()
         idle = threading.Event()  # never set: only a bounded wait between looks at the flag
         while not stopping:

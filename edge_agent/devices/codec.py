@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from edge_agent.devices.dws import CubiscanDecoder, DwsDelimitedDecoder
 from edge_agent.devices.framing import Counters, Frame, make_framer
 from edge_agent.devices.messages import DecodeError, Message
 from edge_agent.devices.profiles import Profile, ProfileError
@@ -38,6 +39,8 @@ DECODERS = {
     "sma": SmaDecoder,
     "and": AndDecoder,
     "scanner": ScannerDecoder,
+    "dws-delimited": DwsDelimitedDecoder,
+    "cubiscan": CubiscanDecoder,
     "generic-divert": GenericDivertDecoder,
 }
 

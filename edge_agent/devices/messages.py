@@ -46,6 +46,31 @@ class Weight:
 
 
 @dataclass(frozen=True, slots=True)
+class DwsRecord:
+    """One parcel as a DWS unit (or a scan tunnel with a dimensioner and a scale) reports it.
+
+    The record *is* the parcel: labels, weight and size measured together, so nothing is paired.
+    A value the unit did not measure is None (stacked boxes, an item over range...), and
+    `problem` says why when the unit said so.
+    """
+
+    barcodes: tuple[str, ...]  # every label read, in the order sent; empty for a no-read
+    no_read: bool
+    weight_kg: float | None
+    length_mm: float | None
+    width_mm: float | None
+    height_mm: float | None
+    volume_cm3: float | None = None  # as sent; None when the format has none
+    # False when the unit flags its measurement as not legal for trade; None: the format
+    # does not say.
+    legal_for_trade: bool | None = None
+    problem: str | None = None  # the unit's reason for a missing value, e.g. "over_range"
+    raw: bytes = b""
+    received_ns: int = 0
+    kind: str = field(default="dws_record", init=False)
+
+
+@dataclass(frozen=True, slots=True)
 class SorterAck:
     """The sorter confirms it accepted (or refused) a lane command for a parcel."""
 
@@ -91,7 +116,7 @@ class DecodeError:
     kind: str = field(default="error", init=False)
 
 
-Message = Scan | Weight | SorterAck | LaneFull | DeviceReply | DecodeError
+Message = Scan | Weight | DwsRecord | SorterAck | LaneFull | DeviceReply | DecodeError
 
 
 def message_to_dict(message: Message) -> dict[str, object]:

@@ -1,9 +1,10 @@
 """Firmware profiles: one TOML file per device model, validated by pydantic.
 
-A profile says how to talk to one model of scanner, scale or sorter: the serial line settings,
-how bytes become frames (`framing`), what the agent must send and when (`polling`), and which
-protocol family decodes the frames (`decode`). The facts behind the shipped profiles are in
-shared/hardware/PROTOCOLS.md; anything marked unconfirmed there is a setting here.
+A profile says how to talk to one model of scanner, scale, DWS unit or sorter: the serial line
+settings, how bytes become frames (`framing`), what the agent must send and when (`polling`),
+and which protocol family decodes the frames (`decode`). Each shipped profile's comments name
+the facts it rests on (those of the DWS units are in docs/PROTOCOLS.md); anything a source
+leaves unconfirmed is a setting here, not an assumption.
 
 Profiles are found on a search path: the directories of EDGE_AGENT_PROFILE_PATH (separated by
 os.pathsep) first, then the profiles packaged with the agent. A site adds or overrides a device
@@ -76,6 +77,16 @@ Wire = Annotated[
     PlainSerializer(lambda value: value.decode("latin-1"), return_type=str),
 ]
 NonEmptyWire = Annotated[Wire, Field(min_length=1)]
+
+
+def _check_encoding(value: str) -> str:
+    import codecs
+
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        raise ValueError(f"unknown text encoding {value!r}") from None
+    return value
 
 
 class LineSettings(StrictModel):
@@ -254,16 +265,83 @@ class ScannerDecode(StrictModel):
     reply_prefixes: list[str] = Field(default_factory=list)
     encoding: str = "latin-1"
 
-    @field_validator("encoding")
-    @classmethod
-    def _known_encoding(cls, value: str) -> str:
-        import codecs
+    _known_encoding = field_validator("encoding")(_check_encoding)
 
-        try:
-            codecs.lookup(value)
-        except LookupError:
-            raise ValueError(f"unknown text encoding {value!r}") from None
+
+# DWS units (dimensioning, weighing, scanning) deliver one record per parcel: see
+# edge_agent.devices.dws and docs/PROTOCOLS.md, "DWS units".
+WeightUnit = Literal["kg", "g", "lb"]
+LengthUnit = Literal["mm", "cm", "in"]
+VolumeUnit = Literal["cm3", "mm3", "m3", "in3"]
+
+
+class DwsDelimitedDecode(StrictModel):
+    """`barcode[,barcode...],weight,length,width,height[,volume][,timestamp]`, one per frame.
+
+    The no-read markers stand for "no label" in a barcode field, and for "not measured" in a
+    number field (as does an empty field).
+    """
+
+    protocol: Literal["dws-delimited"]
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    no_read: list[str] = Field(default_factory=lambda: ["noread", "NoRead", "NOREAD", "?"])
+    weight_unit: WeightUnit = "kg"
+    length_unit: LengthUnit = "mm"
+    volume: bool = Field(default=True, description="A volume field follows the height")
+    volume_unit: VolumeUnit = "cm3"
+    timestamp: bool = Field(default=True, description="A timestamp field ends the record")
+    encoding: str = "latin-1"
+
+    _known_encoding = field_validator("encoding")(_check_encoding)
+
+    @field_validator("delimiter")
+    @classmethod
+    def _printable_delimiter(cls, value: str) -> str:
+        if value in "\r\n0123456789.-+" or (not value.isprintable() and value != "\t"):
+            raise ValueError(f"{value!r} cannot separate fields (digits, signs, line ends)")
         return value
+
+
+CubiscanField = Literal[
+    "skip", "id", "length", "width", "height", "dimension_unit", "weight", "dim_weight",
+    "weight_unit", "dim_factor", "region",
+]
+
+
+class CubiscanDecode(StrictModel):
+    """A Cubiscan-style measure reply: `<STX>MA<fields separated by commas><ETX><CR>`.
+
+    The device's exact layout is not public here, so the fields are a setting: `fields` names
+    each separated section in order. Value sections start with one tag letter (`L020.0`); a
+    value led by `~` is over range, `_` under range (no value either way), `-` measured at low
+    precision (kept, but not legal for trade). `id` is a section holding the item's barcode, for
+    units whose reply carries one; without it the record has no label.
+    """
+
+    protocol: Literal["cubiscan"]
+    separator: str = Field(default=",", min_length=1, max_length=1)
+    fields: list[CubiscanField] = Field(
+        default_factory=lambda: [
+            "skip", "length", "width", "height", "dimension_unit", "weight", "dim_weight",
+            "weight_unit", "dim_factor", "region",
+        ],
+        min_length=1,
+    )
+    # Units of the metric and English flags (unconfirmed: the public client does not say).
+    metric_length_unit: LengthUnit = "cm"
+    english_length_unit: LengthUnit = "in"
+    metric_weight_unit: WeightUnit = "kg"
+    english_weight_unit: WeightUnit = "lb"
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> CubiscanDecode:
+        for name in set(self.fields) - {"skip"}:
+            if self.fields.count(name) > 1:
+                raise ValueError(f"fields: {name!r} appears more than once")
+        for name in ("length", "width", "height", "weight"):
+            if name not in self.fields:
+                raise ValueError(f"fields: {name!r} is missing")
+        return self
 
 
 class GenericDivertDecode(StrictModel):
@@ -279,6 +357,8 @@ Decode = Annotated[
     | SmaDecode
     | AndDecode
     | ScannerDecode
+    | DwsDelimitedDecode
+    | CubiscanDecode
     | GenericDivertDecode,
     Field(discriminator="protocol"),
 ]
@@ -290,6 +370,8 @@ PROTOCOL_KIND = {
     "sma": "scale",
     "and": "scale",
     "scanner": "scanner",
+    "dws-delimited": "dws",
+    "cubiscan": "dws",
     "generic-divert": "sorter",
 }
 
@@ -298,7 +380,7 @@ class Profile(StrictModel):
     """One device model. Validated when loaded; immutable afterwards."""
 
     name: str = Field(pattern=NAME_PATTERN)
-    kind: Literal["scanner", "scale", "sorter"]
+    kind: Literal["scanner", "scale", "dws", "sorter"]
     vendor: str = Field(min_length=1)
     description: str = Field(min_length=1)
     line: LineSettings = LineSettings()

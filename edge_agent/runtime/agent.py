@@ -30,7 +30,14 @@ import structlog
 from edge_agent import __version__
 from edge_agent.config import AgentConfig
 from edge_agent.devices.hub import DeviceHub
-from edge_agent.devices.messages import DecodeError, LaneFull, Scan, SorterAck, Weight
+from edge_agent.devices.messages import (
+    DecodeError,
+    DwsRecord,
+    LaneFull,
+    Scan,
+    SorterAck,
+    Weight,
+)
 from edge_agent.ids import new_id
 from edge_agent.runtime import rules_store
 from edge_agent.runtime.clock import clock_check
@@ -40,6 +47,7 @@ from edge_agent.runtime.line_state import LaneStates, LineCounters
 from edge_agent.runtime.parcel_alarms import ParcelAlarms
 from edge_agent.runtime.status_server import StatusServer
 from edge_agent.sorting.decision import Decision, Parcel, decide, identifier_of
+from edge_agent.sorting.dws_parcels import DWS_RECORD, parcel_from_dws
 from edge_agent.sorting.labels import resolve_labels
 from edge_agent.sorting.lanes import LaneState
 from edge_agent.sorting.manifest import ManifestEntry
@@ -230,6 +238,8 @@ class Agent:
         elif isinstance(message, Weight):
             self.counters.totals["weights"] += 1
             self.pairer.on_weight(message, self.hub.stamp_error_ns)
+        elif isinstance(message, DwsRecord):
+            self._on_dws_record(message)
         elif isinstance(message, SorterAck):
             self._on_sorter_ack(message)
         elif isinstance(message, LaneFull):
@@ -242,6 +252,16 @@ class Agent:
                 self.pairer.on_garbled(message.received_ns)  # it may be a garbled reply
             log.warning("device.bad_frame", device=device, role=role, reason=message.reason,
                         raw=message.raw.hex())
+
+    def _on_dws_record(self, record: DwsRecord) -> None:
+        """A DWS unit's record is a whole parcel: decided at once, nothing to pair."""
+        if self._stop_requested:
+            self.counters.totals["scans_refused_stopping"] += 1
+            return
+        self.counters.totals["dws_records"] += 1
+        self.pairer.counts[DWS_RECORD] += 1  # the outcome counts, as the paired ones do
+        self._decide_and_divert(parcel_from_dws(
+            record, new_id(), self._wall_clock(), self.config.pairing.min_weight_kg))
 
     def _poll_scale(self) -> None:
         """Poll mode: send the scale the request pairing allows now (one at a time)."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from edge_agent.config import AgentConfig
 from edge_agent.devices.hub import DeviceHub
+from edge_agent.devices.line_devices import line_problems
 from edge_agent.devices.port import SupervisedPort
 from edge_agent.devices.profiles import load_profile
 from edge_agent.errors import ConfigError
@@ -36,7 +37,7 @@ WATCHDOG_STALE_S = 5.0
 @dataclass
 class Components:
     hub: DeviceHub
-    roles: dict[str, str]  # device name -> scanner | scale | sorter
+    roles: dict[str, str]  # device name -> scanner | scale | dws | sorter
     device_for_role: dict[str, str]
     rules: RuleSet
     rules_source: str
@@ -68,6 +69,8 @@ def _build_locked(config: AgentConfig, state_lock: StateDirLock) -> Components:
     rules, rules_source = rules_store.initial_rules(config)
     profiles = {name: load_profile(device.profile) for name, device in config.devices.items()}
     roles = {name: profile.kind for name, profile in profiles.items()}
+    if problems := line_problems(roles):
+        raise ConfigError("config", problems)
     device_for_role = {role: name for name, role in roles.items()}
 
     manifest = Manifest.open(config.state_dir)

@@ -22,6 +22,8 @@ PAIRING_OUTCOMES: dict[str, str] = {
     "reply_corrupt": "the polled scale's answer arrived garbled",
     "scale_busy": "a polled scale was still answering or resynchronising for another parcel",
     "scale_offline": "the scale's port was disconnected",
+    "dws_record": "a DWS unit measured the parcel whole: the weight is its record's, nothing "
+    "was paired (none when the record has no weight)",
 }
 
 

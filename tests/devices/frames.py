@@ -38,6 +38,19 @@ def scan(data, symbology=None, no_read=False) -> dict:
     return {"kind": "scan", "data": data, "symbology": symbology, "no_read": no_read}
 
 
+def dws(barcodes=(), weight_kg=None, dims=(None, None, None), volume_cm3=None,
+        legal_for_trade=None, problem=None) -> dict:
+    length, width, height = dims
+    return {"kind": "dws_record", "barcodes": tuple(barcodes), "no_read": not barcodes,
+            "weight_kg": weight_kg, "length_mm": length, "width_mm": width, "height_mm": height,
+            "volume_cm3": volume_cm3, "legal_for_trade": legal_for_trade, "problem": problem}
+
+
+def cubiscan(body: str) -> bytes:
+    """A Cubiscan-style reply as the unit frames it: STX, body, ETX CR LF."""
+    return b"\x02" + body.encode("latin-1") + b"\x03\r\n"
+
+
 def reply(text) -> dict:
     return {"kind": "reply", "text": text}
 
@@ -198,6 +211,47 @@ SAMPLES: list[Sample] = [
     _s("keyence-fixed", b"ERROR\r", "seen", scan("", no_read=True)),
     _s("keyence-fixed", b"SH123456789CN\r", "own", scan("SH123456789CN")),
     _s("keyence-fixed", b"ER,LON,01\r", "own", reply("ER,LON,01")),
+    # --- generic-dws: the combined DWS record (layout: docs/PROTOCOLS.md, "DWS units") -------
+    _s("generic-dws", b"LP00000000000017,4.200,300,200,150,9000,2026-12-03 10:15:02.123\r\n",
+       "built", dws(["LP00000000000017"], 4.2, (300.0, 200.0, 150.0), 9000.0)),
+    _s("generic-dws", b"RB123456785GB,LP00000000000017,1.250,250,180,90,4050,1733220902\r\n",
+       "built", dws(["RB123456785GB", "LP00000000000017"], 1.25, (250.0, 180.0, 90.0), 4050.0)),
+    _s("generic-dws", b"noread,0.800,200,150,100,3000,1733220903\r\n", "built",
+       dws([], 0.8, (200.0, 150.0, 100.0), 3000.0)),
+    _s("generic-dws", b"NoRead,0.800,200,150,100,3000,1733220903\n", "own",
+       dws([], 0.8, (200.0, 150.0, 100.0), 3000.0)),
+    _s("generic-dws", b"?,1.0,100,100,100,,1733220903\r", "own",
+       dws([], 1.0, (100.0, 100.0, 100.0))),
+    # stacked boxes, not measured: zero sides (or empty fields) are no dimensions
+    _s("generic-dws", b"LP00000000000018,2.000,0,0,0,0,1733220904\r\n", "own",
+       dws(["LP00000000000018"], 2.0, problem="no_dimensions")),
+    _s("generic-dws", b"LP00000000000018,2.000,,,,,1733220904\r\n", "own",
+       dws(["LP00000000000018"], 2.0, problem="no_dimensions")),
+    _s("generic-dws", b"LP00000000000019,noread,120,80,40,384,1733220905\r\n", "own",
+       dws(["LP00000000000019"], None, (120.0, 80.0, 40.0), 384.0)),
+    _s("generic-dws", b"]C1003761303211091034203102001250\x1d42010115,12.5,400,300,200,24000,0"
+       b"\r\n", "own", dws(["]C1003761303211091034203102001250\x1d42010115"], 12.5,
+                              (400.0, 300.0, 200.0), 24000.0)),
+    _s("generic-dws", b"LP00000000000020,heavy,100,100,100,1000,1733220906\r\n", "own", ERROR),
+    _s("generic-dws", b"LP00000000000020,-1.0,100,100,100,1000,1733220906\r\n", "own", ERROR),
+    _s("generic-dws", b"LP00000000000020,1.0,100,100,1733220906\r\n", "own", ERROR),
+    _s("generic-dws", b"LP00000000000020,nan,100,100,100,1000,1733220906\r\n", "own", ERROR),
+    # --- cubiscan-style: the measure reply (layout: docs/PROTOCOLS.md, "DWS units") ----------
+    _s("cubiscan-style", cubiscan("MAC004600,L020.0,W010.0,H030.0,M,K500.50,D510.50,M,F0010,I"),
+       "seen", dws([], 500.5, (200.0, 100.0, 300.0))),
+    _s("cubiscan-style", cubiscan("MNCZ"), "seen", dws([], problem="zeroing_error")),
+    _s("cubiscan-style", cubiscan("MNMC"), "built", dws([], problem="corner_sensor")),
+    _s("cubiscan-style", cubiscan("MAM004600,L012.0,W008.5,H004.0,E,K002.50,D001.20,E,F0166,D"),
+       "built", dws([], round(2.5 * LB, 6), (304.8, 215.9, 101.6))),
+    _s("cubiscan-style", cubiscan("MAM004600,L~99.9,W010.0,H030.0,M,K001.25,D002.00,M,F6000,I"),
+       "built", dws([], 1.25, problem="over_range")),
+    _s("cubiscan-style", cubiscan("MAM004600,L020.0,W010.0,H030.0,M,K-00.05,D000.10,M,F6000,I"),
+       "built", dws([], 0.05, (200.0, 100.0, 300.0), legal_for_trade=False)),
+    _s("cubiscan-style", cubiscan("?N"), "built", reply("?N")),
+    _s("cubiscan-style", cubiscan("ZA"), "built", reply("ZA")),
+    _s("cubiscan-style", cubiscan("MAC004600,L020.0,W010.0,H030.0,M,K500.50"), "own", ERROR),
+    _s("cubiscan-style", cubiscan("MAC004600,L020.0,W010.0,H030.0,X,K500.50,D510.50,M,F0010,I"),
+       "own", ERROR),
     # --- generic-divert ------------------------------------------------------------------------
     _s("generic-divert", b"ACK 0190f3a2b4c57d8e9f0a1b2c3d4e5f60 3\r\n", "own",
        {"kind": "sorter_ack", "parcel_id": "0190f3a2b4c57d8e9f0a1b2c3d4e5f60", "bin": 3,
@@ -226,6 +280,8 @@ GARBAGE: dict[str, tuple[bytes, bytes, bool]] = {
     "keyence-fixed": (b"\x00\xff\x13junk\r", b"\x00\xff", True),
     "honeywell-serial-trigger": (b"\x00\xff\x13junk\r\n", b"", True),
     "zebra-ds": (b"", b"", True),  # idle-gap: garbage is a read of its own, tested apart
+    "generic-dws": (b"\x00\xff\x13junk,1,2\r\n", b"\x00LP1,", True),
+    "cubiscan-style": (b"\x00\xff\r\x03\r MAC,L020.0 \n", b"\x7f\x03\r\njunk", False),
 }
 
 IDLE_GAP_PROFILES = frozenset({"zebra-ds", "honeywell-serial-trigger"})

@@ -12,6 +12,7 @@ from edge_agent.devices.codec import make_codec
 from edge_agent.devices.messages import (
     DecodeError,
     DeviceReply,
+    DwsRecord,
     LaneFull,
     Scan,
     SorterAck,
@@ -21,13 +22,13 @@ from edge_agent.devices.messages import (
 from edge_agent.devices.profiles import available_profiles, load_profile
 
 PROFILES = {name: load_profile(name) for name in available_profiles()}
-MESSAGE_TYPES = (Scan, Weight, SorterAck, LaneFull, DeviceReply, DecodeError)
+MESSAGE_TYPES = (Scan, Weight, DwsRecord, SorterAck, LaneFull, DeviceReply, DecodeError)
 # Bytes that matter to some framer or decoder, so random streams hit real paths often.
 SPECIAL = st.sampled_from(
     [
         *(b"\x02", b"\x03", b"\r", b"\n", b"\r\n", b"\x1d", b"S S ", b"S I", b" 1G ", b"ST,"),
         *(b"]C1", b"ACK p 3", b"FULL 9", b"^^^", b"------", b"00", b"12.5", b"kg", b"lb"),
-        *(b"\x82", b"\xff"),
+        *(b"\x82", b"\xff", b",", b"noread,", b"MA", b"MN", b",L020.0", b"~", b"_"),
     ]
 )
 STREAMS = st.lists(st.one_of(SPECIAL, st.binary(max_size=8)), max_size=100).map(b"".join)
@@ -88,7 +89,8 @@ def test_messages_do_not_depend_on_chunking(name: str, data):
     assert got == want
 
 
-@pytest.mark.parametrize("name", ["toledo-continuous", "nci-scp01", "sma-scp0499"])
+@pytest.mark.parametrize(
+    "name", ["toledo-continuous", "nci-scp01", "sma-scp0499", "cubiscan-style"])
 @given(data=st.data())
 def test_marker_framed_frames_survive_any_garbage_without_a_start_marker(name: str, data):
     start = PROFILES[name].framing.start

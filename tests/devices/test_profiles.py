@@ -27,6 +27,8 @@ SHIPPED = {
     "zebra-ds": "scanner",
     "honeywell-serial-trigger": "scanner",
     "keyence-fixed": "scanner",
+    "generic-dws": "dws",
+    "cubiscan-style": "dws",
     "generic-divert": "sorter",
 }
 

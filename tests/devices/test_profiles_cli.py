@@ -28,6 +28,8 @@ def test_list(capsys):
     assert rows["toledo-continuous"] == "scale"
     assert rows["zebra-ds"] == "scanner"
     assert rows["generic-divert"] == "sorter"
+    assert rows["generic-dws"] == rows["cubiscan-style"] == "dws"
+    assert max(len(line) for line in out) <= 80  # a technician's terminal
 
 
 def test_list_json(capsys):

@@ -103,3 +103,47 @@ def test_unknown_simulated_profile_is_refused(capsys) -> None:
         main(["simulate", "scale", "--profile", "no-such-scale"])
     assert exit_info.value.code == 2
     assert "no-such-scale" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("profile", ["generic-dws", "cubiscan-style"])
+def test_simulated_dws_unit_sends_a_record_per_stdin_line(run_simulate, profile) -> None:
+    from edge_agent.devices.codec import make_codec
+    from edge_agent.devices.profiles import load_profile
+
+    proc, info = run_simulate("dws", "--profile", profile)
+    assert info["device"] == "dws"
+    codec = make_codec(load_profile(profile))
+    with serial.Serial(info["link"], timeout=READ_TIMEOUT_S) as port:
+        proc.stdin.write("RB123456785GB,LP1 1.25 300x200x100\nnot a record\nNOREAD 2 \n")
+        proc.stdin.flush()
+        first = codec.feed(port.read_until(b"\r\n"), 0)
+        second = codec.feed(port.read_until(b"\r\n"), 0)
+    (measured,), (unmeasured,) = first, second
+    want_labels = ("RB123456785GB", "LP1") if profile == "generic-dws" else ()
+    assert (measured.barcodes, measured.weight_kg) == (want_labels, 1.25)
+    assert (measured.length_mm, measured.width_mm, measured.height_mm) == (300.0, 200.0, 100.0)
+    assert (unmeasured.barcodes, unmeasured.no_read, unmeasured.weight_kg) == ((), True, 2.0)
+    assert unmeasured.length_mm is None
+    assert stop(proc) == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "parsed"),
+    [
+        ("LP1 1.5 300x200x100", (["LP1"], 1.5, (300.0, 200.0, 100.0))),
+        ("RB1,LP1 0.8", (["RB1", "LP1"], 0.8, None)),
+        ("NOREAD 2 10X20X30", ([], 2.0, (10.0, 20.0, 30.0))),
+    ],
+)
+def test_dws_stdin_lines(line, parsed) -> None:
+    from edge_agent.cli.simulate_cmd import parse_dws_line
+
+    assert parse_dws_line(line) == parsed
+
+
+@pytest.mark.parametrize("line", ["LP1", "LP1 heavy", "LP1 1 300x200", "LP1 1 2 3 4"])
+def test_dws_stdin_lines_that_are_not_records(line) -> None:
+    from edge_agent.cli.simulate_cmd import parse_dws_line
+
+    with pytest.raises(ValueError):
+        parse_dws_line(line)

@@ -19,6 +19,7 @@ import structlog
 from edge_agent.devices.hub import DeviceHub
 from edge_agent.devices.messages import Message
 from edge_agent.devices.simulators import (
+    DwsSimulator,
     PtyPeer,
     ScaleSimulator,
     ScannerSimulator,
@@ -50,6 +51,9 @@ class PtyBench:
         self, profile: str = "generic-scanner", name: str = "scanner", **options: Any
     ) -> ScannerSimulator:
         return self._start(ScannerSimulator(profile, self.link(name), name=name, **options))
+
+    def dws(self, profile: str = "generic-dws", name: str = "dws") -> DwsSimulator:
+        return self._start(DwsSimulator(profile, self.link(name), name=name))
 
     def sorter(self, name: str = "sorter", **options: Any) -> SorterSimulator:
         return self._start(SorterSimulator(self.link(name), name=name, **options))

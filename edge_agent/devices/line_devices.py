@@ -1,0 +1,38 @@
+"""Which devices one line may have: the valid combinations of device kinds.
+
+A parcel enters the agent one of two ways, and a line uses exactly one of them:
+
+- **scanner + scale** (the scale optional): each scan starts a parcel and pairing gives it the
+  scale's reading for it (docs/PAIRING.md);
+- **dws**: a DWS unit's record is the whole parcel (labels, weight, size), decided at once.
+
+A sorter is optional with either (without one, decisions are recorded and published only).
+At most one device of each kind. A DWS unit beside a scanner or a scale is refused: its
+record is already the parcel, so a scan would start a second parcel for the same box and a
+scale's reading would have no scan to pair with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+VALID_LINES = "scanner [+ scale] [+ sorter], or dws [+ sorter]"
+
+
+def line_problems(kinds: Mapping[str, str]) -> list[str]:
+    """Problems with a line's devices, given each device's kind (device name -> kind)."""
+    by_kind: dict[str, list[str]] = {}
+    for name, kind in kinds.items():
+        by_kind.setdefault(kind, []).append(name)
+    problems = [
+        f"devices: more than one {kind} ({', '.join(sorted(names))})"
+        for kind, names in by_kind.items() if len(names) > 1
+    ]
+    if "dws" in by_kind:
+        others = sorted(name for kind in ("scanner", "scale") for name in by_kind.get(kind, ()))
+        if others:
+            problems.append(
+                f"devices: a DWS unit ({', '.join(sorted(by_kind['dws']))}) replaces the "
+                f"scanner and the scale, its record is the whole parcel: remove "
+                f"{', '.join(others)} (valid lines: {VALID_LINES})")
+    return problems
