@@ -170,6 +170,8 @@ def _read_captures(scanner: Device, scale: Device) -> Traffic:
             data = path.read_bytes()
         except OSError as exc:
             raise EdgeAgentError(f"{option}: {exc.strerror or exc}") from None
+        if not data:
+            continue  # nothing was read: said below as "no scans" or "no settled readings"
         times = times_path(path)
         start_ns = capture_start_ns(times)
         if start_ns is None:
@@ -295,9 +297,9 @@ def _human(report: dict[str, Any]) -> list[str]:
     import textwrap
 
     scale = report["scale"]
-    lines = [f"{report['parcels_scanned']} parcels scanned; the scale saw {scale['episodes']} "
-             f"({scale['settled']} settled, {scale['never_settled']} never settled, "
-             f"{scale['overload']} overload)"]
+    lines = [f"parcels scanned: {report['parcels_scanned']}",
+             f"parcels on the scale: {scale['episodes']} ({scale['settled']} settled, "
+             f"{scale['never_settled']} never settled, {scale['overload']} overload)"]
     undecodable = report["undecodable_frames"]
     if any(undecodable.values()):
         lines.append("frames that did not decode: " + ", ".join(
@@ -322,7 +324,7 @@ def _human(report: dict[str, Any]) -> list[str]:
                  f"scans ({100 * missing['share']:.1f} %)")
     for scan in missing["scans"][:SHOWN_UNMATCHED]:
         what = "no-read" if scan["barcode"] is None else _safe(repr(scan["barcode"]))
-        lines.append(_fit(f"  at {scan['at_s']:.3f} s: {what}"))
+        lines.append(_fit(f"  scan at +{scan['at_s']:.3f} s: {what}"))
     if missing["count"] > SHOWN_UNMATCHED:
         lines.append(f"  ... and {missing['count'] - SHOWN_UNMATCHED} more")
     lines.append("")
@@ -334,13 +336,17 @@ def _human(report: dict[str, Any]) -> list[str]:
         return [wrapped for line in lines for wrapped in (textwrap.wrap(
             line, WIDTH, subsequent_indent="  ") or [""])]
     lines.append(f"proposed: offset_ms = {proposal['offset_ms']}, window_ms = "
-                 f"{proposal['window_ms']} (now {current['offset_ms']} and "
-                 f"{current['window_ms']}); 99 % of offsets within "
-                 f"{proposal['jitter_ms']:.1f} ms of the offset")
+                 f"{proposal['window_ms']} (configured: {current['offset_ms']} and "
+                 f"{current['window_ms']})")
+    lines.append(f"  99 % of offsets within {proposal['jitter_ms']:.1f} ms of "
+                 f"{proposal['offset_ms']}; the window adds a margin")
     if proposal["shortest_gap_ms"] is not None:
-        verdict = "parcels can be told apart" if proposal["separable"] else "TOO CLOSE"
-        lines.append(f"2 x window_ms = {2 * proposal['window_ms']} ms against the shortest "
-                     f"gaps (p1) {proposal['shortest_gap_ms']:.1f} ms: {verdict}")
+        separable = proposal["separable"]
+        lines.append(f"  2 x window_ms = {2 * proposal['window_ms']} ms "
+                     f"{'<' if separable else '>='} {proposal['shortest_gap_ms']:.1f} ms, the "
+                     "shortest gaps (p1)")
+        lines.append("  parcels can be told apart" if separable else
+                     "  TOO CLOSE: such parcels cannot be told apart")
     for warning in proposal["warnings"]:
         lines.append(f"warning: {warning}")
     out = [wrapped for line in lines for wrapped in (textwrap.wrap(
