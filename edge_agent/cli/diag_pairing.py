@@ -97,6 +97,10 @@ def run_pairing(args: argparse.Namespace) -> int:
     if not live and not (args.scanner_capture and args.scale_capture):
         raise EdgeAgentError("diag pairing: both --scanner-capture and --scale-capture are "
                              "needed (recorded at the same time)")
+    for option, value in (("--live", args.live), ("--parcels", args.parcels),
+                          ("--max-offset-ms", args.max_offset_ms)):
+        if value is not None and value <= 0:
+            raise EdgeAgentError(f"diag pairing: {option} must be above 0 (got {value:g})")
     scanner = _device(args, config, "scanner")
     scale = _device(args, config, "scale")
     traffic = _read_live(args, scanner, scale) if live else _read_captures(scanner, scale)
@@ -111,6 +115,8 @@ def run_pairing(args: argparse.Namespace) -> int:
     scans = cal.parcel_scans(traffic.scans, settings.debounce_ms)
     result = cal.calibrate(scans, settled, max_offset_ms=args.max_offset_ms, base=settings)
     report = _report(result, traffic, episodes, scans, settings)
+    if report["proposal"] is not None:
+        report["proposal"]["warnings"] += _notes(settings, scale)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -240,6 +246,20 @@ def _collect(traffic: Traffic, role: str, messages: list[Any]) -> None:
             traffic.scans.append((message.received_ns, None if message.no_read else message.data))
         elif role == "scale" and message.kind == "weight":
             traffic.weights.append(message)
+
+
+def _notes(settings: Any, scale: Device) -> list[str]:
+    """What the technician should know about how these settings will be used."""
+    notes = []
+    if settings.mode != "window":
+        notes.append(f'the config pairs in mode "{settings.mode}": these settings are for '
+                     'mode "window", which the snippet sets')
+    polling = scale.profile.polling
+    if polling.mode == "poll" and polling.period_ms:
+        notes.append(f"the scale ({scale.profile.name}) answers polls every "
+                     f"{polling.period_ms} ms: a parcel is seen settled only at the next "
+                     "poll, and the window includes that")
+    return notes
 
 
 def _nothing_in(device: Device, what: str, undecodable: int) -> str:

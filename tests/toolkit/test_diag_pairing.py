@@ -133,6 +133,20 @@ def test_json_for_scripts_with_the_devices_of_the_config(capsys, tmp_path, simul
     assert tomllib.loads(proposal["toml"])["pairing"]["window_ms"] == proposal["window_ms"]
 
 
+def test_a_polled_scale_and_a_poll_mode_config_are_pointed_out(capsys, tmp_path, simulators,
+                                                                write_config):
+    scanner, scale = write_line(tmp_path, simulators, 60, offset_ms=30)
+    config = write_config({"scanner": (tmp_path / "scanner-port", "generic-scanner"),
+                           "scale": (tmp_path / "scale-port", "mt-sics")})
+    config.write_text(config.read_text() + '\n[pairing]\nmode = "poll-after-scan"\n')
+    code = main(["diag", "pairing", "--config", str(config), "--scanner-capture", str(scanner),
+                 "--scale-capture", str(scale), "--json"])
+    warnings = json.loads(capsys.readouterr().out)["proposal"]["warnings"]
+    assert code == 0
+    assert any('mode "poll-after-scan"' in warning for warning in warnings)
+    assert any("answers polls every 100 ms" in warning for warning in warnings)
+
+
 def test_device_text_is_printed_escaped(capsys, tmp_path, simulators):
     hostile = "LP\x1b]0;owned\x07\x1b[2J"
     scanner, scale = write_line(tmp_path, simulators, 80, offset_ms=-45, no_reading={3: hostile})
@@ -199,6 +213,8 @@ def test_bad_input_is_named(capsys, tmp_path, simulators):
     assert "both --scanner-capture and --scale-capture" in error_of("--scanner-capture",
                                                                   str(scanner))
     assert "--live SECONDS" in error_of(*capture_args(scanner, scale)[2:], "--live", "5")
+    assert "--max-offset-ms must be above 0" in error_of(*capture_args(scanner, scale)[2:],
+                                                         "--max-offset-ms", "0")
 
 
 def test_a_capture_keeps_its_start_on_the_shared_clock(tmp_path):
