@@ -129,18 +129,21 @@ def _device(args: argparse.Namespace, config: Any, role: str) -> Device:
     from edge_agent.devices.profiles import load_profile
 
     profile_name = getattr(args, f"{role}_profile")
+    named_by = f"--{role}-profile"
     port = getattr(args, f"{role}_port")
     baudrate = None
     if config is not None and (profile_name is None or (args.live is not None and port is None)):
+        # The agent tells its devices' roles by their profiles' kinds: so does this.
         named = [(name, device) for name, device in config.devices.items()
                  if load_profile(device.profile).kind == role]
         if len(named) != 1:
             found = ", ".join(name for name, _ in named) or "none"
-            raise EdgeAgentError(f"{args.config}: need exactly one {role} device to measure "
-                                 f"(found: {found}); name it with --{role}-port and "
+            raise EdgeAgentError(f"{_safe(str(args.config))}: need exactly one {role} device "
+                                 f"to measure (found: {found}); name it with --{role}-port and "
                                  f"--{role}-profile")
-        _, device = named[0]
-        profile_name = profile_name or device.profile
+        name, device = named[0]
+        if profile_name is None:
+            profile_name, named_by = device.profile, f"devices.{name}.profile"
         port = port or device.port
         baudrate = device.baudrate
     if profile_name is None:
@@ -148,7 +151,7 @@ def _device(args: argparse.Namespace, config: Any, role: str) -> Device:
                              "or give --config FILE")
     profile = load_profile(profile_name)
     if profile.kind != role:
-        raise EdgeAgentError(f"--{role}-profile {profile.name}: a {profile.kind} profile, not "
+        raise EdgeAgentError(f"{named_by} {profile.name}: a {profile.kind} profile, not "
                              f"a {role}'s (edge-agent profiles list shows each one's kind)")
     if args.live is not None and port is None:
         raise EdgeAgentError(f"diag pairing --live: name the {role}'s port with --{role}-port, "
@@ -306,7 +309,8 @@ def _report(result: Any, traffic: Traffic, episodes: list[Any], scans_ns: list[i
             "offset_ms": proposal.offset_ms, "window_ms": proposal.window_ms,
             "jitter_ms": round(proposal.jitter_ms, 1),
             "shortest_gap_ms": None if shortest is None else round(shortest, 1),
-            "separable": proposal.separable, "warnings": proposal.warnings,
+            "separable": proposal.separable, "gaps_too_close": proposal.gaps_too_close,
+            "warnings": proposal.warnings,
             "toml": proposal.toml(),
         }
     return report
@@ -367,6 +371,9 @@ def _human(report: dict[str, Any]) -> list[str]:
                      "shortest gaps (p1)")
         lines.append("  parcels can be told apart" if separable else
                      "  TOO CLOSE: such parcels cannot be told apart")
+        if proposal["gaps_too_close"]:
+            lines.append(f"  {proposal['gaps_too_close']} of {gaps['count']} gaps are shorter "
+                         "than 2 x window_ms: those parcels would go without a weight")
     for warning in proposal["warnings"]:
         lines.append(f"warning: {warning}")
     out = [wrapped for line in lines for wrapped in (textwrap.wrap(

@@ -156,6 +156,9 @@ class Proposal:
     jitter_ms: float  # the 99th percentile of |offset - offset_ms|
     shortest_gap_ms: float | None  # the 1st percentile of the gaps between scans
     separable: bool  # 2 x window_ms below shortest_gap_ms
+    # Gaps under 2 x window_ms: those parcels go without a weight (and raise the agent's
+    # pairing_traffic_too_close alarm) even when the line is separable at its 1st percentile.
+    gaps_too_close: int = 0
     warnings: list[str] = field(default_factory=list)
 
     def toml(self) -> str:
@@ -186,7 +189,8 @@ def propose(offsets_ms: Sequence[float], gaps_ms: Sequence[float],
     except ValidationError as exc:
         problems = "; ".join(error["msg"] for error in exc.errors())
         warnings.append(f"the agent would refuse these settings: {problems}")
-    return Proposal(offset, window, jitter, shortest, separable, warnings)
+    return Proposal(offset, window, jitter, shortest, separable,
+                    gaps_too_close=sum(gap < 2 * window for gap in gaps_ms), warnings=warnings)
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,9 @@ def test_separable_means_twice_the_window_is_below_the_gaps_p1(window, gaps):
     proposal = propose(offsets, gaps)
     shortest = percentile(gaps, 1)
     assert proposal.separable == (2 * proposal.window_ms < shortest)
+    assert proposal.gaps_too_close == sum(gap < 2 * proposal.window_ms for gap in gaps)
+    if proposal.separable:
+        assert proposal.gaps_too_close <= 0.01 * len(gaps)
     assert sum(gap < shortest for gap in gaps) <= 0.01 * len(gaps)
 
 
@@ -178,7 +181,7 @@ def test_the_proposal_pairs_the_clean_line_it_was_measured_on_without_ambiguity(
     result = calibrate([s.received_ns for s in scans],
                        [e.received_ns for e in episodes if e.value_kg is not None])
     proposal = result.proposal
-    assert proposal is not None and proposal.separable, proposal
+    assert proposal is not None and proposal.separable and proposal.gaps_too_close == 0
     assert abs(proposal.offset_ms - offset) <= 20
 
     pairer = make(offset_ms=proposal.offset_ms, window_ms=proposal.window_ms,

@@ -178,6 +178,7 @@ def test_traffic_too_close_for_the_jitter_is_a_plain_warning(capsys, tmp_path, s
     proposal = report["proposal"]
     assert proposal["separable"] is False
     assert 2 * proposal["window_ms"] >= proposal["shortest_gap_ms"]
+    assert proposal["gaps_too_close"] >= 1
     assert "Slow the induction" in proposal["warnings"][0]
 
 
