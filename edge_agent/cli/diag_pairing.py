@@ -80,6 +80,9 @@ class Device:
 class Traffic:
     scans: list[tuple[int, str | None]] = field(default_factory=list)  # (ns, barcode|None)
     weights: list[Any] = field(default_factory=list)  # edge_agent.devices.messages.Weight
+    # How late each stamp may be, live (the hub's stamp_error_ns); a capture cannot say.
+    scan_errors_ns: dict[int, int] = field(default_factory=dict)
+    weight_errors_ns: list[int] = field(default_factory=list)
     undecodable: dict[str, int] = field(default_factory=lambda: {"scanner": 0, "scale": 0})
     source: str = ""
 
@@ -108,12 +111,17 @@ def run_pairing(args: argparse.Namespace) -> int:
         raise EdgeAgentError(_nothing_in(scanner, "scans", traffic.undecodable["scanner"]))
 
     episodes = cal.platter_episodes(traffic.weights, min_weight_kg=settings.min_weight_kg,
-                                    settle_gap_ms=settings.settle_gap_ms)
-    settled = [e.received_ns for e in episodes if e.value_kg is not None]
+                                    settle_gap_ms=settings.settle_gap_ms,
+                                    errors_ns=traffic.weight_errors_ns)
+    settled = [e for e in episodes if e.value_kg is not None]
     if not live and not settled:
         raise EdgeAgentError(_nothing_in(scale, "settled readings", traffic.undecodable["scale"]))
     scans = cal.parcel_scans(traffic.scans, settings.debounce_ms)
-    result = cal.calibrate(scans, settled, max_offset_ms=args.max_offset_ms, base=settings)
+    result = cal.calibrate(
+        scans, [e.received_ns for e in settled],
+        scan_errors_ns=[traffic.scan_errors_ns.get(stamp, 0) for stamp in scans],
+        reading_errors_ns=[e.received_ns - e.earliest_ns for e in settled],
+        max_offset_ms=args.max_offset_ms, base=settings)
     report = _report(result, traffic, episodes, scans, settings)
     if report["proposal"] is not None:
         report["proposal"]["warnings"] += _notes(settings, scale)
@@ -138,7 +146,7 @@ def _device(args: argparse.Namespace, config: Any, role: str) -> Device:
                  if load_profile(device.profile).kind == role]
         if len(named) != 1:
             found = ", ".join(name for name, _ in named) or "none"
-            raise EdgeAgentError(f"{_safe(str(args.config))}: need exactly one {role} device "
+            raise EdgeAgentError(f"{args.config}: need exactly one {role} device "
                                  f"to measure (found: {found}); name it with --{role}-port and "
                                  f"--{role}-profile")
         name, device = named[0]
@@ -174,7 +182,7 @@ def _read_captures(scanner: Device, scale: Device) -> Traffic:
     for device in (scanner, scale):
         path = device.capture
         assert path is not None
-        option = f"--{device.role}-capture {_safe(str(path))}"
+        option = f"--{device.role}-capture {path}"
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -185,13 +193,13 @@ def _read_captures(scanner: Device, scale: Device) -> Traffic:
         start_ns = capture_start_ns(times)
         if start_ns is None:
             raise EdgeAgentError(
-                f"{option}: {_safe(times.name)} is missing or has no start time, so its reads "
+                f"{option}: {times.name} is missing or has no start time, so its reads "
                 "cannot be put on one time line with the other port's: record both ports at "
                 "the same time with `edge-agent diag capture`")
         try:
             chunks = read_capture(data, times)
         except CaptureError as exc:
-            raise EdgeAgentError(_safe(str(exc))) from None
+            raise EdgeAgentError(str(exc)) from None
         # Both captures' times on the one monotonic clock they were read with.
         messages = replay(make_codec(device.profile), [(start_ns + t, c) for t, c in chunks])
         _collect(traffic, device.role, messages)
@@ -218,7 +226,7 @@ def _read_live(args: argparse.Namespace, scanner: Device, scale: Device) -> Traf
             if not port.connected:
                 error = port.last_error or "did not open"
                 advice = BUSY_ADVICE if "busy" in error else "check the path: edge-agent diag ports"
-                raise EdgeAgentError(f"{_safe(port.path)}: {_safe(error)}; {advice}")
+                raise EdgeAgentError(f"{port.path}: {error}; {advice}")
         if not args.json:
             limit = f" or {args.parcels} parcels" if args.parcels else ""
             print(f"measuring for {args.live:g} s{limit}: run parcels through (Ctrl-C ends it)",
@@ -230,7 +238,8 @@ def _read_live(args: argparse.Namespace, scanner: Device, scale: Device) -> Traf
             while time.monotonic() < end:
                 batch = hub.poll(HUB_STEP_S)
                 for role in ("scanner", "scale"):
-                    _collect(traffic, role, [m for name, m in batch if name == role])
+                    _collect(traffic, role, [m for name, m in batch if name == role],
+                             hub.stamp_error_ns)
                 if args.parcels and len(traffic.scans) >= args.parcels \
                         and hub.clock() > traffic.scans[-1][0] + settle_ns:
                     break
@@ -241,14 +250,16 @@ def _read_live(args: argparse.Namespace, scanner: Device, scale: Device) -> Traf
     return traffic
 
 
-def _collect(traffic: Traffic, role: str, messages: list[Any]) -> None:
+def _collect(traffic: Traffic, role: str, messages: list[Any], stamp_error_ns: int = 0) -> None:
     for message in messages:
         if message.kind == "error":
             traffic.undecodable[role] += 1
         elif role == "scanner" and message.kind == "scan":
             traffic.scans.append((message.received_ns, None if message.no_read else message.data))
+            traffic.scan_errors_ns[message.received_ns] = stamp_error_ns
         elif role == "scale" and message.kind == "weight":
             traffic.weights.append(message)
+            traffic.weight_errors_ns.append(stamp_error_ns)
 
 
 def _notes(settings: Any, scale: Device) -> list[str]:
@@ -269,7 +280,7 @@ def _nothing_in(device: Device, what: str, undecodable: int) -> str:
     why = (f"{undecodable} frames did not decode with profile {device.profile.name}: is it "
            "the right profile (and baud rate)?" if undecodable else
            f"is it the {device.role}'s port, and did parcels pass while it was recorded?")
-    return f"--{device.role}-capture {_safe(str(device.capture))}: no {what}; {why}"
+    return f"--{device.role}-capture {device.capture}: no {what}; {why}"
 
 
 # -- output ------------------------------------------------------------------------------------
@@ -298,6 +309,8 @@ def _report(result: Any, traffic: Traffic, episodes: list[Any], scans_ns: list[i
         "no_reading_nearby": {"count": len(result.unmatched),
                               "share": round(result.no_reading_share, 4),
                               "scans": unmatched},
+        # Parcels left out because the measuring host read their bytes late.
+        "read_late": len(result.blurred),
         "current": {"offset_ms": settings.offset_ms, "window_ms": settings.window_ms},
         "parcels_needed": MIN_PARCELS,
         "proposal": None,
@@ -317,8 +330,11 @@ def _report(result: Any, traffic: Traffic, episodes: list[Any], scans_ns: list[i
 
 
 def _human(report: dict[str, Any]) -> list[str]:
-    """The report for a technician's terminal: at most 80 columns, device text escaped."""
+    """The report for a technician's terminal: at most 80 columns, device text escaped (error
+    messages are escaped by the CLI's main)."""
     import textwrap
+
+    from edge_agent.safe_text import terminal_safe
 
     scale = report["scale"]
     lines = [f"parcels scanned: {report['parcels_scanned']}",
@@ -344,10 +360,12 @@ def _human(report: dict[str, Any]) -> list[str]:
         lines.append("gaps between parcels: " + "  ".join(
             f"{key} {gaps[key]:.1f}" for key in ("p1", "p5", "p50")) + " ms")
     missing = report["no_reading_nearby"]
+    if report["read_late"]:
+        lines.append(f"left out, read late by a busy host: {report['read_late']} scans")
     lines.append(f"no reading nearby: {missing['count']} of {report['parcels_scanned']} "
                  f"scans ({100 * missing['share']:.1f} %)")
     for scan in missing["scans"][:SHOWN_UNMATCHED]:
-        what = "no-read" if scan["barcode"] is None else _safe(repr(scan["barcode"]))
+        what = "no-read" if scan["barcode"] is None else terminal_safe(repr(scan["barcode"]))
         lines.append(_fit(f"  scan at +{scan['at_s']:.3f} s: {what}"))
     if missing["count"] > SHOWN_UNMATCHED:
         lines.append(f"  ... and {missing['count'] - SHOWN_UNMATCHED} more")
@@ -384,12 +402,3 @@ def _human(report: dict[str, Any]) -> list[str]:
 def _fit(line: str) -> str:
     return line if len(line) <= WIDTH else line[: WIDTH - 1] + "…"
 
-
-def _safe(text: str) -> str:
-    """Text from a device or a file name, printable: each control or invisible character
-    shown as an escape (\\x1b), so a barcode cannot retitle or clear the terminal."""
-    if text.isprintable():
-        return text
-    return "".join(char if char.isprintable() else (
-        f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
-        if ord(char) < 0x10000 else f"\\U{ord(char):08x}") for char in text)

@@ -18,6 +18,10 @@ Matching a scan to its reading, without knowing either setting:
    scan counts as having no reading nearby (a parcel that never settled, a lost reading).
 3. The centre becomes the median of those offsets, and step 2 runs once more from it.
 
+A parcel whose stamps may be late (a live measurement whose host was busy read the bytes after
+they had waited: the hub's stamp_error_ns) is left out, counted apart: it would measure the
+host, not the line.
+
 The proposal: `offset_ms` is the median offset; `window_ms` covers the 99th percentile of
 |offset - offset_ms|, times `WINDOW_MARGIN`, plus `WINDOW_SLACK_MS` for the stamps a loaded
 host reads late; and 2 × window_ms must stay below the 1st percentile of the gaps between
@@ -49,8 +53,12 @@ COARSE_WIDTH_MS = 20.0
 WINDOW_MARGIN = 1.25
 # ...plus this, for stamps read late by a busy host (the hub's stamp_error_ns).
 WINDOW_SLACK_MS = 5
-# Above this share of scans without a reading nearby, the proposal says so.
+# Above this share of scans without a reading nearby (or with stamps read late), the proposal
+# says so.
 NO_READING_WARN_SHARE = 0.05
+# A parcel whose scan and reading stamps together may be this late (the host was busy and read
+# the bytes after they had waited) says nothing precise about the line: left out.
+BLURRED_MS = 2.0
 HISTOGRAM_BINS = 12
 PERCENTILES_OFFSET = (1, 5, 50, 95, 99)
 PERCENTILES_GAP = (1, 5, 50)
@@ -82,16 +90,17 @@ def parcel_scans(scans: Iterable[tuple[int, str | None]], debounce_ms: int) -> l
     return times
 
 
-def platter_episodes(weights: Iterable[Weight], *, min_weight_kg: float,
-                     settle_gap_ms: int) -> list[Episode]:
-    """Every platter episode of a stream of scale frames, with the agent's own detector.
+def platter_episodes(weights: Sequence[Weight], *, min_weight_kg: float, settle_gap_ms: int,
+                     errors_ns: Sequence[int] | None = None) -> list[Episode]:
+    """Every platter episode of a stream of scale frames, with the agent's own detector;
+    `errors_ns`: how late each frame's stamp may be (the hub's stamp_error_ns).
 
     PlatterEpisodes keeps only its latest episodes; each is kept here as it starts (its
     object goes on being updated until the parcel leaves), so a long capture loses none."""
     detector = PlatterEpisodes(min_weight_kg=min_weight_kg, gap_ns=settle_gap_ms * MS)
     found: list[Episode] = []
-    for weight in weights:
-        detector.add(weight)
+    for index, weight in enumerate(weights):
+        detector.add(weight, errors_ns[index] if errors_ns is not None else 0)
         if detector.episodes and (not found or detector.episodes[-1] is not found[-1]):
             found.append(detector.episodes[-1])
     return found
@@ -123,11 +132,11 @@ def coarse_centre_ms(scans_ns: Sequence[int], readings_ns: Sequence[int],
     return centre
 
 
-def match_offsets(scans_ns: Sequence[int], readings_ns: Sequence[int], centre_ms: float,
-                  max_offset_ms: float) -> list[float | None]:
-    """For each scan, its reading's offset in ms (reading - scan), or None when no reading lies
-    nearer to scan + centre than half the gap to a neighbouring scan."""
-    offsets: list[float | None] = []
+def match_readings(scans_ns: Sequence[int], readings_ns: Sequence[int], centre_ms: float,
+                   max_offset_ms: float) -> list[int | None]:
+    """For each scan, its reading's stamp, or None when no reading lies nearer to scan + centre
+    than half the gap to a neighbouring scan."""
+    found: list[int | None] = []
     for index, scan in enumerate(scans_ns):
         expected = scan + centre_ms * MS
         nearest = _nearest(readings_ns, expected)
@@ -136,10 +145,10 @@ def match_offsets(scans_ns: Sequence[int], readings_ns: Sequence[int], centre_ms
         reach = min(neighbours) / 2 if neighbours else math.inf
         if (nearest is None or abs(nearest - expected) >= reach
                 or abs(nearest - scan) > max_offset_ms * MS):
-            offsets.append(None)
+            found.append(None)
         else:
-            offsets.append((nearest - scan) / MS)
-    return offsets
+            found.append(nearest)
+    return found
 
 
 def _nearest(ordered: Sequence[int], target: float) -> int | None:
@@ -201,6 +210,9 @@ class Calibration:
     gaps_ms: list[float]
     unmatched: list[int]  # indices of the scans with no reading nearby
     proposal: Proposal | None  # None: fewer than MIN_PARCELS matched
+    # Indices of the scans left out because their stamps (or their reading's) may be more
+    # than BLURRED_MS late: the measuring host was busy, not the line.
+    blurred: list[int] = field(default_factory=list)
 
     @property
     def no_reading_share(self) -> float:
@@ -218,21 +230,38 @@ def _percentiles(values: Sequence[float], which: Sequence[int]) -> dict[str, flo
 
 
 def calibrate(scans_ns: Sequence[int], readings_ns: Sequence[int], *,
+              scan_errors_ns: Sequence[int] | None = None,
+              reading_errors_ns: Sequence[int] | None = None,
               max_offset_ms: float = DEFAULT_MAX_OFFSET_MS, min_parcels: int = MIN_PARCELS,
               base: PairingConfig | None = None) -> Calibration:
-    """Match each scan to its reading and propose settings (see the module doc)."""
-    scans = sorted(scans_ns)
+    """Match each scan to its reading and propose settings (see the module doc). The errors:
+    how late each stamp may be (zero when unknown, as in a capture)."""
+    scan_stamps = sorted(zip(scans_ns, scan_errors_ns or [0] * len(scans_ns), strict=True))
+    scans = [stamp for stamp, _ in scan_stamps]
     readings = sorted(readings_ns)
+    reading_error: dict[int, int] = {}
+    for stamp, error in zip(readings_ns, reading_errors_ns or [0] * len(readings_ns),
+                            strict=True):
+        reading_error[stamp] = max(error, reading_error.get(stamp, 0))
     gaps = [(later - earlier) / MS for earlier, later in itertools.pairwise(scans)]
     centre = coarse_centre_ms(scans, readings, max_offset_ms)
-    matched: list[float | None] = [None] * len(scans)
+    matched: list[int | None] = [None] * len(scans)
     if centre is not None:
-        matched = match_offsets(scans, readings, centre, max_offset_ms)
-        found = [value for value in matched if value is not None]
-        if found:
-            matched = match_offsets(scans, readings, percentile(found, 50), max_offset_ms)
-    offsets = [value for value in matched if value is not None]
-    unmatched = [index for index, value in enumerate(matched) if value is None]
+        matched = match_readings(scans, readings, centre, max_offset_ms)
+        first = [(reading - scan) / MS for scan, reading in zip(scans, matched, strict=True)
+                 if reading is not None]
+        if first:
+            matched = match_readings(scans, readings, percentile(first, 50), max_offset_ms)
+    offsets, unmatched, blurred = [], [], []
+    for index, ((scan, error), reading) in enumerate(zip(scan_stamps, matched, strict=True)):
+        if reading is not None:
+            error += reading_error[reading]
+        if error > BLURRED_MS * MS:
+            blurred.append(index)
+        elif reading is None:
+            unmatched.append(index)
+        else:
+            offsets.append((reading - scan) / MS)
     proposal = None
     if len(offsets) >= min_parcels:
         proposal = propose(offsets, gaps, base)
@@ -240,7 +269,11 @@ def calibrate(scans_ns: Sequence[int], readings_ns: Sequence[int], *,
             proposal.warnings.append(
                 f"{len(unmatched)} of {len(scans)} scans had no reading nearby: parcels that "
                 "never settled, or a scale that misses parcels (diag watch shows its frames).")
-    return Calibration(len(scans), len(readings), offsets, gaps, unmatched, proposal)
+        if scans and len(blurred) / len(scans) > NO_READING_WARN_SHARE:
+            proposal.warnings.append(
+                f"the host was busy while measuring: {len(blurred)} of {len(scans)} parcels "
+                "were read late and left out; measure again with the machine otherwise idle.")
+    return Calibration(len(scans), len(readings), offsets, gaps, unmatched, proposal, blurred)
 
 
 def histogram(values: Sequence[float], bins: int = HISTOGRAM_BINS

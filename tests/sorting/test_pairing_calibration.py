@@ -76,6 +76,25 @@ def test_missing_readings_are_counted_and_do_not_shift_the_offset():
     assert any("no reading nearby" in warning for warning in result.proposal.warnings)
 
 
+def test_parcels_read_late_by_a_busy_host_are_left_out():
+    scans, readings = line_times(200, offset_ms=-45, jitter_ms=2, gap_ms=(150, 250))
+    # A stall: for 20 parcels the host read both ports late, in one turn, stamping the scan
+    # and the reading alike; the hub says how late they may be.
+    late = range(50, 70)
+    scan_errors = [0] * 200
+    for index in late:
+        scans[index] = readings[index] = scans[index] + 30 * MS
+        scan_errors[index] = 30 * MS
+    reading_errors = [30 * MS if index in late else 0 for index in range(200)]
+    result = calibrate(scans, readings, scan_errors_ns=scan_errors,
+                       reading_errors_ns=reading_errors)
+    assert result.blurred == list(late) and result.unmatched == []
+    assert len(result.offsets_ms) == 180
+    assert result.proposal is not None and abs(result.proposal.offset_ms - (-45)) <= 1
+    assert result.proposal.window_ms < 15  # the stall's zero offsets did not widen it
+    assert any("host was busy" in warning for warning in result.proposal.warnings)
+
+
 def test_traffic_closer_than_the_jitter_allows_is_flagged():
     scans, readings = line_times(200, offset_ms=0, jitter_ms=40, gap_ms=(90, 200))
     proposal = calibrate(scans, readings).proposal
