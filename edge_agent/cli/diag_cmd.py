@@ -49,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from edge_agent.cli.diag_capture import add_capture_parser
 
     add_capture_parser(commands)
+    from edge_agent.cli.diag_pairing import add_pairing_parser
+
+    add_pairing_parser(commands)
     from edge_agent.cli.diag_bundle import add_bundle_parser
 
     add_bundle_parser(commands)

@@ -5,6 +5,10 @@ A capture is two files: FILE holds the bytes exactly as read (so any tool, inclu
 `{"offset": <byte offset>, "t_ms": <ms since the capture began>}`. The times matter for
 devices framed by idle gaps (a scanner with no terminator): without them every read would glue
 into one frame. A capture without its .times file replays as one chunk.
+
+The first line also holds `"start_ns"`: time.monotonic_ns() when the capture began. Two
+captures made at the same time on one machine (the scanner's and the scale's, for
+`diag pairing`) share that clock, so their reads can be put on one time line.
 """
 
 from __future__ import annotations
@@ -43,7 +47,10 @@ class CaptureWriter:
 
     def write(self, chunk: bytes, received_ns: int) -> None:
         t_ms = round((received_ns - self._start_ns) / NS_PER_MS, 3)
-        self._times.write(json.dumps({"offset": self.bytes, "t_ms": t_ms}) + "\n")
+        entry: dict[str, int | float] = {"offset": self.bytes, "t_ms": t_ms}
+        if not self.chunks:
+            entry["start_ns"] = self._start_ns
+        self._times.write(json.dumps(entry) + "\n")
         self._data.write(chunk)
         self._data.flush()
         self._times.flush()
@@ -53,6 +60,19 @@ class CaptureWriter:
     def close(self) -> None:
         self._data.close()
         self._times.close()
+
+
+def capture_start_ns(times_file: Path) -> int | None:
+    """When the capture began (time.monotonic_ns()), if its .times file says (see the module
+    doc); None for a capture without one, or made before the start was recorded."""
+    if not times_file.exists():
+        return None
+    with times_file.open() as handle:
+        first = handle.readline()
+    try:
+        return int(json.loads(first)["start_ns"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def read_capture(data: bytes, times_file: Path | None) -> list[tuple[int, bytes]]:
