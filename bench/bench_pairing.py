@@ -69,6 +69,9 @@ class Cell:
     seconds: float = 0.0
     by_fault: dict = field(default_factory=dict)
     wrong_parcels: list[int] = field(default_factory=list)
+    # The line's own stops: it was not run in time and moved the rest of its plan later.
+    line_stalls: int = 0
+    line_stalled_ms: float = 0.0
 
     def share(self, name: str) -> float:
         return getattr(self, name) / self.parcels if self.parcels else 0.0
@@ -116,6 +119,9 @@ def run_cell(plan: LinePlan, fault_rate: float, out: Path, broker: MosquittoBrok
         while collector.count() < expected and time.monotonic() < deadline:
             time.sleep(POLL_S)  # another process's events: nothing to wait on but the count
         events = list(collector.parcels.values())
+        line_results = json.loads((out / "line-results.json").read_text())
+        cell.line_stalls = line_results["line_stalls"]
+        cell.line_stalled_ms = line_results["line_stalled_ms"]
         result = score(plan, events)
         # Kept beside the run (--keep), to see why a parcel went without its weight.
         (out / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
