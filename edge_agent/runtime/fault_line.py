@@ -46,6 +46,7 @@ the ptys open until stdin closes.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import os
 import random
@@ -73,6 +74,8 @@ STABLE_FRAMES = 4
 DRAIN_TIMEOUT_S = 15.0
 # The line writes each byte within this of its planned time, or stops its belt (see `play`).
 MAX_LATE_NS = 1_000_000
+# A pty the agent has not opened (or has closed) is listened to again after this long.
+HUNG_UP_RETRY_NS = 10_000_000
 READ_CHUNK = 65536
 SCANNER_PREFIX = "]C0"
 EMPTY_FRAME = b"S S      0.000 kg\r\n"
@@ -389,6 +392,7 @@ class Pty:
         link.symlink_to(slave_name)
         self.inbox = bytearray()
         self.outbox = bytearray()
+        self.hung_up_until_ns = 0
 
     def lines(self, data: bytes) -> list[bytes]:
         self.inbox += data.replace(b"\n", b"\r")
@@ -465,11 +469,20 @@ def play(out_dir: Path, plan: LinePlan, *, stdin=None) -> dict:
             ptys["scale"].write(EMPTY_FRAME)  # before the run: an empty platter, streaming
             state["next_idle_frame"] = now + frame_ns
         for pty in ptys.values():
-            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if pty.outbox else 0)
-            if selector.get_key(pty.master).events != events:
-                selector.modify(pty.master, events, selector.get_key(pty.master).data)
-        timeout = _next_wake(state, writes, sent, answers, replies, frame_ns) - \
-            time.monotonic_ns()
+            # A pty nobody has open reads as "hung up" at once: listen to it again only after
+            # HUNG_UP_RETRY_NS, or this loop would spin until the agent opens its port.
+            events = (selectors.EVENT_READ if now >= pty.hung_up_until_ns else 0) | (
+                selectors.EVENT_WRITE if pty.outbox else 0)
+            key = selector.get_map().get(pty.master)
+            if key is None and events:
+                selector.register(pty.master, events, _name_of(ptys, pty))
+            elif key is not None and not events:
+                selector.unregister(pty.master)
+            elif key is not None and key.events != events:
+                selector.modify(pty.master, events, key.data)
+        wake = min([_next_wake(state, writes, sent, answers, replies, frame_ns)]
+                   + [p.hung_up_until_ns for p in ptys.values() if p.hung_up_until_ns > now])
+        timeout = wake - time.monotonic_ns()
         for key, mask in selector.select(max(0.0, timeout / 1e9)):
             if key.data == "stdin":
                 if stdin.readline().strip() != "go":
@@ -484,7 +497,10 @@ def play(out_dir: Path, plan: LinePlan, *, stdin=None) -> dict:
                 continue
             try:
                 data = os.read(pty.master, READ_CHUNK)
-            except OSError:  # nothing there, or the agent closed its end
+            except BlockingIOError:
+                continue
+            except OSError:  # the agent has not opened its end, or has closed it
+                pty.hung_up_until_ns = time.monotonic_ns() + HUNG_UP_RETRY_NS
                 continue
             arrived = time.monotonic_ns()
             for line in pty.lines(data):
@@ -498,6 +514,10 @@ def play(out_dir: Path, plan: LinePlan, *, stdin=None) -> dict:
                         pty.write(f"ACK {parts[1]} {parts[2]}\r\n".encode())
     return {"commands": commands, "writes": sent, "start_ns": state["start_ns"],
             "line_stalls": state["stalls"], "line_stalled_ms": round(state["stalled_ns"] / MS, 1)}
+
+
+def _name_of(ptys: dict[str, Pty], pty: Pty) -> str:
+    return next(name for name, candidate in ptys.items() if candidate is pty)
 
 
 def _on_scale_command(line: bytes, platter: PolledPlatter, pty: Pty, state: dict,
@@ -663,8 +683,18 @@ def score(plan: LinePlan, events: list[dict]) -> dict:
             "wrong_parcels": sorted(i for i, v in outcome.items() if v == "wrong")}
 
 
+def _run_like_a_device() -> None:
+    """Devices keep their own time whatever the host does: where allowed (root, or
+    CAP_SYS_NICE), this process takes the lowest real-time priority, so a loaded host delays the
+    agent under test rather than the line it is tested against. It sleeps in select() between
+    writes, so it takes little of any core."""
+    with contextlib.suppress(AttributeError, PermissionError, OSError):
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+
+
 def main(argv: list[str]) -> int:
     out_dir, plan_path, results_path = Path(argv[0]), Path(argv[1]), Path(argv[2])
+    _run_like_a_device()
     plan = LinePlan.from_json(plan_path.read_text())
     outcome = play(out_dir, plan, stdin=sys.stdin)
     results_path.write_text(json.dumps(outcome))
