@@ -46,7 +46,6 @@ the ptys open until stdin closes.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import json
 import os
 import random
@@ -683,18 +682,8 @@ def score(plan: LinePlan, events: list[dict]) -> dict:
             "wrong_parcels": sorted(i for i, v in outcome.items() if v == "wrong")}
 
 
-def _run_like_a_device() -> None:
-    """Devices keep their own time whatever the host does: where allowed (root, or
-    CAP_SYS_NICE), this process takes the lowest real-time priority, so a loaded host delays the
-    agent under test rather than the line it is tested against. It sleeps in select() between
-    writes, so it takes little of any core."""
-    with contextlib.suppress(AttributeError, PermissionError, OSError):
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
-
-
 def main(argv: list[str]) -> int:
     out_dir, plan_path, results_path = Path(argv[0]), Path(argv[1]), Path(argv[2])
-    _run_like_a_device()
     plan = LinePlan.from_json(plan_path.read_text())
     outcome = play(out_dir, plan, stdin=sys.stdin)
     results_path.write_text(json.dumps(outcome))
