@@ -38,13 +38,15 @@ STATUS_CATCH_UP_S = 3.0
 class EventCollector:
     """Central's view: subscribes to the line's parcel events and counts unique parcels."""
 
-    def __init__(self, host: str, port: int, prefix: str):
+    def __init__(self, host: str, port: int, prefix: str, client_id: str = "demo-central"):
         import paho.mqtt.client as mqtt
 
         self.parcels: dict[str, dict] = {}
         self.duplicates = 0
         self._lock = threading.Lock()
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="demo-central",
+        # One broker may serve several lines at once (a bench's cells): each collector needs
+        # its own client id, or the broker drops the one connected before it.
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                    protocol=mqtt.MQTTv5)
         self._subscribed = threading.Event()
         topic = prefix + "events/parcel"

@@ -13,6 +13,16 @@ began. Frames below `min_weight_kg` are an empty platter; frames that could not 
 error status) say nothing and are skipped.
 
 A scale that reports once per parcel (a checkweigher's result) makes one episode per report.
+
+A streaming scale is also a clock. Read promptly, it arrives one frame per read; when one read
+brings several frames, the host had not read the port since its previous read, for longer than
+a frame period: the frames of that read (and any scan read with them) may have arrived at any
+time since. The hub cannot always tell (a process the kernel did not run while it waited in
+select() looks as if it had been woken on time), so an episode whose time was set by a frame of
+such a read may have happened as early as the port's previous read: its `earliest_ns` says so,
+and pairing refuses to place it more precisely than that. Without this, two such stalls in a
+row (the first holding back one parcel's reading with its scan, the second the next parcel's)
+left the first parcel's reading alone in the next parcel's window.
 """
 
 from __future__ import annotations
@@ -54,9 +64,17 @@ class PlatterEpisodes:
         # The episode the last frame belonged to: kept apart from `episodes`, which forgets
         # old entries, so a parcel resting on the platter for long never starts a second one.
         self._current: Episode | None = None
+        # The port's reads, told apart by their stamps (the codec stamps every frame of one
+        # read alike): the current read, the one before it, how many frames the current one
+        # brought, and the episodes whose time a frame of it set (see the module doc).
+        self._read_ns: int | None = None
+        self._previous_read_ns: int | None = None
+        self._frames_in_read = 0
+        self._timed_in_read: list[Episode] = []
 
     def add(self, weight: Weight, stamp_error_ns: int = 0) -> None:
         stamp = weight.received_ns
+        self._count_read(stamp)
         current = self._current
         if current is not None and not 0 <= stamp - current.last_ns <= self._gap_ns:
             current = self._current = None  # a silence: whatever was there has gone
@@ -82,6 +100,7 @@ class PlatterEpisodes:
         if current.value_kg is None:  # it settles now: that is its time
             current.value_kg = value
             current.received_ns, current.earliest_ns = stamp, stamp - stamp_error_ns
+            self._timed(current)
         current.last_ns = stamp
 
     def between(self, start_ns: int, end_ns: int) -> list[Episode]:
@@ -97,4 +116,26 @@ class PlatterEpisodes:
     def _start(self, stamp: int, stamp_error_ns: int) -> Episode:
         episode = self._current = Episode(stamp, stamp - stamp_error_ns, stamp)
         self.episodes.append(episode)
+        self._timed(episode)
         return episode
+
+    def _count_read(self, stamp: int) -> None:
+        if stamp != self._read_ns:  # a new read of the port
+            self._previous_read_ns, self._read_ns = self._read_ns, stamp
+            self._frames_in_read = 0
+            self._timed_in_read = []
+        self._frames_in_read += 1
+        if self._frames_in_read == 2:  # a read of several frames: the host was away
+            for episode in self._timed_in_read:
+                self._widen(episode)
+
+    def _timed(self, episode: Episode) -> None:
+        """A frame of the current read has just set `episode`'s time."""
+        if self._frames_in_read >= 2:
+            self._widen(episode)
+        else:
+            self._timed_in_read.append(episode)
+
+    def _widen(self, episode: Episode) -> None:
+        if self._previous_read_ns is not None:
+            episode.earliest_ns = min(episode.earliest_ns, self._previous_read_ns)
