@@ -1,8 +1,8 @@
 """Recorded frames for every firmware profile, with what each must decode to.
 
 Each sample says where it comes from:
-- "seen": verbatim in a vendor manual or a public test suite (see shared/hardware/PROTOCOLS.md);
-- "built": assembled from a documented layout (PROTOCOLS.md's built examples, or the layout);
+- "seen": verbatim in a vendor manual or a public test suite (see docs/PROTOCOLS.md);
+- "built": assembled from a documented layout (docs/PROTOCOLS.md's built examples, or the layout);
 - "own": built here to cover a case the documents describe without an example.
 
 `expect` lists the messages the frame decodes to, each as the fields that must match
@@ -110,13 +110,13 @@ SAMPLES: list[Sample] = [
     _s(
         "toledo-continuous",
         bytes.fromhex("022c30202020313233342020202020300d1b"),
-        "built",  # PROTOCOLS.md: 12.34 kg gross, stable, tare 0
+        "built",  # docs/PROTOCOLS.md: 12.34 kg gross, stable, tare 0
         weight(12.34, "kg", 12.34),
     ),
     _s(
         "toledo-continuous",
         bytes.fromhex("022c34202020313233342020202020300d17"),
-        "built",  # PROTOCOLS.md: out of range, otherwise the same
+        "built",  # docs/PROTOCOLS.md: out of range, otherwise the same
         weight(12.34, "kg", 12.34, stable=False, status="overload"),
     ),
     # zero-padded, net, negative, motion, lb, decimal codes, grams: own frames from the layout

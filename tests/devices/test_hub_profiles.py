@@ -1,6 +1,6 @@
 """Every shipped device profile against its independently written simulator, through the hub.
 
-The simulators build frames from PROTOCOLS.md on their own, so a decoder that misreads a
+The simulators build frames from docs/PROTOCOLS.md on their own, so a decoder that misreads a
 field (decimal position, sign, motion bit, no-read text) fails here even if its unit tests
 were written from the same misunderstanding.
 """

@@ -1,4 +1,4 @@
-"""Scale simulators over real ptys: their bytes match the layouts in PROTOCOLS.md."""
+"""Scale simulators over real ptys: their bytes match the layouts in docs/PROTOCOLS.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Scale simulators: each speaks one scale protocol as PROTOCOLS.md describes the real device.
+"""Scale simulators: each speaks one scale protocol as docs/PROTOCOLS.md describes the real device.
 
 The frames are written here from the documented layouts, independently of the decoders in
 edge_agent.devices.codec, so a decoder bug shows up as a test failure instead of being shared.

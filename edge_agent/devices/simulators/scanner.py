@@ -1,6 +1,6 @@
 """Barcode scanner simulators: presentation scanners that send every read, and triggered ones.
 
-What differs between models (PROTOCOLS.md, "Barcode scanners") is data, kept in SCANNER_STYLES:
+What differs between models (docs/PROTOCOLS.md, "Barcode scanners") is data, kept in SCANNER_STYLES:
 the terminator (none at all on a Zebra at factory defaults, so the reader frames by idle gap),
 the no-read text, and the serial trigger commands with their replies.
 """
