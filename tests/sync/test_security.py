@@ -13,9 +13,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from certs import CertPair, ThrowawayCa
 from support.broker import BrokerTls, MosquittoBroker
-from sync_helpers import LineTarget, agent_config, wait_for
+from sync_helpers import LineTarget, agent_config, command_bytes, wait_for
 
 from edge_agent.sorting.lanes import LaneState
+from edge_agent.sync.command_ids import SeenCommands
 from edge_agent.sync.commands import CommandInbox
 from edge_agent.sync.link import REJECT_RETRY_MIN_S, MqttLink
 from edge_agent.sync.outbox import Outbox
@@ -44,7 +45,8 @@ def secure_agent(tmp_path: Path, pki: dict):
         "key_file": str(pki["L1"].key)})
     outbox = Outbox.open(config.state_dir, config.outbox)
     target = LineTarget(config.state_dir)
-    inbox = CommandInbox()
+    inbox = CommandInbox(target, SeenCommands.open(config.state_dir))
+    inbox.start()
     link = MqttLink(config, outbox, on_command=inbox.submit)
     link.start()
     wait_for(lambda: link.connected, what="agent connected over TLS")
@@ -91,7 +93,7 @@ def _connects(broker: MosquittoBroker, ca: ThrowawayCa, pair: CertPair | None) -
 
 
 def _lanes_set(lane_state: str, command_id: str) -> bytes:
-    return json.dumps({"id": command_id, "args": {"lane": "ZHUHAI", "state": lane_state}}).encode()
+    return command_bytes(command_id, {"lane": "ZHUHAI", "state": lane_state})
 
 
 def test_only_central_can_command_this_agent(secure_agent, pki: dict):
