@@ -54,6 +54,7 @@ from edge_agent.sorting.lanes import LaneState
 from edge_agent.sorting.manifest import ManifestEntry
 from edge_agent.sorting.pairing import Pairer
 from edge_agent.sorting.rules import RulesError, RuleSet
+from edge_agent.sync.command_checks import capped_problems
 
 log = structlog.get_logger(__name__)
 
@@ -425,7 +426,8 @@ class Agent:
         except RulesError as exc:
             self._raise_alarm("rules_reload_refused", "warning",
                               "SIGHUP: the rules file is invalid; the current rules stay",
-                              {"source": exc.args[0] if exc.args else "", "problems": exc.problems})
+                              {"source": exc.source, "problems": capped_problems(exc.problems)[0],
+                               "problems_total": len(exc.problems)})
             return
         rules_store.forget_pushed_rules(self.config)
         self._use_rules(rules, source)

@@ -3,7 +3,6 @@ only central can send commands this agent acts on."""
 
 from __future__ import annotations
 
-import json
 import ssl
 import threading
 import time
