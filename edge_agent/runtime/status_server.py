@@ -7,8 +7,9 @@ The server's thread accepts connections and serves each on a thread of its own, 
 MAX_CLIENTS at once, each with a short time limit: a client that connects and says nothing
 holds only its own thread, for at most CLIENT_TIMEOUT_S, and never the next client (eight idle
 connections once made `diag status` wait behind them). Past the cap a client gets a `busy`
-answer at once. Nothing here touches the agent's loops. It reads state only through `snapshot()`, which the agent implements
-by returning a dict it replaces atomically: the server never sees live, changing state.
+answer at once. Nothing here touches the agent's loops. It reads state only through
+`snapshot()`, which the agent implements by returning a dict it replaces atomically: the
+server never sees live, changing state.
 
 The socket is chmod 0660 (and chowned to `group` when given) before it accepts connections, so
 only the service's group can ask (technicians join that group; see docs/INSTALL.md).
