@@ -201,7 +201,11 @@ def _prepare(name: str, payload: bytes, prep: CommandPrep, seen: SeenCommands,
              pending: Container[tuple[str, str]]) -> Prepared:
     def refuse(code: str, message: str, problems: list[str] | None = None,
                command_id: str | None = None) -> Prepared:
-        return Prepared(name, command_id, error_reply(name, command_id, code, message, problems))
+        # Not remembered: the command was not acted on, and a corrected copy (or one sent
+        # once the queue has room) may reuse its id. Only outcomes of the work are kept.
+        remember = code == "rejected"
+        return Prepared(name, command_id, error_reply(name, command_id, code, message, problems),
+                        remember=remember)
 
     if retained:
         # A retained command is delivered again at every connect: acting on it would replay

@@ -273,3 +273,17 @@ def test_the_loop_runs_a_bounded_number_of_steps_per_turn(target: LineTarget):
     wait_for(lambda: inbox.process(target, limit=4) == 0 and len(replies) == 10,
              what="the rest, four at a time")
     inbox.close()
+
+
+def test_only_outcomes_of_the_work_are_remembered(target: LineTarget):
+    seen = SeenCommands.in_memory()
+    wrong = run("lanes.set", {"id": "fix-me", "args": {"lane": "ZHUHAI", "state": "closed"}},
+                target, seen)
+    assert wrong["error"]["code"] == "bad_request"
+    fixed = run("lanes.set", {"id": "fix-me", "args": {"lane": "ZHUHAI", "state": "full"}},
+                target, seen)
+    assert fixed["ok"] and target.lanes == {"ZHUHAI": LaneState.FULL}
+    refused = run("lanes.set", {"id": "mars", "args": {"lane": "MARS", "state": "open"}},
+                  target, seen)
+    assert refused["error"]["code"] == "rejected"
+    assert seen.get("lanes.set", "mars") == refused  # refused after its work: kept
