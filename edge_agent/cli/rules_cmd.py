@@ -57,8 +57,8 @@ def run_check(args: argparse.Namespace) -> int:
             print(f"{args.file}: {problem}")
     else:
         print(f"{args.file}: OK (version {rules.version}, {len(rules.lanes)} lanes, "
-              f"{len(rules.rules)} rules; bins within sorter profile {reach.profile!r}, "
-              f"{reach.lowest_bin}-{reach.highest_bin})")
+              f"{len(rules.rules)} rules), every bin within sorter profile {reach.profile!r} "
+              f"({reach.lowest_bin}-{reach.highest_bin})")
     return 2 if problems else 0
 
 

@@ -37,6 +37,7 @@ from edge_agent.config import load_config
 from edge_agent.runtime.line_sim import LineSimulation
 from edge_agent.runtime.parcel_mix import parcel_mix
 from edge_agent.runtime.status_server import query_status
+from edge_agent.sorting.rules import default_rules
 
 RATE = 60.0
 # Scan to lane command while the bad traffic runs. The line's benchmark p99 is ~2 ms on an idle
@@ -51,8 +52,9 @@ MEMORY_GROWTH_BOUND_MB = 25.0
 SNAPSHOT_GAP_BOUND_S = 2.0
 FUZZ_EXAMPLES = scaled(25, 250)
 GOOD_RULES = resources.files("edge_agent.defaults").joinpath("rules.toml").read_text()
+DEFAULT_VERSION = default_rules().version
 # ZHUHAI on bin 120: a valid rule set, but generic-divert carries bins 1-99 only.
-BIN_120_RULES = (GOOD_RULES.replace('version = "default-1"', 'version = "bin-120"')
+BIN_120_RULES = (GOOD_RULES.replace(f'version = "{DEFAULT_VERSION}"', 'version = "bin-120"')
                  .replace("bin = 1\n", "bin = 120\n", 1))
 EXIT_PROBLEMS = 2
 CLI_TIMEOUT_S = 30.0
@@ -178,7 +180,7 @@ def test_rules_with_a_bin_the_sorter_cannot_carry_are_refused_everywhere(line, t
         assert any("bin 120" in problem for problem in alarm["details"]["problems"])
         sim.rules_file.write_text(GOOD_RULES)
         _finish(sim, agent, flow)
-    assert _status(sim)["agent"]["rules_version"] == "default-1"
+    assert _status(sim)["agent"]["rules_version"] == DEFAULT_VERSION
     commanded = {c["parcel_id"]: c["bin"] for c in sim.results.commands[-flow.sent:]}
     events = wait_for(lambda: (lambda seen: seen if commanded.keys() <= seen.keys() else None)(
         sim.central.parcels()), what="the flow's events")
@@ -372,5 +374,5 @@ def test_fuzzed_hostile_commands_while_parcels_flow(line):
     assert agent.process.pid == pid
     assert after - before < MEMORY_GROWTH_BOUND_MB, (before, after)
     status = _status(sim)
-    assert status["agent"]["rules_version"] == "default-1"
+    assert status["agent"]["rules_version"] == DEFAULT_VERSION
     assert {lane["state"] for lane in status["lanes"].values()} == {"open"}

@@ -14,10 +14,12 @@ from edge_agent.config import parse_config
 from edge_agent.runtime import rules_store
 from edge_agent.runtime.command_prep import AgentCommandPrep, ManifestFull
 from edge_agent.sorting.manifest import Manifest, ManifestEntry
+from edge_agent.sorting.rules import default_rules
 from edge_agent.sync.command_ids import SeenCommands
 from edge_agent.sync.commands import handle_command
 
 GOOD_RULES = resources.files("edge_agent.defaults").joinpath("rules.toml").read_text()
+DEFAULT_VERSION = default_rules().version
 
 
 def _rows(start: int, count: int) -> list[ManifestEntry]:
@@ -77,6 +79,7 @@ def test_a_kept_rule_set_the_sorter_cannot_carry_gives_way_to_the_configured_one
     rules instead of crashing on the first parcel for that lane, at every restart."""
     config = parse_config({"site": "HKG1", "line": "L1", "state_dir": str(tmp_path)})
     rules_store.applied_rules_path(config).write_text(
-        GOOD_RULES.replace('"default-1"', '"kept-120"').replace("bin = 1\n", "bin = 120\n", 1))
+        GOOD_RULES.replace(f'"{DEFAULT_VERSION}"', '"kept-120"')
+        .replace("bin = 1\n", "bin = 120\n", 1))
     rules, source = rules_store.initial_rules(config)
-    assert (rules.version, source) == ("default-1", "embedded default")
+    assert (rules.version, source) == (DEFAULT_VERSION, "embedded default")
