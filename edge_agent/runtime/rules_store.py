@@ -17,6 +17,7 @@ from edge_agent.config import AgentConfig
 from edge_agent.runtime.line_state import atomic_write
 from edge_agent.runtime.sorter_reach import reach_of_config
 from edge_agent.sorting.rules import RulesError, RuleSet, default_rules, load_rules, parse_rules
+from edge_agent.sync.command_checks import capped_problems
 
 log = structlog.get_logger(__name__)
 
@@ -36,7 +37,8 @@ def initial_rules(config: AgentConfig) -> tuple[RuleSet, str]:
         except RulesError as exc:
             # It was checked before it was written, but by an older agent, or for another
             # sorter: the configured rules take over, loudly, instead of a crash per parcel.
-            log.error("rules.applied_unusable", path=str(applied), problems=exc.problems)
+            log.error("rules.applied_unusable", path=str(applied),
+                      problems=capped_problems(exc.problems)[0], problems_total=len(exc.problems))
     return configured_rules(config)
 
 

@@ -136,6 +136,9 @@ HANDLERS: dict[str, tuple[type[BaseModel], Work]] = {
     "ping": (p.NoArgs, _ping),
 }
 _ENTRIES = TypeAdapter(list[p.ManifestEntryModel])
+# Commands that change nothing: run again for a copy instead of being remembered (a status
+# reply is the agent's whole snapshot, kilobytes that the id store need not keep).
+READ_ONLY = frozenset({"status.get", "ping"})
 
 
 def _now() -> str:
@@ -336,6 +339,8 @@ def finish(prepared: Prepared, target: CommandTarget) -> Prepared:
 
 def record(prepared: Prepared, seen: SeenCommands) -> None:
     """Remember a final reply under its id (worker thread) so a duplicate is not acted on."""
+    if prepared.name in READ_ONLY:
+        return
     if prepared.remember and prepared.command_id is not None and prepared.reply is not None:
         with contextlib.suppress(Exception):  # a full disk must not lose the reply itself
             seen.remember(prepared.name, prepared.command_id, prepared.reply)

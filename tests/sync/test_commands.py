@@ -117,7 +117,8 @@ def test_replayed_id_gets_the_same_reply_without_acting_twice(target: LineTarget
     again = run("rules.apply", {"id": "same", "args": {"rules": GOOD_RULES}}, target, seen)
     assert again == first and target.applied == 1
     for other in "abc":
-        run("ping", {"id": other}, target, seen)
+        run("lanes.set", {"id": other, "args": {"lane": "EXPORT", "state": "open"}}, target,
+            seen)
     seen.prune()  # the store is bounded: "same" is forgotten
     assert len(seen) == 2
     run("rules.apply", {"id": "same", "args": {"rules": GOOD_RULES}}, target, seen)
@@ -287,3 +288,12 @@ def test_only_outcomes_of_the_work_are_remembered(target: LineTarget):
                   target, seen)
     assert refused["error"]["code"] == "rejected"
     assert seen.get("lanes.set", "mars") == refused  # refused after its work: kept
+
+
+def test_read_only_commands_run_again_instead_of_being_stored(target: LineTarget):
+    seen = SeenCommands.in_memory()
+    first = run("status.get", {"id": "st-1"}, target, seen)
+    target.lanes["ZHUHAI"] = LaneState.FULL
+    again = run("status.get", {"id": "st-1"}, target, seen)
+    assert first["result"]["lanes"] == {} and again["result"]["lanes"] == {"ZHUHAI": "full"}
+    assert len(seen) == 0
