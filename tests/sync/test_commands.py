@@ -297,3 +297,16 @@ def test_read_only_commands_run_again_instead_of_being_stored(target: LineTarget
     again = run("status.get", {"id": "st-1"}, target, seen)
     assert first["result"]["lanes"] == {} and again["result"]["lanes"] == {"ZHUHAI": "full"}
     assert len(seen) == 0
+
+
+def test_ids_are_kept_for_a_commands_longest_life_and_then_forgotten(tmp_path: Path):
+    from edge_agent.sync import command_ids
+
+    seen = SeenCommands.open(tmp_path, keep_s=command_ids.KEEP_S)
+    seen.remember("lanes.set", "old", {"ok": True})
+    seen.prune()
+    assert seen.get("lanes.set", "old") == {"ok": True}  # well within its keeping time
+    seen.close()
+    expired = SeenCommands.open(tmp_path, keep_s=0.0)  # opening prunes: nothing is that young
+    assert expired.get("lanes.set", "old") is None and len(expired) == 0
+    expired.close()
