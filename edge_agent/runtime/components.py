@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+import structlog
+
 from edge_agent.config import AgentConfig
 from edge_agent.devices.hub import DeviceHub
 from edge_agent.devices.line_devices import line_problems
@@ -113,7 +115,5 @@ def _build_locked(config: AgentConfig, state_lock: StateDirLock) -> Components:
 
 
 def _log_alarm(alarm: str, severity: str, message: str, details: dict) -> None:
-    import structlog
-
     structlog.get_logger(__name__).warning("alarm", alarm=alarm, severity=severity,
                                            message=message, **details)

@@ -461,26 +461,31 @@ class CommandInbox:
 
     def _work(self) -> None:
         while (item := self._to_worker.get()) is not None:
-            command, finished = item
-            if finished is not None:  # the loop ran its step: record it, reply
-                copies = self._pending.pop((finished.name, finished.command_id or ""), [])
-                for each in (command, *copies):
-                    self._reply(each, finished)
-                continue
-            with self._count_lock:
-                self._queued -= 1
-                self._queued_bytes -= len(command.payload)
-            prepared = prepare(command.name, command.payload, self._prep, self.seen, self._rules,
-                               retained=command.retained, pending=self._pending)
-            key = (prepared.name, prepared.command_id or "")
-            if prepared.duplicate:
-                self._pending[key].append(command)
-            elif prepared.step is not None:
-                self._pending[key] = []
-                self._steps.put((command, prepared))
-                self._wake_loop()
-            else:
-                self._reply(command, prepared)
+            try:
+                self._handle(*item)
+            except Exception:  # a bug here must not end the thread: later commands still run
+                log.exception("command.worker_failed")
+
+    def _handle(self, command: Command, finished: Prepared | None) -> None:
+        if finished is not None:  # the loop ran its step: record it, reply
+            copies = self._pending.pop((finished.name, finished.command_id or ""), [])
+            for each in (command, *copies):
+                self._reply(each, finished)
+            return
+        with self._count_lock:
+            self._queued -= 1
+            self._queued_bytes -= len(command.payload)
+        prepared = prepare(command.name, command.payload, self._prep, self.seen, self._rules,
+                           retained=command.retained, pending=self._pending)
+        key = (prepared.name, prepared.command_id or "")
+        if prepared.duplicate:
+            self._pending[key].append(command)
+        elif prepared.step is not None:
+            self._pending[key] = []
+            self._steps.put((command, prepared))
+            self._wake_loop()
+        else:
+            self._reply(command, prepared)
 
     def _reply(self, command: Command, prepared: Prepared) -> None:
         record(prepared, self.seen)
