@@ -24,6 +24,7 @@ import contextlib
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -59,6 +60,12 @@ INBOX_BYTES = 8 * 1024 * 1024
 # the bound keeps a burst from holding a parcel back by more than a few of them.
 STEPS_PER_TURN = 4
 DEFAULT_MAX_COMMAND_BYTES = 512 * 1024
+# After preparing a command the worker rests as long as the preparation took (CPU time, at
+# most REST_MAX_S): the worker then takes at most about half of a core, and the decision loop,
+# which shares the interpreter with it, keeps the rest even on a machine that is already busy.
+# A burst of heavy commands is answered more slowly (or `busy`); the line is not.
+REST_RATIO = 1.0
+REST_MAX_S = 0.5
 # Manifest rows validated per slice: pydantic holds the GIL for a whole call (~5 µs a row), so
 # a 5,000-row batch validated at once kept the decision loop waiting ~25 ms.
 VALIDATE_SLICE_ROWS = 250
@@ -475,8 +482,10 @@ class CommandInbox:
         with self._count_lock:
             self._queued -= 1
             self._queued_bytes -= len(command.payload)
+        started = time.thread_time()
         prepared = prepare(command.name, command.payload, self._prep, self.seen, self._rules,
                            retained=command.retained, pending=self._pending)
+        self._rest(time.thread_time() - started)
         key = (prepared.name, prepared.command_id or "")
         if prepared.duplicate:
             self._pending[key].append(command)
@@ -486,6 +495,10 @@ class CommandInbox:
             self._wake_loop()
         else:
             self._reply(command, prepared)
+
+    def _rest(self, spent_s: float) -> None:
+        if spent_s > 0.001:  # the small commands (ping, lanes.set) go on at once
+            time.sleep(min(spent_s * REST_RATIO, REST_MAX_S))
 
     def _reply(self, command: Command, prepared: Prepared) -> None:
         record(prepared, self.seen)
