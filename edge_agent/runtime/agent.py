@@ -51,7 +51,6 @@ from edge_agent.sorting.decision import Decision, Parcel, decide, identifier_of
 from edge_agent.sorting.dws_parcels import DWS_RECORD, parcel_from_dws
 from edge_agent.sorting.labels import resolve_labels
 from edge_agent.sorting.lanes import LaneState
-from edge_agent.sorting.manifest import ManifestEntry
 from edge_agent.sorting.pairing import Pairer
 from edge_agent.sorting.rules import RulesError, RuleSet
 from edge_agent.sync.command_checks import capped_problems
