@@ -113,6 +113,9 @@ class MqttLink:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._connected = threading.Event()
+        # Set when the broker acknowledged the subscription to commands (cleared on connect):
+        # a command published before that is not delivered to this agent.
+        self._subscribed = threading.Event()
         self._device_states: dict[str, dict[str, Any]] = {}
         self._counts = {"connects": 0, "published": 0, "acked": 0, "rejected": 0, "commands": 0}
         self._last_error: str | None = None
@@ -151,6 +154,7 @@ class MqttLink:
         client.on_disconnect = self._guarded(self._handle_disconnect)
         client.on_publish = self._guarded(self._handle_publish)
         client.on_message = self._guarded(self._handle_message)
+        client.on_subscribe = self._guarded(self._handle_subscribe)
         return client
 
     def _secure(self, client: mqtt.Client) -> None:
@@ -197,6 +201,11 @@ class MqttLink:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def commands_subscribed(self) -> bool:
+        """The broker has acknowledged the subscription to commands on this connection."""
+        return self._subscribed.is_set()
 
     def start(self) -> None:
         cfg = self.mqtt_config
@@ -311,6 +320,7 @@ class MqttLink:
     def stats(self) -> dict[str, Any]:
         return {
             "connected": self.connected,
+            "commands_subscribed": self.commands_subscribed,
             "reconnects": max(0, self._counts["connects"] - 1),
             "inflight": len(self._inflight),
             **{key: value for key, value in self._counts.items() if key != "connects"},
@@ -327,6 +337,7 @@ class MqttLink:
             log.warning("mqtt.connect_refused", reason=str(reason_code))
             return
         self._counts["connects"] += 1
+        self._subscribed.clear()
         self._connected.set()
         log.info("mqtt.connected", reconnects=self._counts["connects"] - 1)
         if self._v5:
@@ -341,6 +352,10 @@ class MqttLink:
             self._publish_device_state(client, name)
         self._next_state_refresh = time.monotonic() + self.mqtt_config.device_state_ttl_s / 3
         self._wake.set()
+
+    def _handle_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
+                          reason_codes: Any, properties: Any) -> None:
+        self._subscribed.set()
 
     def _handle_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any,
                            reason_code: Any, properties: Any) -> None:

@@ -154,7 +154,8 @@ def test_deeply_nested_json_even_retained_never_stops_the_agent(line):
     # The broker delivers the retained one again at every connect: three restarts.
     for _ in range(3):
         _restart(sim, agent)
-        wait_for(lambda: _status(sim)["mqtt"]["connected"], what="the agent connected")
+        wait_for(lambda: _status(sim)["mqtt"]["commands_subscribed"],
+                 what="the agent subscribed to its commands")
         _some_parcels(sim, agent)
     sim.sender.clear_retained("rules.apply")
 
@@ -290,7 +291,8 @@ def test_retained_stale_and_replayed_commands_are_not_acted_on_even_after_restar
     assert first["ok"] and zhuhai() == "blocked"
     assert sim.commands.request("lanes.set", "open-1", {"lane": "ZHUHAI", "state": "open"})["ok"]
     _restart(sim, agent)
-    wait_for(lambda: _status(sim)["mqtt"]["connected"], what="the agent connected")
+    wait_for(lambda: _status(sim)["mqtt"]["commands_subscribed"],
+             what="the agent subscribed to its commands")
     assert zhuhai() == "open"  # the retained block, delivered at connect, was refused again
     again = _reply(sim, sim.sender.send("lanes.set", block))
     assert again == first and zhuhai() == "open"

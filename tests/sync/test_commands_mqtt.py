@@ -47,7 +47,7 @@ def agent(tmp_path: Path, mosquitto: MosquittoBroker, request):  # noqa: F811
     thread = threading.Thread(target=agent_loop, name="agent")
     thread.start()
     link.start()
-    wait_for(lambda: link.connected, what="link connected")
+    wait_for(lambda: link.commands_subscribed, what="link connected and subscribed")
     yield link, target
     stop.set()
     thread.join()
@@ -131,7 +131,8 @@ def test_a_raising_command_handler_does_not_kill_the_network_thread(
     central = Subscriber(mosquitto.port, [PREFIX + "reply/#"])
     try:
         link.start()
-        wait_for(lambda: link.connected and central.connected.is_set(), what="connected")
+        wait_for(lambda: link.commands_subscribed and central.connected.is_set(),
+                 what="connected, the agent subscribed to its commands")
         central.client.publish(PREFIX + "cmd/ping", b'{"id": "1"}', qos=1)
         wait_for(lambda: len(calls) == 1, what="first command")
         central.client.publish(PREFIX + "cmd/ping", b'{"id": "2"}', qos=1)

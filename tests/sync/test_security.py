@@ -49,7 +49,7 @@ def secure_agent(tmp_path: Path, pki: dict):
     inbox.start()
     link = MqttLink(config, outbox, on_command=inbox.submit)
     link.start()
-    wait_for(lambda: link.connected, what="agent connected over TLS")
+    wait_for(lambda: link.commands_subscribed, what="agent connected over TLS, subscribed")
     yield broker, link, outbox, target, inbox
     link.stop(timeout_s=2)
     outbox.close()
