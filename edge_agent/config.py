@@ -109,6 +109,15 @@ class OutboxConfig(StrictModel):
     disk_budget_mb: float = Field(default=256.0, gt=0)
 
 
+class ManifestConfig(StrictModel):
+    # The manifest store's budget: central's manifest.upsert is refused (over_limit) once a
+    # batch would pass either bound, and an alarm is raised when a write passes warn_fraction
+    # of either. A million rows take ~50 MB; an import from a file is not limited.
+    max_rows: int = Field(default=3_000_000, gt=0)
+    disk_budget_mb: float = Field(default=256.0, gt=0)
+    warn_fraction: float = Field(default=0.8, gt=0, le=1)
+
+
 class TlsConfig(StrictModel):
     ca_file: Path
     cert_file: Path | None = None
@@ -135,7 +144,18 @@ class MqttConfig(StrictModel):
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
     telemetry_period_s: float = Field(default=10.0, gt=0)
-    max_command_bytes: int = Field(default=1_048_576, gt=0)
+    # The largest command payload taken (a rule set is at most 256 KiB of TOML, a manifest
+    # batch 5,000 rows): larger ones are refused, and the broker is asked (v5 Maximum Packet
+    # Size) not to send much larger ones at all.
+    max_command_bytes: int = Field(default=524_288, gt=0, le=16 * 1_048_576)
+    # Central's clock and ours may differ by this much before a command counts as stale.
+    command_clock_skew_s: float = Field(default=30.0, ge=0, le=600)
+    # Commands without issued_at are refused unless this is set (for a migration only).
+    accept_undated_commands: bool = False
+    # Retained device states expire this long after they were published (MQTT v5 message
+    # expiry) and are republished at a third of it, so a state outlives a killed agent by at
+    # most this long. Also sent as `expires_at` in the payload, for 3.1.1 consumers.
+    device_state_ttl_s: float = Field(default=60.0, ge=3, le=86_400)
 
     @model_validator(mode="after")
     def _backoff_order(self) -> MqttConfig:
@@ -167,6 +187,7 @@ class AgentConfig(StrictModel):
     health: HealthConfig = HealthConfig()
     rules: RulesConfig = RulesConfig()
     outbox: OutboxConfig = OutboxConfig()
+    manifest: ManifestConfig = ManifestConfig()
     mqtt: MqttConfig = MqttConfig()
     status: StatusConfig = StatusConfig()
     logging: LoggingConfig = LoggingConfig()

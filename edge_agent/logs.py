@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 
 _raw_frames = False
+# A log line is for a person or a log shipper: values past these sizes are cut, with a count of
+# what was left out. Whatever arrives from outside (a refused command's problems, a device's
+# bytes) cannot make a line of megabytes (one once reached 2 MB). A traceback gets more room.
+MAX_VALUE_CHARS = 2000
+MAX_TRACEBACK_CHARS = 16_000
+MAX_LIST_ITEMS = 50
+# Nesting followed when bounding values; deeper containers are shown by their type only.
+MAX_VALUE_DEPTH = 4
 
 
 def raw_frames_enabled() -> bool:
@@ -31,6 +39,35 @@ class _StderrLogger:
         print(message, file=sys.stderr, flush=True)
 
     log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+def _bounded(value: Any, depth: int = 0, limit: int = MAX_VALUE_CHARS) -> Any:
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return value
+        return f"{value[:limit]}... ({len(value) - limit} more characters)"
+    if isinstance(value, bytes | bytearray):
+        return _bounded(value.hex(), depth, limit)
+    if isinstance(value, dict | list | tuple) and depth >= MAX_VALUE_DEPTH:
+        return f"<{type(value).__name__} of {len(value)}>"
+    if isinstance(value, dict):
+        items = list(value.items())
+        bounded = {str(k)[:100]: _bounded(v, depth + 1) for k, v in items[:MAX_LIST_ITEMS]}
+        if len(items) > MAX_LIST_ITEMS:
+            bounded["..."] = f"{len(items) - MAX_LIST_ITEMS} more entries"
+        return bounded
+    if isinstance(value, list | tuple):
+        bounded_list = [_bounded(item, depth + 1) for item in value[:MAX_LIST_ITEMS]]
+        if len(value) > MAX_LIST_ITEMS:
+            bounded_list.append(f"... {len(value) - MAX_LIST_ITEMS} more items")
+        return bounded_list
+    return value
+
+
+def bound_values(logger: object, name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: every value within a readable size (see MAX_VALUE_CHARS)."""
+    return {key: _bounded(value, limit=MAX_TRACEBACK_CHARS if key == "exception"
+                          else MAX_VALUE_CHARS) for key, value in event.items()}
 
 
 def _stderr_logger(*args: object) -> _StderrLogger:
@@ -58,6 +95,7 @@ def configure_logging(
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
+            bound_values,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(base_level),

@@ -41,12 +41,23 @@ def device_problems(config: AgentConfig) -> list[str]:
     return problems + line_problems(kinds)
 
 
+def file_problems(config: AgentConfig) -> list[str]:
+    """Problems with the files the config names that `run` reads: the TLS files (present,
+    readable, PEM of the right kind). The agent still sorts without them (the link stays
+    down), which is why a clean `config check` must have looked."""
+    from edge_agent.sync.tls_files import tls_problems
+
+    if not config.mqtt.enabled or config.mqtt.tls is None:
+        return []
+    return tls_problems(config.mqtt.tls)
+
+
 def check_config_file(path: Path) -> tuple[AgentConfig | None, list[str]]:
     try:
         config = load_config(path)
     except ConfigError as exc:
         return None, exc.problems + _unknown_profiles(path, exc.problems)
-    return config, device_problems(config)
+    return config, device_problems(config) + file_problems(config)
 
 
 def _unknown_profiles(path: Path, known: list[str]) -> list[str]:

@@ -14,8 +14,10 @@ before anything is written.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
 import platform
 import socket
 import sqlite3
@@ -137,12 +139,29 @@ def write_bundle(out: Path, config_path: Path, *, run_doctor: bool = True,
     }
     files["manifest.json"] = _json(manifest)
     stem = out.name.removesuffix(".tar.gz")
-    with tarfile.open(out, "w:gz") as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(f"{stem}/{name}")
-            info.size, info.mtime, info.mode = len(data), int(time.time()), 0o640
-            archive.addfile(info, io.BytesIO(data))
+    handle = _create_private(out)
+    try:
+        with handle, tarfile.open(fileobj=handle, mode="w:gz") as archive:
+            for name, data in files.items():
+                info = tarfile.TarInfo(f"{stem}/{name}")
+                info.size, info.mtime, info.mode = len(data), int(time.time()), 0o600
+                archive.addfile(info, io.BytesIO(data))
+    except BaseException:
+        out.unlink(missing_ok=True)  # ours (O_EXCL made it): no half archive is left behind
+        raise
     return manifest
+
+
+def _create_private(path: Path) -> io.BufferedWriter:
+    """A new file only the caller can read. O_EXCL: never an existing file, and never through
+    a symlink (O_EXCL refuses any link at the path, O_NOFOLLOW says so twice): a name planted
+    in a shared directory cannot redirect the bundle, which holds the line's configuration."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        descriptor = os.open(path, flags, 0o600)
+    except FileExistsError:
+        raise OSError(errno.EEXIST, "already exists (or is a link): not overwritten") from None
+    return os.fdopen(descriptor, "wb")
 
 
 def _json(value: Any) -> bytes:

@@ -32,6 +32,7 @@ def run_checks(config_path: Path, service_user: str = host_checks.SERVICE_NAME,
         results += port_checks.check_ports(config.devices, service_user, agent_devices)
         results += input_checks.check_inputs(config, status)
         results += broker_checks(config)
+        results += agent_link_checks(status)
         results += host_checks.check_state_dir(config)
     results.append(host_checks.check_clock())
     results += host_checks.check_service()
@@ -46,6 +47,7 @@ def broker_checks(config: AgentConfig) -> list[CheckResult]:
         return [warned("broker", "mqtt.enabled = false: decisions stay on this machine",
                        "set mqtt.enabled = true once the broker is ready")]
     results = check_tls_files(config.mqtt.tls) if config.mqtt.tls is not None else []
+    results += cleartext_password_checks(config)
     report = probe_broker(config)
     where = report.broker
     if report.failed_step in ("connect", "tls"):
@@ -65,6 +67,30 @@ def broker_checks(config: AgentConfig) -> list[CheckResult]:
                                  "(deploy/mosquitto/edge-agent.acl)")]
     return [*results, passed("broker ACL", f"published and read back {report.topic} in "
                                            f"{report.round_trip_ms} ms")]
+
+
+def cleartext_password_checks(config: AgentConfig) -> list[CheckResult]:
+    """A warning when a user name and password would cross the network without TLS."""
+    from edge_agent.sync.link import cleartext_password
+
+    mqtt = config.mqtt
+    if not cleartext_password(mqtt.host, mqtt.username, mqtt.tls is not None):
+        return []
+    return [warned("broker password protection",
+                   f"mqtt.username is set and {mqtt.host} is not this machine, but there is "
+                   "no [mqtt.tls]: the password crosses the network in clear",
+                   "configure [mqtt.tls] (port 8883) for this broker")]
+
+
+def agent_link_checks(status: dict[str, Any] | None) -> list[CheckResult]:
+    """What the running agent says about its own link, when it could not start it (a TLS
+    file missing or not PEM): the line sorts, but nothing reaches central."""
+    mqtt = status.get("mqtt") if isinstance(status, dict) else None
+    problem = mqtt.get("config_problem") if isinstance(mqtt, dict) else None
+    if not problem:
+        return []
+    return [failed("agent's MQTT link", f"not started: {problem}",
+                   "fix the file named, then restart the service; events wait in the outbox")]
 
 
 def status_sockets(config: AgentConfig | None, explicit: Path | None) -> list[Path]:

@@ -104,7 +104,14 @@ def _check_key(path: Path) -> CheckResult:
     try:
         with path.open("rb"):
             pass  # opened only: a key's content is never read into the doctor's output
+        mode = path.stat().st_mode
     except OSError as exc:
         return failed(name, f"{path}: {exc.strerror or exc}",
-                      "the key must be readable by the service (LoadCredential= or chmod 0640)")
-    return passed(name, f"{path} readable")
+                      "the key must be readable by the service user only "
+                      "(chown edge-agent, chmod 0400)")
+    if mode & 0o077:
+        # Whoever else can read the key can be this line on the broker.
+        return warned(name, f"{path} is readable by others than its owner "
+                      f"(mode {mode & 0o777:04o})",
+                      f"sudo chown edge-agent {path} && sudo chmod 0400 {path}")
+    return passed(name, f"{path} readable by its owner only")

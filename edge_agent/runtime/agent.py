@@ -38,6 +38,7 @@ from edge_agent.devices.messages import (
     SorterAck,
     Weight,
 )
+from edge_agent.errors import EdgeAgentError
 from edge_agent.ids import new_id
 from edge_agent.runtime import rules_store
 from edge_agent.runtime.clock import clock_check
@@ -50,9 +51,9 @@ from edge_agent.sorting.decision import Decision, Parcel, decide, identifier_of
 from edge_agent.sorting.dws_parcels import DWS_RECORD, parcel_from_dws
 from edge_agent.sorting.labels import resolve_labels
 from edge_agent.sorting.lanes import LaneState
-from edge_agent.sorting.manifest import ManifestEntry
 from edge_agent.sorting.pairing import Pairer
-from edge_agent.sorting.rules import RulesError
+from edge_agent.sorting.rules import RulesError, RuleSet
+from edge_agent.sync.command_checks import capped_problems
 
 log = structlog.get_logger(__name__)
 
@@ -123,6 +124,8 @@ class Agent:
         # Replaced whole by the loop; the status server (its own thread) only reads it.
         self.snapshot: dict[str, Any] = {}
         self.status_server = StatusServer(config.status_socket, lambda: self.snapshot)
+        if parts.command_prep is not None:  # its alarms go where the loop's go
+            parts.command_prep.raise_alarm = self._raise_alarm
 
     @classmethod
     def from_config(cls, config: AgentConfig, **options: Any) -> Agent:
@@ -137,8 +140,14 @@ class Agent:
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGHUP, self._on_reload_signal)
         parts = self.parts
+        if parts.inbox is not None:
+            parts.inbox.start()
         if parts.link is not None:
             parts.link.start()
+            if parts.link.config_problem is not None:
+                self._raise_alarm("mqtt_config_error", "critical", "the MQTT link cannot start: "
+                                  "the line sorts, events wait in the outbox",
+                                  {"problem": parts.link.config_problem})
         self.status_server.start()
         self._housekeeping(force=True)
         # Everything built so far lives as long as the process (models, rules, profiles): take
@@ -326,18 +335,18 @@ class Agent:
             timezone=self.config.timezone, identifier=identifier,
             clock_synchronised=self._clock_synchronised,
         )
-        self.parts.outbox.append("parcel", decision.to_dict())
         sorter = self.parts.device_for_role.get("sorter")
-        sent = False
+        command = None
         if sorter is not None:
-            command = self.hub.ports[sorter].codec.lane_command(
-                parcel.parcel_id, decision.bin, parcel.barcode
-            )
+            command, decision = self._lane_command(sorter, parcel, decision)
+        self.parts.outbox.append("parcel", decision.to_dict())
+        sent = False
+        if command is not None:
             sent = self.hub.send(sorter, command)
         now_ns = time.monotonic_ns()
         if sent:
             self._awaiting_ack[parcel.parcel_id] = (decision.bin, now_ns + self._ack_timeout_ns)
-        elif sorter is not None:
+        elif sorter is not None:  # not taken, or no command the sorter could carry
             self.counters.totals["sorter_unreachable"] += 1
             self._parcel_alarms.report(
                 "sorter_unreachable", "critical", "the sorter did not take the lane command "
@@ -350,6 +359,30 @@ class Agent:
         self.health.record(decision)
         return decision
 
+    def _lane_command(self, sorter: str, parcel: Parcel,
+                      decision: Decision) -> tuple[bytes | None, Decision]:
+        """The sorter's command for a decision. Rules are checked against the sorter's reach
+        before they are used, so this is a last guard: a bin the protocol cannot carry sends
+        the parcel to the exception lane (or nowhere, with an alarm) instead of ending the
+        loop."""
+        codec = self.hub.ports[sorter].codec
+        try:
+            return codec.lane_command(parcel.parcel_id, decision.bin, parcel.barcode), decision
+        except (ValueError, EdgeAgentError) as exc:
+            problem = str(exc)
+        exception = self.rules.lanes[self.rules.exception_lane]
+        self._parcel_alarms.report(
+            "lane_command_failed", "critical", "the sorter cannot carry the decided bin; the "
+            "parcel goes to the exception lane", {"parcel_id": parcel.parcel_id,
+                                                  "bin": decision.bin, "problem": problem},
+            {}, time.monotonic())
+        decision = decision._replace(lane=exception.name, bin=exception.bin,
+                                     reasons=(*decision.reasons, "bin_not_addressable"))
+        try:
+            return codec.lane_command(parcel.parcel_id, exception.bin, parcel.barcode), decision
+        except (ValueError, EdgeAgentError):
+            return None, decision  # counted and alarmed as sorter_unreachable below
+
     def _raise_alarm(self, alarm: str, severity: str, message: str, details: dict) -> None:
         log.warning("alarm", alarm=alarm, severity=severity, message=message, **details)
         self.parts.outbox.append(
@@ -358,18 +391,12 @@ class Agent:
         if self.parts.link is not None:
             self.parts.link.notify_appended()
 
-    # -- commands from central (CommandTarget), run on this thread ------------------------------
+    # -- commands from central (CommandTarget): quick steps, run on this thread -----------------
+    # (What takes long, parsing and persisting, ran on the command worker: command_prep.)
 
-    def apply_rules(self, text: str) -> str:
-        rules = rules_store.accept_pushed_rules(self.config, text)
+    def swap_rules(self, rules: RuleSet) -> str:
         self._use_rules(rules, "rules.apply")
         return rules.version
-
-    def upsert_manifest(self, entries: list[ManifestEntry]) -> int:
-        return self.parts.manifest.upsert(entries)
-
-    def remove_manifest(self, barcodes: list[str]) -> int:
-        return self.parts.manifest.remove(barcodes)
 
     def set_lane(self, lane: str, state: LaneState) -> None:
         try:
@@ -398,7 +425,8 @@ class Agent:
         except RulesError as exc:
             self._raise_alarm("rules_reload_refused", "warning",
                               "SIGHUP: the rules file is invalid; the current rules stay",
-                              {"source": exc.args[0] if exc.args else "", "problems": exc.problems})
+                              {"source": exc.source, "problems": capped_problems(exc.problems)[0],
+                               "problems_total": len(exc.problems)})
             return
         rules_store.forget_pushed_rules(self.config)
         self._use_rules(rules, source)

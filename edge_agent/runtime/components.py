@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+import structlog
+
 from edge_agent.config import AgentConfig
 from edge_agent.devices.hub import DeviceHub
 from edge_agent.devices.line_devices import line_problems
@@ -19,11 +21,14 @@ from edge_agent.devices.port import SupervisedPort
 from edge_agent.devices.profiles import load_profile
 from edge_agent.errors import ConfigError
 from edge_agent.runtime import rules_store
+from edge_agent.runtime.command_prep import AgentCommandPrep
 from edge_agent.runtime.systemd import SystemdNotifier, Watchdog
 from edge_agent.sorting.manifest import Manifest
 from edge_agent.sorting.rules import RuleSet
 from edge_agent.state_lock import StateDirLock
-from edge_agent.sync.commands import CommandInbox
+from edge_agent.sync.command_checks import Freshness
+from edge_agent.sync.command_ids import SeenCommands
+from edge_agent.sync.commands import CommandInbox, CommandRules
 from edge_agent.sync.link import MqttLink
 from edge_agent.sync.outbox import Outbox
 
@@ -48,6 +53,7 @@ class Components:
     notifier: SystemdNotifier
     watchdog: Watchdog
     state_lock: StateDirLock | None = None  # released by Agent.close, last
+    command_prep: AgentCommandPrep | None = None
     pid: int = field(default_factory=os.getpid)
 
 
@@ -77,8 +83,15 @@ def _build_locked(config: AgentConfig, state_lock: StateDirLock) -> Components:
     outbox = Outbox.open(config.state_dir, config.outbox)
     inbox: CommandInbox | None = None
     link: MqttLink | None = None
+    command_prep: AgentCommandPrep | None = None
     if config.mqtt.enabled:
-        inbox = CommandInbox(max_bytes=config.mqtt.max_command_bytes)
+        # Until the agent takes them over, the worker's alarms are only logged.
+        command_prep = AgentCommandPrep(config, manifest, _log_alarm)
+        command_rules = CommandRules(
+            max_bytes=config.mqtt.max_command_bytes,
+            freshness=Freshness(skew_s=config.mqtt.command_clock_skew_s,
+                                accept_undated=config.mqtt.accept_undated_commands))
+        inbox = CommandInbox(command_prep, SeenCommands.open(config.state_dir), command_rules)
         link = MqttLink(config, outbox, inbox.submit, rules_version=rules.version)
 
     hub = DeviceHub()
@@ -97,4 +110,10 @@ def _build_locked(config: AgentConfig, state_lock: StateDirLock) -> Components:
         hub=hub, roles=roles, device_for_role=device_for_role, rules=rules,
         rules_source=rules_source, manifest=manifest, outbox=outbox, link=link, inbox=inbox,
         notifier=notifier, watchdog=watchdog, state_lock=state_lock,
+        command_prep=command_prep,
     )
+
+
+def _log_alarm(alarm: str, severity: str, message: str, details: dict) -> None:
+    structlog.get_logger(__name__).warning("alarm", alarm=alarm, severity=severity,
+                                           message=message, **details)

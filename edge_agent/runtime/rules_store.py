@@ -2,8 +2,9 @@
 
 At start: the rule set central last applied (STATE_DIR/rules.applied.toml) if there is one,
 else the configured file, else the embedded default. SIGHUP re-reads the configured file (a
-technician's explicit act) and makes it current. A rule set that does not validate is refused
-with its problems and the current one stays: the line never runs without rules.
+technician's explicit act) and makes it current. A rule set that does not validate, or names
+a bin the configured sorter cannot address (runtime.sorter_reach), is refused with its
+problems and the current one stays: the line never runs without rules.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import structlog
 
 from edge_agent.config import AgentConfig
 from edge_agent.runtime.line_state import atomic_write
+from edge_agent.runtime.sorter_reach import reach_of_config
 from edge_agent.sorting.rules import RulesError, RuleSet, default_rules, load_rules, parse_rules
+from edge_agent.sync.command_checks import capped_problems
 
 log = structlog.get_logger(__name__)
 
@@ -30,25 +33,34 @@ def initial_rules(config: AgentConfig) -> tuple[RuleSet, str]:
     applied = applied_rules_path(config)
     if applied.exists():
         try:
-            return load_rules(applied), str(applied)
+            return runnable(config, load_rules(applied), str(applied)), str(applied)
         except RulesError as exc:
-            # Should not happen (it was validated before it was written); fall back loudly.
-            log.error("rules.applied_unreadable", path=str(applied), problems=exc.problems)
-    if config.rules.file is not None:
-        return load_rules(config.rules.file), str(config.rules.file)
-    return default_rules(), "embedded default"
+            # It was checked before it was written, but by an older agent, or for another
+            # sorter: the configured rules take over, loudly, instead of a crash per parcel.
+            log.error("rules.applied_unusable", path=str(applied),
+                      problems=capped_problems(exc.problems)[0], problems_total=len(exc.problems))
+    return configured_rules(config)
 
 
 def configured_rules(config: AgentConfig) -> tuple[RuleSet, str]:
-    """For SIGHUP: the configured file (or the default); raises RulesError if it is bad."""
+    """For start and SIGHUP: the configured file (or the default); RulesError if unusable."""
     if config.rules.file is not None:
-        return load_rules(config.rules.file), str(config.rules.file)
+        source = str(config.rules.file)
+        return runnable(config, load_rules(config.rules.file), source), source
     return default_rules(), "embedded default"
+
+
+def runnable(config: AgentConfig, rules: RuleSet, source: str) -> RuleSet:
+    """`rules` if the configured sorter can carry out every lane; RulesError otherwise."""
+    problems = reach_of_config(config).problems(rules)
+    if problems:
+        raise RulesError(source, problems)
+    return rules
 
 
 def accept_pushed_rules(config: AgentConfig, text: str) -> RuleSet:
     """Validate central's rule set and persist it as last known good; RulesError if bad."""
-    rules = parse_rules(text, "rules.apply")
+    rules = runnable(config, parse_rules(text, "rules.apply"), "rules.apply")
     atomic_write(applied_rules_path(config), text)
     return rules
 

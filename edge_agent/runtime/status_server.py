@@ -3,10 +3,13 @@
 Protocol: a client connects, sends one line ("status\\n"), receives one JSON document followed
 by a newline, and the server closes the connection. An unknown request gets {"error": ...}.
 
-The server runs on its own small thread and serves one client at a time, each with a short
-time limit, so a client that connects and says nothing costs at most CLIENT_TIMEOUT_S and never
-touches the agent's loops. It reads state only through `snapshot()`, which the agent implements
-by returning a dict it replaces atomically: the server never sees live, changing state.
+The server's thread accepts connections and serves each on a thread of its own, at most
+MAX_CLIENTS at once, each with a short time limit: a client that connects and says nothing
+holds only its own thread, for at most CLIENT_TIMEOUT_S, and never the next client (eight idle
+connections once made `diag status` wait behind them). Past the cap a client gets a `busy`
+answer at once. Nothing here touches the agent's loops. It reads state only through
+`snapshot()`, which the agent implements by returning a dict it replaces atomically: the
+server never sees live, changing state.
 
 The socket is chmod 0660 (and chowned to `group` when given) before it accepts connections, so
 only the service's group can ask (technicians join that group; see docs/INSTALL.md).
@@ -44,15 +47,21 @@ log = structlog.get_logger(__name__)
 STATUS_REQUEST = "status"
 # A request is one short word; anything longer is not a client of ours.
 MAX_REQUEST_BYTES = 256
-# How long one client may take to send its line and read the answer; the server serves one
-# client at a time, so this bounds how long a silent client can delay the next one.
+# How long one client may take to send its line and read the answer: bounds how long a silent
+# client holds its thread.
 CLIENT_TIMEOUT_S = 1.0
+# Clients served at once, each on its own thread (a few hundred kB of stack, mostly untouched).
+# Technicians and the doctor ask a few times a minute; the cap bounds what a flood of
+# connections from the service's group can take.
+MAX_CLIENTS = 16
+# How long the accepting thread waits for a turned-away client's request line.
+BUSY_READ_S = 0.1
 # How often the server thread wakes without events (it is woken at once by stop()).
 SERVER_POLL_S = 1.0
 # A snapshot with the last decisions and a few devices is a few kB; this bounds a client's
 # memory if something else is listening on the path.
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
-LISTEN_BACKLOG = 8
+LISTEN_BACKLOG = 32
 # Input after the request line that is read and dropped so the answer is not lost to a reset.
 MAX_DISCARD_BYTES = 64 * 1024
 
@@ -88,6 +97,7 @@ class StatusServer:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._inode: int | None = None
+        self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
 
     def start(self) -> None:
         if self._thread is not None:
@@ -147,6 +157,30 @@ class StatusServer:
         except OSError as exc:
             log.warning("status_accept_failed", error=str(exc))
             return
+        if not self._slots.acquire(blocking=False):
+            with client, contextlib.suppress(OSError):
+                # Read the request first (briefly: this is the accepting thread), or closing
+                # with it unread would reset the connection and lose the answer.
+                client.settimeout(BUSY_READ_S)
+                _read_request(client)
+                client.sendall(_document({"error": f"busy: {MAX_CLIENTS} clients are being "
+                                                   "served; try again"}))
+                _discard_pending_input(client)
+            return
+        try:
+            threading.Thread(target=self._serve_client, args=(client,), name="status-client",
+                             daemon=True).start()
+        except RuntimeError:  # no thread to be had: answer nothing rather than stop serving
+            self._slots.release()
+            client.close()
+
+    def _serve_client(self, client: socket.socket) -> None:
+        try:
+            self._answer_client(client)
+        finally:
+            self._slots.release()
+
+    def _answer_client(self, client: socket.socket) -> None:
         with client:
             client.settimeout(CLIENT_TIMEOUT_S)
             try:

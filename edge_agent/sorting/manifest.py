@@ -103,8 +103,13 @@ class Manifest:
         self.path = path
         self._db = connection
         self._lookup = connection.cursor()  # reused: saves making a cursor per look-up
-        # One connection is shared by the agent's thread and the MQTT command thread.
+        # The look-up connection may be shared by several threads (tools, tests).
         self._lock = threading.Lock()
+        # Writes (central's commands, on the command worker's thread) go through a connection
+        # of their own: under WAL a reader never waits for a writer, so the decision loop's
+        # look-ups go on at full speed while a batch of rows is written.
+        self._writer: sqlite3.Connection | None = None
+        self._write_lock = threading.Lock()
 
     @classmethod
     def open(cls, state_dir: Path) -> Manifest:
@@ -131,8 +136,17 @@ class Manifest:
         return cls(path, connection)
 
     def close(self) -> None:
+        with self._write_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
         with self._lock:
             self._db.close()
+
+    def _writer_connection(self) -> sqlite3.Connection:
+        if self._writer is None:
+            self._writer = _connect(self.path)
+        return self._writer
 
     def __enter__(self) -> Manifest:
         return self
@@ -154,16 +168,42 @@ class Manifest:
             (e.barcode, e.country, e.postal_code, e.declared_weight_kg, e.service)
             for e in entries
         ]
-        with self._lock, self._db:
-            self._db.executemany(_PUT, rows)
+        with self._write_lock:
+            writer = self._writer_connection()
+            with writer:
+                writer.executemany(_PUT, rows)
         return len(rows)
 
     def remove(self, barcodes: Iterable[str]) -> int:
-        with self._lock, self._db:
-            cursor = self._db.executemany(
-                "DELETE FROM manifest WHERE barcode = ?", [(b,) for b in barcodes]
-            )
+        with self._write_lock:
+            writer = self._writer_connection()
+            with writer:
+                cursor = writer.executemany(
+                    "DELETE FROM manifest WHERE barcode = ?", [(b,) for b in barcodes]
+                )
         return cursor.rowcount
+
+    def count_present(self, barcodes: list[str]) -> int:
+        """How many of these barcodes have a row already (for the budget, writer's thread)."""
+        present = 0
+        with self._write_lock:
+            writer = self._writer_connection()
+            for start in range(0, len(barcodes), 500):  # SQLite's bound-parameter limit
+                chunk = barcodes[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                (found,) = writer.execute(
+                    f"SELECT count(*) FROM manifest WHERE barcode IN ({marks})", chunk
+                ).fetchone()
+                present += found
+        return present
+
+    def usage(self) -> tuple[int, int]:
+        """(rows, bytes on disk including the WAL): what the manifest's budget counts."""
+        with self._write_lock:
+            (rows,) = self._writer_connection().execute(
+                "SELECT count(*) FROM manifest").fetchone()
+        size = sum(p.stat().st_size for p in self.path.parent.glob(MANIFEST_FILE + "*"))
+        return rows, size
 
     def stats(self) -> dict:
         with self._lock:

@@ -26,6 +26,12 @@ from edge_agent.validation import StrictModel, read_toml
 # A stable reason code: lower-case words joined by underscores (consumers group by it).
 REASON_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
 LANE_NAME_PATTERN = r"^[A-Z][A-Z0-9_]{0,31}$"
+# Rules compile into one Python function, one test per condition: the cost of compiling and of
+# matching grows with their number. The default set has 8; 500 leave room for any real site
+# while keeping a compile (which holds the interpreter) to tens of milliseconds.
+MAX_RULES = 500
+# More lanes than any sorter's bins (generic-divert has 99).
+MAX_LANES = 99
 
 
 class RulesError(EdgeAgentError):
@@ -201,6 +207,11 @@ def parse_rules(data: dict | str, source: str = "rules") -> RuleSet:
             raise RulesError(source, [f"not valid TOML: {exc}"]) from None
     if not isinstance(data, dict):
         raise RulesError(source, ["(top level): expected a table of settings"])
+    # Counted before validating: validating them is the cost this bound is for.
+    for key, limit in (("rules", MAX_RULES), ("lanes", MAX_LANES)):
+        value = data.get(key)
+        if isinstance(value, list | dict) and len(value) > limit:
+            raise RulesError(source, [f"{key}: at most {limit} (got {len(value)})"])
     try:
         rule_set = RuleSet.model_validate(data)
     except ValidationError as exc:

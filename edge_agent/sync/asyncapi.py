@@ -28,10 +28,17 @@ CHANNELS: list[tuple[str, str, type, str]] = [
     ("alarmEvents", "events/alarm", p.AlarmEvent, "QoS 1, at least once, same ids as events."),
     ("telemetry", "telemetry", p.Telemetry,
      "QoS 1, periodic counters, outbox depth and age, device and lane states."),
-    ("deviceState", "devices/{device}/state", p.DeviceState, "Retained, one topic per device."),
+    ("deviceState", "devices/{device}/state", p.DeviceState,
+     "Retained, one topic per device, true only while the agent runs: MQTT v5 message expiry "
+     "(mqtt.device_state_ttl_s, 60 s; renewed every third of it) and expires_at in the "
+     "payload."),
     ("command", "cmd/{command}", p.CommandRequest,
      "Commands from central: rules.apply, manifest.upsert, manifest.remove, lanes.set, "
-     "status.get, ping. MQTT v5: set a response topic under reply/ and correlation data."),
+     "status.get, ping. MQTT v5: set a response topic under reply/ and correlation data. "
+     "Never retained (a retained command is refused); issued_at required, expires_at "
+     "optional (default +60 s, at most +3600 s), 30 s clock tolerance; ids are kept on disk, "
+     "so a copy is never acted on twice, also after a restart. At most 512 KiB, 16 levels "
+     "of nesting, 50,000 JSON values (docs/MQTT.md, Commands)."),
     ("reply", "reply/{command}", p.CommandReply,
      "Replies. MQTT v5: on the request's response topic (under reply/) with its correlation "
      "data; MQTT 3.1.1: on reply/{command}, matched by id."),
@@ -129,7 +136,8 @@ def asyncapi_document(version: str = f"{p.SCHEMA_VERSION}.0.0") -> dict[str, Any
             "securitySchemes": {
                 "clientCertificate": {
                     "type": "X509",
-                    "description": "The certificate's CN is SITE/LINE for agents (see "
+                    "description": "The certificate's CN is SITE/LINE for agents; central "
+                    "systems have one identity per consumer, dashboards read-only (see "
                     "deploy/mosquitto/edge-agent.acl).",
                 }
             },

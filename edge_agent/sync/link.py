@@ -25,20 +25,23 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import structlog
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge_agent import __version__
 from edge_agent.config import AgentConfig
 from edge_agent.sync.commands import Command, error_reply
 from edge_agent.sync.credentials import read_password
+from edge_agent.sync.errors import CredentialError
 from edge_agent.sync.outbox import Outbox
 from edge_agent.sync.payloads import SCHEMA_VERSION
+from edge_agent.sync.tls_files import tls_problems
 from edge_agent.sync.topics import Topics
 
 log = structlog.get_logger(__name__)
@@ -58,8 +61,19 @@ ACK_DELETE_MAX_DELAY_S = 0.25
 REJECT_RETRY_MIN_S = 1.0
 # How long a clean stop waits for the broker to acknowledge the retained offline status.
 OFFLINE_ACK_TIMEOUT_S = 2.0
+# Room above mqtt.max_command_bytes for a packet's topic and properties: the broker is asked
+# (v5 Maximum Packet Size) never to send a packet larger than the two together.
+PACKET_OVERHEAD_BYTES = 64 * 1024
+# Hosts a password may be sent to without TLS: it never leaves the machine.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 OnCommand = Callable[[Command], dict[str, Any] | None]
+
+
+def cleartext_password(host: str, username: str | None, tls: bool) -> bool:
+    """True when a password would cross a network in clear: a user name, no TLS, and a broker
+    that is not this machine."""
+    return bool(username) and not tls and host not in LOOPBACK_HOSTS
 
 
 def _now_iso() -> str:
@@ -99,9 +113,16 @@ class MqttLink:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._connected = threading.Event()
+        # Set when the broker acknowledged the subscription to commands (cleared on connect):
+        # a command published before that is not delivered to this agent.
+        self._subscribed = threading.Event()
         self._device_states: dict[str, dict[str, Any]] = {}
         self._counts = {"connects": 0, "published": 0, "acked": 0, "rejected": 0, "commands": 0}
         self._last_error: str | None = None
+        # Why the link cannot start (a TLS file missing or not PEM, an unreadable password):
+        # the line sorts without it, events wait in the outbox, the status says why.
+        self.config_problem: str | None = None
+        self._next_state_refresh = 0.0
         self._client = self._make_client()
         self._publisher = threading.Thread(target=self._publish_loop, name="mqtt-publisher",
                                            daemon=True)
@@ -122,24 +143,38 @@ class MqttLink:
         client.suppress_exceptions = True
         client.max_inflight_messages_set(cfg.max_inflight)
         client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
-        if cfg.username:
-            client.username_pw_set(cfg.username, read_password(cfg))
-        if cfg.tls is not None:
-            client.tls_set(
-                ca_certs=str(cfg.tls.ca_file),
-                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
-                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-            client.tls_insecure_set(cfg.tls.insecure_skip_hostname_check)
+        try:
+            self._secure(client)
+        except (CredentialError, OSError, ssl.SSLError, ValueError) as exc:
+            self.config_problem = str(exc) or type(exc).__name__
+            self._last_error = f"not started: {self.config_problem}"
         client.will_set(self.topics.status, self._status_body("offline", "connection lost"),
                         qos=1, retain=True)
         client.on_connect = self._guarded(self._handle_connect)
         client.on_disconnect = self._guarded(self._handle_disconnect)
         client.on_publish = self._guarded(self._handle_publish)
         client.on_message = self._guarded(self._handle_message)
+        client.on_subscribe = self._guarded(self._handle_subscribe)
         return client
+
+    def _secure(self, client: mqtt.Client) -> None:
+        """Credentials and TLS; raises (see config_problem) if a file is missing or bad."""
+        cfg = self.mqtt_config
+        if cfg.username:
+            client.username_pw_set(cfg.username, read_password(cfg))
+        if cfg.tls is None:
+            return
+        problems = tls_problems(cfg.tls)
+        if problems:
+            raise ValueError("; ".join(problems))
+        client.tls_set(
+            ca_certs=str(cfg.tls.ca_file),
+            certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
+            keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        )
+        client.tls_insecure_set(cfg.tls.insecure_skip_hostname_check)
 
     def _guarded(self, callback: Callable[..., None]) -> Callable[..., None]:
         def guarded(*args: Any) -> None:
@@ -167,11 +202,29 @@ class MqttLink:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def commands_subscribed(self) -> bool:
+        """The broker has acknowledged the subscription to commands on this connection."""
+        return self._subscribed.is_set()
+
     def start(self) -> None:
         cfg = self.mqtt_config
+        if self.config_problem is not None:
+            log.error("mqtt.not_started", problem=self.config_problem,
+                      consequence="the line sorts; events wait in the outbox")
+            return
         log.info("mqtt.starting", host=cfg.host, port=cfg.port, client_id=self.client_id,
                  protocol=cfg.protocol, tls=cfg.tls is not None)
-        self._client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
+        if cleartext_password(cfg.host, cfg.username, cfg.tls is not None):
+            log.warning("mqtt.password_without_tls", host=cfg.host,
+                        advice="anyone on the network path can read the password: "
+                        "configure [mqtt.tls]")
+        properties = None
+        if self._v5:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.MaximumPacketSize = cfg.max_command_bytes + PACKET_OVERHEAD_BYTES
+        self._client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive_s,
+                                   properties=properties)
         self._client.loop_start()
         self._publisher.start()
 
@@ -195,7 +248,11 @@ class MqttLink:
         log.info("mqtt.stopped", **self.stats())
 
     def alive(self) -> bool:
-        """For the watchdog: our publisher thread and paho's network thread both run."""
+        """For the watchdog: our publisher thread and paho's network thread both run (or the
+        link never started for a configuration problem: nothing to watch, and a restart by
+        the watchdog would not mend a missing file)."""
+        if self.config_problem is not None:
+            return True
         # paho keeps its loop thread in `_thread` (no public accessor); None before start().
         network = getattr(self._client, "_thread", None)
         return self._publisher.is_alive() and (network is None or network.is_alive())
@@ -215,12 +272,36 @@ class MqttLink:
                                  retain=True)
 
     def publish_device_state(self, name: str, state: dict[str, Any]) -> None:
-        """Retained per device; also republished on every reconnect."""
-        body = {"schema_version": SCHEMA_VERSION, "device": name, "at": _now_iso(), **state}
-        self._device_states[name] = body
+        """Retained per device; republished on every reconnect and, to keep it from expiring,
+        every third of mqtt.device_state_ttl_s (see _device_state_message)."""
+        self._device_states[name] = {"schema_version": SCHEMA_VERSION, "device": name, **state}
         if self.connected:  # else the next connect publishes the latest state of each device
-            self._client.publish(self.topics.device_state(name), json.dumps(body), qos=1,
-                                 retain=True)
+            self._publish_device_state(self._client, name)
+
+    def _publish_device_state(self, client: mqtt.Client, name: str) -> None:
+        """A device state is true only while this agent runs. The last will covers `status`
+        alone, so after a kill -9 a retained state would say `connected` for ever: each one
+        carries an MQTT v5 message expiry (the broker drops it when it runs out) and an
+        `expires_at` for consumers that read it under 3.1.1 or keep it."""
+        ttl = self.mqtt_config.device_state_ttl_s
+        now = datetime.now(UTC)
+        body = {**self._device_states[name], "at": now.isoformat(timespec="milliseconds"),
+                "expires_at": (now + timedelta(seconds=ttl)).isoformat(timespec="seconds")}
+        properties = None
+        if self._v5:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.MessageExpiryInterval = int(ttl)
+        client.publish(self.topics.device_state(name), json.dumps(body), qos=1, retain=True,
+                       properties=properties)
+
+    def _refresh_device_states(self) -> None:
+        """Publisher thread: republish every device state before it expires."""
+        now = time.monotonic()
+        if now < self._next_state_refresh or not self.connected:
+            return
+        self._next_state_refresh = now + self.mqtt_config.device_state_ttl_s / 3
+        for name in list(self._device_states):
+            self._publish_device_state(self._client, name)
 
     def publish_telemetry(self, data: dict[str, Any]) -> None:
         """Through the outbox (kind telemetry: the first to go when the disk budget is hit)."""
@@ -239,10 +320,12 @@ class MqttLink:
     def stats(self) -> dict[str, Any]:
         return {
             "connected": self.connected,
+            "commands_subscribed": self.commands_subscribed,
             "reconnects": max(0, self._counts["connects"] - 1),
             "inflight": len(self._inflight),
             **{key: value for key, value in self._counts.items() if key != "connects"},
             "last_error": self._last_error,
+            "config_problem": self.config_problem,
         }
 
     # -- paho callbacks (paho's thread) ---------------------------------------------------------
@@ -254,13 +337,25 @@ class MqttLink:
             log.warning("mqtt.connect_refused", reason=str(reason_code))
             return
         self._counts["connects"] += 1
+        self._subscribed.clear()
         self._connected.set()
         log.info("mqtt.connected", reconnects=self._counts["connects"] - 1)
-        client.subscribe(self.topics.commands_filter, qos=1)
+        if self._v5:
+            # Retain flags as published: a retained command is then recognised (and refused)
+            # even when it arrives live, not only when the broker replays it at subscribe.
+            client.subscribe(self.topics.commands_filter,
+                             options=SubscribeOptions(qos=1, retainAsPublished=True))
+        else:
+            client.subscribe(self.topics.commands_filter, qos=1)
         client.publish(self.topics.status, self._status_body("online"), qos=1, retain=True)
-        for name, body in list(self._device_states.items()):
-            client.publish(self.topics.device_state(name), json.dumps(body), qos=1, retain=True)
+        for name in list(self._device_states):
+            self._publish_device_state(client, name)
+        self._next_state_refresh = time.monotonic() + self.mqtt_config.device_state_ttl_s / 3
         self._wake.set()
+
+    def _handle_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
+                          reason_codes: Any, properties: Any) -> None:
+        self._subscribed.set()
 
     def _handle_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any,
                            reason_code: Any, properties: Any) -> None:
@@ -299,7 +394,7 @@ class MqttLink:
             respond(error_reply(name, None, "busy", "this agent takes no commands"))
             return
         command = Command(name, bytes(message.payload), respond, time.monotonic_ns(),
-                          {"response_topic": response_topic})
+                          {"response_topic": response_topic}, retained=bool(message.retain))
         immediate = self._on_command(command)
         if immediate is not None:
             respond(immediate)
@@ -329,6 +424,7 @@ class MqttLink:
                     next_telemetry = time.monotonic() + self.mqtt_config.telemetry_period_s
                     self.publish_telemetry(self._telemetry_source())
                 if self.connected:
+                    self._refresh_device_states()
                     self._fill()
             except Exception as exc:  # e.g. a disk error: log, keep the thread alive, retry
                 self._last_error = f"publisher: {type(exc).__name__}: {exc}"

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 EVENT_ID_PATTERN = r"^[0-9a-f]{32}$"
-# Bounds on one command's batch, so one message cannot make the agent work for seconds.
-MAX_MANIFEST_BATCH = 10_000
+# Bounds on one command's batch, so one message cannot make the agent work for seconds:
+# 5,000 rows are ~500 KB of JSON, within the default payload limit (mqtt.max_command_bytes).
+MAX_MANIFEST_BATCH = 5_000
 MAX_RULES_TEXT = 256 * 1024
 
 
@@ -107,11 +108,16 @@ class Status(Payload):
 
 
 class DeviceState(Payload):
-    """Retained, one topic per device."""
+    """Retained, one topic per device. True only while the agent runs: the agent republishes
+    it every third of its lifetime; under MQTT v5 the broker drops it when its message expiry
+    runs out (e.g. after the agent was killed), and `expires_at` says when for 3.1.1."""
 
     device: str
     state: str = Field(description="e.g. ok, disconnected, error")
     at: str
+    expires_at: str | None = Field(default=None, description="ISO-8601: after this, the state "
+                                   "is unknown (the agent stopped renewing it); also read "
+                                   "`status`, whose last will says offline")
     details: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -125,7 +131,16 @@ class CommandModel(BaseModel):
 
 class CommandRequest(CommandModel):
     id: str = Field(min_length=1, max_length=128, description="Idempotency key: a replayed id "
-                    "gets the first reply again without acting twice")
+                    "gets the first reply again without acting twice (ids are kept on disk "
+                    "for longer than any command may live)")
+    issued_at: AwareDatetime | None = Field(
+        default=None, description="When central issued the command, ISO-8601 with offset. "
+        "Required: an undated command is refused (unless the agent's "
+        "mqtt.accept_undated_commands is set). Refused if more than the clock tolerance (30 s) "
+        "in the agent's future")
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="After this (plus the 30 s clock tolerance) the command is "
+        "refused as stale. Default: issued_at + 60 s; at most issued_at + 3600 s")
     args: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -161,10 +176,14 @@ class NoArgs(CommandModel):
 class CommandError(BaseModel):
     model_config = ConfigDict(frozen=True)
     code: Literal[
-        "bad_json", "bad_request", "unknown_command", "too_large", "rejected", "busy", "internal"
-    ]
+        "bad_json", "bad_request", "unknown_command", "too_large", "too_complex", "stale",
+        "retained", "over_limit", "rejected", "busy", "internal"
+    ] = Field(description="too_complex: nested too deeply or too many values; stale: expired or "
+              "issued in the future; retained: published with the retain flag (never acted "
+              "on); over_limit: the agent's store is full (e.g. the manifest's budget)")
     message: str
-    problems: list[str] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list, description="The first 20 problems")
+    problems_total: int = Field(default=0, description="How many problems there were in all")
 
 
 class CommandReply(Payload):

@@ -10,7 +10,7 @@ import json
 import signal
 import subprocess
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from support.waiting import WAIT_S, wait_for  # noqa: F401  (re-exported)
@@ -139,7 +139,8 @@ class CentralClient:
         properties = Properties(PacketTypes.PUBLISH)
         properties.ResponseTopic = f"{self.prefix}reply/{name}"
         properties.CorrelationData = command_id.encode()
-        body = json.dumps({"id": command_id, "args": args or {}})
+        body = json.dumps({"id": command_id, "args": args or {},
+                           "issued_at": datetime.now(UTC).isoformat()})
         self._client.publish(f"{self.prefix}cmd/{name}", body, qos=1, properties=properties)
         return wait_for(lambda: self.replies.get(command_id.encode()), what=f"reply to {name}")
 

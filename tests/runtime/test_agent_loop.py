@@ -18,6 +18,7 @@ from line_harness import yrd_parcel
 from edge_agent.config import load_config
 from edge_agent.runtime import parcel_alarms
 from edge_agent.runtime.agent import Agent
+from edge_agent.runtime.command_prep import AgentCommandPrep
 from edge_agent.runtime.line_sim import LineSimulation
 from edge_agent.runtime.parcel_mix import SimParcel
 from edge_agent.sorting.lanes import LaneState
@@ -170,12 +171,17 @@ def test_commands_from_central_act_on_the_loops_state_and_persist(line):
     from importlib import resources
 
     good = resources.files("edge_agent.defaults").joinpath("rules.toml").read_text()
+    prep = AgentCommandPrep(agent.config, agent.parts.manifest, agent._raise_alarm)
     with pytest.raises(RulesError):
-        agent.apply_rules(good.replace("[lanes.EXPORT]", "[lanes.EXPORT]\nbin = 'three'"))
+        prep.prepare_rules(good.replace("[lanes.EXPORT]", "[lanes.EXPORT]\nbin = 'three'"))
+    with pytest.raises(RulesError, match="generic-divert"):  # the sorter's bins are 1-99
+        prep.prepare_rules(good.replace("bin = 3\n", "bin = 120\n", 1))
     assert agent.rules.version == "default-2"
-    assert agent.apply_rules(good.replace('"default-2"', '"central-7"')) == "central-7"
+    rules = prep.prepare_rules(good.replace('"default-2"', '"central-7"'))
+    assert agent.rules.version == "default-2"  # prepared (off the loop), not yet in force
+    assert agent.swap_rules(rules) == "central-7"
 
-    count = agent.upsert_manifest([ManifestEntry.from_dict({
+    count = prep.upsert_manifest([ManifestEntry.from_dict({
         "barcode": "LP99999999999999", "country": "US", "postal_code": "94105",
         "declared_weight_kg": 1.0, "service": "standard"})])
     assert count == 1
@@ -188,6 +194,28 @@ def test_commands_from_central_act_on_the_loops_state_and_persist(line):
     assert send_and_decide(line, again, line.parcels[1])["bin"] == 2
     export = SimParcel(99, "export", "LP99999999999999", "]C0", 1.0, None)
     assert send_and_decide(line, again, export)["bin"] == 3
+
+
+def test_a_bin_the_sorter_cannot_carry_sends_the_parcel_to_exception_not_the_loop_down(line):
+    """The last guard: rules are checked against the sorter before use, but should a rule set
+    with a bin out of the protocol's range reach the loop, the parcel goes to the exception
+    lane with an alarm, and the next parcels are decided as usual."""
+    from importlib import resources
+
+    from edge_agent.sorting.rules import parse_rules
+
+    agent = line.start_agent()
+    good = resources.files("edge_agent.defaults").joinpath("rules.toml").read_text()
+    unreachable = parse_rules(good.replace("bin = 1\n", "bin = 120\n", 1))  # ZHUHAI's bin
+    assert unreachable.lanes["ZHUHAI"].bin == 120
+    agent.swap_rules(unreachable)
+    commanded = send_and_decide(line, agent, line.parcels[0])
+    event = outbox_rows(agent, "parcel")[-1]
+    assert event["lane"] == "EXCEPTION" and "bin_not_addressable" in event["reasons"]
+    assert event["bin"] == commanded["bin"] == unreachable.lanes["EXCEPTION"].bin
+    assert [a["alarm"] for a in outbox_rows(agent, "alarm")] == ["lane_command_failed"]
+    agent.swap_rules(parse_rules(good))
+    assert send_and_decide(line, agent, line.parcels[1])["bin"] == 1
 
 
 def test_the_event_is_stored_before_the_lane_command_leaves(line):

@@ -262,3 +262,38 @@ def test_an_answer_that_is_not_json_is_a_clear_error(socket_path):
         with pytest.raises(StatusError, match="is not a JSON document"):
             query_status(socket_path)
         thread.join()
+
+
+def test_idle_connections_do_not_block_a_query(socket_path, monkeypatch):
+    # A long limit, so the idle clients would still hold a one-at-a-time server.
+    monkeypatch.setattr(status_server, "CLIENT_TIMEOUT_S", 30.0)
+    server = StatusServer(socket_path, lambda: SNAPSHOT)
+    server.start()
+    idle = []
+    try:
+        for _ in range(8):
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.connect(str(socket_path))
+            idle.append(client)
+        assert query_status(socket_path, timeout_s=2.0) == SNAPSHOT
+    finally:
+        for client in idle:
+            client.close()
+        server.stop()
+
+
+def test_clients_past_the_cap_get_a_busy_answer(socket_path, monkeypatch):
+    monkeypatch.setattr(status_server, "CLIENT_TIMEOUT_S", 30.0)
+    monkeypatch.setattr(status_server, "MAX_CLIENTS", 2)
+    server = StatusServer(socket_path, lambda: SNAPSHOT)
+    server.start()
+    idle = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(2)]
+    try:
+        for client in idle:
+            client.connect(str(socket_path))
+        answer = json.loads(raw_exchange(socket_path, b"status\n"))
+        assert "busy" in answer["error"]
+    finally:
+        for client in idle:
+            client.close()
+        server.stop()

@@ -113,6 +113,12 @@ def test_unit_declares_what_the_agent_and_install_guide_rely_on():
     assert "WatchdogSec" in settings and "TimeoutStopSec" in settings
 
 
+def test_unit_bounds_the_services_memory_and_tasks():
+    settings = unit_settings(UNIT.read_text())
+    assert settings.get("MemoryMax") == ["256M"] and settings.get("TasksMax") == ["64"]
+    assert settings.get("MemoryHigh") == ["192M"]  # reclaim pressure before the hard limit
+
+
 def test_sysusers_file_is_accepted_by_systemd_sysusers(tmp_path: Path):
     result = run(systemd_tool("systemd-sysusers"), f"--root={tmp_path}", "--dry-run",
                  str(SYSUSERS))

@@ -185,3 +185,20 @@ def test_decide_with_two_labels_that_name_two_parcels(capsys):
 def test_decide_refuses_dimensions_it_cannot_read(capsys, dims):
     code, _, err = run(capsys, "decide", GS1_SHANGHAI, "--dims", dims)
     assert code == 2 and "--dims" in err
+
+
+def test_rules_check_uses_the_sorters_bins(capsys, tmp_path):
+    _, text, _ = run(capsys, "rules", "show")
+    far = tmp_path / "far.toml"
+    far.write_text(text.replace("bin = 1\n", "bin = 100\n", 1))
+    code, out, _ = run(capsys, "rules", "check", str(far), "--json")
+    assert code == 2
+    assert any("bin 100" in p and "generic-divert" in p for p in json.loads(out)["problems"])
+    code, out, _ = run(capsys, "rules", "check", str(far), "--sorter-profile", "generic-divert")
+    assert code == 2
+    code, _, err = run(capsys, "rules", "check", str(far), "--sorter-profile", "mt-sics")
+    assert code == 2 and "not a sorter profile" in err  # a scale's profile names no bins
+    near = tmp_path / "near.toml"
+    near.write_text(text.replace("bin = 1\n", "bin = 99\n", 1))
+    code, out, _ = run(capsys, "rules", "check", str(near))
+    assert code == 0 and "'generic-divert' (1-99)" in out

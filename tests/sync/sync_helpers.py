@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +76,23 @@ class Subscriber:
         self.client.loop_stop()
 
 
+def dated(body: dict, *, issued_at: datetime | None = None,
+          lifetime_s: float | None = None) -> dict:
+    """A command envelope with an issue time (now by default), as central sends it."""
+    issued = issued_at or datetime.now(UTC)
+    envelope = {**body, "issued_at": issued.isoformat()}
+    if lifetime_s is not None:
+        envelope["expires_at"] = (issued + timedelta(seconds=lifetime_s)).isoformat()
+    return envelope
+
+
+def command_bytes(command_id: str, args: dict | None = None, **when: Any) -> bytes:
+    return json.dumps(dated({"id": command_id, "args": args or {}}, **when)).encode()
+
+
 class LineTarget:
-    """The agent's state as commands see it, built from the real sorting objects."""
+    """The agent's state as commands see it, built from the real sorting objects: both the
+    worker's side (CommandPrep) and the loop's (CommandTarget)."""
 
     def __init__(self, state_dir: Path):
         self.rules: RuleSet = default_rules()
@@ -85,9 +101,12 @@ class LineTarget:
         self.rules_file = state_dir / "rules.last-good.toml"
         self.applied = 0
 
-    def apply_rules(self, text: str) -> str:
+    def prepare_rules(self, text: str) -> RuleSet:
         rules = parse_rules(text, "rules.apply")  # raises RulesError: nothing swapped
         self.rules_file.write_text(text)
+        return rules
+
+    def swap_rules(self, rules: RuleSet) -> str:
         self.rules = rules
         self.applied += 1
         return rules.version

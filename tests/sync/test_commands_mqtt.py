@@ -12,10 +12,11 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from support.broker import MosquittoBroker, mosquitto  # noqa: F401
-from sync_helpers import LineTarget, Subscriber, agent_config, wait_for
+from sync_helpers import LineTarget, Subscriber, agent_config, command_bytes, wait_for
 
 from edge_agent.sorting.lanes import LaneState
-from edge_agent.sync.commands import CommandInbox
+from edge_agent.sync.command_ids import SeenCommands
+from edge_agent.sync.commands import CommandInbox, CommandRules
 from edge_agent.sync.link import MqttLink
 from edge_agent.sync.outbox import Outbox
 
@@ -30,7 +31,9 @@ def agent(tmp_path: Path, mosquitto: MosquittoBroker, request):  # noqa: F811
                           max_command_bytes=4096)
     outbox = Outbox.open(config.state_dir, config.outbox)
     target = LineTarget(config.state_dir)
-    inbox = CommandInbox()
+    inbox = CommandInbox(target, SeenCommands.open(config.state_dir),
+                         CommandRules(max_bytes=4096))
+    inbox.start()
     link = MqttLink(config, outbox, on_command=inbox.submit)
     stop = threading.Event()
     owner: dict[str, str] = {}
@@ -44,7 +47,7 @@ def agent(tmp_path: Path, mosquitto: MosquittoBroker, request):  # noqa: F811
     thread = threading.Thread(target=agent_loop, name="agent")
     thread.start()
     link.start()
-    wait_for(lambda: link.connected, what="link connected")
+    wait_for(lambda: link.commands_subscribed, what="link connected and subscribed")
     yield link, target
     stop.set()
     thread.join()
@@ -78,7 +81,7 @@ def test_v5_command_reply_carries_correlation_data(agent, mosquitto: MosquittoBr
     link, target = agent
     central, replies = _central_v5(mosquitto.port)
     try:
-        body = json.dumps({"id": "c-1", "args": {"lane": "ZHUHAI", "state": "blocked"}}).encode()
+        body = command_bytes("c-1", {"lane": "ZHUHAI", "state": "blocked"})
         _request(central, "lanes.set", body, b"corr-1")
         _request(central, "ping", b"{broken", b"corr-2")
         _request(central, "ping", b'{"id": "x"}' + b" " * 5000, b"corr-3")  # over 4096 bytes
@@ -103,7 +106,7 @@ def test_311_replies_go_to_the_reply_topic(agent, mosquitto: MosquittoBroker):  
     central = Subscriber(mosquitto.port, [PREFIX + "reply/#"])
     try:
         wait_for(central.connected.is_set, what="subscriber")
-        central.client.publish(PREFIX + "cmd/status.get", b'{"id": "s-1"}', qos=1)
+        central.client.publish(PREFIX + "cmd/status.get", command_bytes("s-1"), qos=1)
         wait_for(lambda: central.on("reply/status.get"), what="reply")
         reply = central.on("reply/status.get")[0]
         assert reply["id"] == "s-1" and reply["result"]["rules_version"] == "default-2"
@@ -128,7 +131,8 @@ def test_a_raising_command_handler_does_not_kill_the_network_thread(
     central = Subscriber(mosquitto.port, [PREFIX + "reply/#"])
     try:
         link.start()
-        wait_for(lambda: link.connected and central.connected.is_set(), what="connected")
+        wait_for(lambda: link.commands_subscribed and central.connected.is_set(),
+                 what="connected, the agent subscribed to its commands")
         central.client.publish(PREFIX + "cmd/ping", b'{"id": "1"}', qos=1)
         wait_for(lambda: len(calls) == 1, what="first command")
         central.client.publish(PREFIX + "cmd/ping", b'{"id": "2"}', qos=1)

@@ -3,7 +3,6 @@ only central can send commands this agent acts on."""
 
 from __future__ import annotations
 
-import json
 import ssl
 import threading
 import time
@@ -13,9 +12,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from certs import CertPair, ThrowawayCa
 from support.broker import BrokerTls, MosquittoBroker
-from sync_helpers import LineTarget, agent_config, wait_for
+from sync_helpers import LineTarget, Subscriber, agent_config, command_bytes, wait_for
 
 from edge_agent.sorting.lanes import LaneState
+from edge_agent.sync.command_ids import SeenCommands
 from edge_agent.sync.commands import CommandInbox
 from edge_agent.sync.link import REJECT_RETRY_MIN_S, MqttLink
 from edge_agent.sync.outbox import Outbox
@@ -30,8 +30,9 @@ def pki(tmp_path_factory) -> dict:
     ca = ThrowawayCa(base / "ca")
     rogue = ThrowawayCa(base / "rogue", "rogue-ca")  # a CA the broker does not trust
     return {"ca": ca, "server": ca.issue("localhost", server=True), "L1": ca.issue("HKG1/L1"),
-            "L2": ca.issue("HKG1/L2"), "central": ca.issue("central"),
-            "rogue": rogue.issue("central")}
+            "L2": ca.issue("HKG1/L2"), "central": ca.issue("central-wms"),
+            "dashboard": ca.issue("dashboard"), "rules": ca.issue("central-rules"),
+            "rogue": rogue.issue("central-wms")}
 
 
 @pytest.fixture
@@ -44,10 +45,11 @@ def secure_agent(tmp_path: Path, pki: dict):
         "key_file": str(pki["L1"].key)})
     outbox = Outbox.open(config.state_dir, config.outbox)
     target = LineTarget(config.state_dir)
-    inbox = CommandInbox()
+    inbox = CommandInbox(target, SeenCommands.open(config.state_dir))
+    inbox.start()
     link = MqttLink(config, outbox, on_command=inbox.submit)
     link.start()
-    wait_for(lambda: link.connected, what="agent connected over TLS")
+    wait_for(lambda: link.commands_subscribed, what="agent connected over TLS, subscribed")
     yield broker, link, outbox, target, inbox
     link.stop(timeout_s=2)
     outbox.close()
@@ -91,7 +93,7 @@ def _connects(broker: MosquittoBroker, ca: ThrowawayCa, pair: CertPair | None) -
 
 
 def _lanes_set(lane_state: str, command_id: str) -> bytes:
-    return json.dumps({"id": command_id, "args": {"lane": "ZHUHAI", "state": lane_state}}).encode()
+    return command_bytes(command_id, {"lane": "ZHUHAI", "state": lane_state})
 
 
 def test_only_central_can_command_this_agent(secure_agent, pki: dict):
@@ -108,7 +110,27 @@ def test_only_central_can_command_this_agent(secure_agent, pki: dict):
     finally:
         other.disconnect()
         other.loop_stop()
-    # Central: the same command is delivered and acted on (the positive control).
+    # A dashboard: reads the line, but may not command it; nor may the rules service set lanes.
+    for reader in ("dashboard", "rules"):
+        client, seen = _client(broker, ca, pki[reader])
+        client.connect("127.0.0.1", broker.port)
+        client.loop_start()
+        try:
+            mid = client.publish(PREFIX + "cmd/lanes.set", _lanes_set("blocked", reader),
+                                 qos=1).mid
+            wait_for(lambda s=seen, m=mid: m in s["pubacks"], what=f"PUBACK for {reader}")
+            assert seen["pubacks"][mid] == 0x87, reader
+        finally:
+            client.disconnect()
+            client.loop_stop()
+    dashboard = Subscriber(broker.port, [PREFIX + "status"], protocol=mqtt.MQTTv5, tls={
+        "ca_certs": str(ca.cert), "certfile": str(pki["dashboard"].cert),
+        "keyfile": str(pki["dashboard"].key), "tls_version": ssl.PROTOCOL_TLS_CLIENT})
+    try:  # ... and it does read the line (the retained status)
+        wait_for(lambda: dashboard.on("/status"), what="the dashboard reads the status")
+    finally:
+        dashboard.close()
+    # Central's warehouse system: the same command is delivered and acted on (the control).
     central, seen = _client(broker, ca, pki["central"])
     central.connect("127.0.0.1", broker.port)
     central.loop_start()

@@ -76,3 +76,40 @@ def test_bundle_output_errors(capsys, tmp_path):
     assert main(["diag", "bundle", "--config", str(config), "--out", str(missing_dir),
                  "--no-doctor"]) == 2
     assert "No such file" in capsys.readouterr().err
+
+
+def _minimal_config(tmp_path: Path) -> Path:
+    (tmp_path / "state").mkdir(exist_ok=True)
+    config = tmp_path / "agent.toml"
+    config.write_text(f'site = "HKG1"\nline = "L1"\nstate_dir = "{tmp_path / "state"}"\n'
+                      f'[status]\nsocket_path = "{tmp_path / "state" / "status.sock"}"\n'
+                      '[mqtt]\nenabled = false\n')
+    return config
+
+
+def test_bundle_is_private_and_never_follows_a_planted_link(capsys, tmp_path):
+    import os
+    import stat
+
+    config = _minimal_config(tmp_path)
+    archive = tmp_path / "bundle.tar.gz"
+    assert main(["diag", "bundle", "--config", str(config), "--out", str(archive),
+                 "--no-doctor"]) == 0
+    assert stat.S_IMODE(os.stat(archive).st_mode) == 0o600
+    # A link planted at the name the bundle will take: refused, and its target untouched.
+    target = tmp_path / "victim"
+    target.write_text("precious")
+    planted = tmp_path / "planted.tar.gz"
+    planted.symlink_to(target)
+    assert main(["diag", "bundle", "--config", str(config), "--out", str(planted),
+                 "--no-doctor"]) == 2
+    assert target.read_text() == "precious"
+    dangling = tmp_path / "dangling.tar.gz"
+    dangling.symlink_to(tmp_path / "would-be-created")
+    assert main(["diag", "bundle", "--config", str(config), "--out", str(dangling),
+                 "--no-doctor"]) == 2
+    assert not (tmp_path / "would-be-created").exists()
+    # An existing file is not overwritten either.
+    assert main(["diag", "bundle", "--config", str(config), "--out", str(archive),
+                 "--no-doctor"]) == 2
+    assert "already exists" in capsys.readouterr().err

@@ -1,0 +1,95 @@
+"""The running agent's side of central's commands that runs on the command worker's thread.
+
+What may take long happens here, off the decision loop: a pushed rule set is parsed, checked
+against the sorter's reach and written as last known good; manifest rows are counted against
+the manifest's budget and written through the manifest's writer connection. The loop is left
+with steps of microseconds (runtime.agent: swap_rules, set_lane, status).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from edge_agent.config import AgentConfig
+from edge_agent.errors import EdgeAgentError
+from edge_agent.runtime import rules_store
+from edge_agent.sorting.manifest import Manifest, ManifestEntry
+from edge_agent.sorting.rules import RuleSet
+
+log = structlog.get_logger(__name__)
+
+MIB = 1024 * 1024
+# Bytes a manifest row takes on disk, with its share of the B-tree: ~50 bytes measured at a
+# million rows; rounded up so a batch is never let past the budget by the estimate.
+ROW_BYTES_ESTIMATE = 96
+
+RaiseAlarm = Callable[[str, str, str, dict[str, Any]], None]
+
+
+class ManifestFull(EdgeAgentError):
+    """A batch would pass the manifest's budget; the command's reply code is over_limit."""
+
+    over_limit = True
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class AgentCommandPrep:
+    """CommandPrep for the running agent (see edge_agent.sync.commands)."""
+
+    def __init__(self, config: AgentConfig, manifest: Manifest, raise_alarm: RaiseAlarm):
+        self._config = config
+        self._manifest = manifest
+        # Replaced by the agent's own once it runs (its alarms go to the outbox).
+        self.raise_alarm = raise_alarm
+        self._warned = False  # the near-limit alarm is raised once per crossing
+
+    def prepare_rules(self, text: str) -> RuleSet:
+        return rules_store.accept_pushed_rules(self._config, text)
+
+    def upsert_manifest(self, entries: list[ManifestEntry]) -> int:
+        budget = self._config.manifest
+        rows, size = self._manifest.usage()
+        new_rows = len(entries) - self._manifest.count_present([e.barcode for e in entries])
+        max_bytes = int(budget.disk_budget_mb * MIB)
+        problems = []
+        if rows + new_rows > budget.max_rows:
+            problems.append(f"manifest: {rows} rows + {new_rows} new would pass the budget of "
+                            f"{budget.max_rows} rows (manifest.max_rows)")
+        if size + new_rows * ROW_BYTES_ESTIMATE > max_bytes:
+            problems.append(f"manifest: {size} bytes on disk + ~{new_rows * ROW_BYTES_ESTIMATE} "
+                            f"would pass the budget of {max_bytes} bytes "
+                            f"(manifest.disk_budget_mb)")
+        if problems:
+            self._alarm("manifest_full", "critical", "central's manifest rows were refused: "
+                        "the manifest store is at its budget", rows, size)
+            raise ManifestFull(problems)
+        count = self._manifest.upsert(entries)
+        self._check_near_limit()
+        return count
+
+    def remove_manifest(self, barcodes: list[str]) -> int:
+        removed = self._manifest.remove(barcodes)
+        self._check_near_limit()
+        return removed
+
+    def _check_near_limit(self) -> None:
+        budget = self._config.manifest
+        rows, size = self._manifest.usage()
+        near = (rows >= budget.max_rows * budget.warn_fraction
+                or size >= budget.disk_budget_mb * MIB * budget.warn_fraction)
+        if near and not self._warned:
+            self._alarm("manifest_near_limit", "warning", "the manifest store passed "
+                        f"{budget.warn_fraction:.0%} of its budget", rows, size)
+        self._warned = near
+
+    def _alarm(self, name: str, severity: str, message: str, rows: int, size: int) -> None:
+        budget = self._config.manifest
+        self.raise_alarm(name, severity, message, {
+            "rows": rows, "bytes": size, "max_rows": budget.max_rows,
+            "max_bytes": int(budget.disk_budget_mb * MIB)})

@@ -1,0 +1,127 @@
+"""Helpers of the hostile-command tests: a sender of any bytes (retained or not), parcels that
+keep flowing in the background, and the agent process's resident memory."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from support.waiting import wait_for
+
+from edge_agent.runtime.line_sim import LineSimulation
+
+PUBLISH_TIMEOUT_S = 30.0
+
+
+def dated_command(command_id: str, args: dict | None = None, *, age_s: float = 0.0,
+                  lifetime_s: float | None = None) -> bytes:
+    """A command as central sends it, issued `age_s` seconds ago (negative: in the future)."""
+    issued = datetime.now(UTC) - timedelta(seconds=age_s)
+    body: dict = {"id": command_id, "args": args or {}, "issued_at": issued.isoformat()}
+    if lifetime_s is not None:
+        body["expires_at"] = (issued + timedelta(seconds=lifetime_s)).isoformat()
+    return json.dumps(body).encode()
+
+
+class CommandSender:
+    """Publishes any bytes as a command, retained or not, with a response topic and
+    correlation data: replies land in a CentralClient's `replies` under the correlation."""
+
+    def __init__(self, host: str, port: int, prefix: str, client_id: str = "hostile-sender"):
+        self.prefix = prefix
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                   protocol=mqtt.MQTTv5)
+        self._client.connect(host, port)
+        self._client.loop_start()
+        wait_for(self._client.is_connected, what="sender connected")
+        self._count = 0
+
+    def send(self, name: str, payload: bytes, *, retain: bool = False,
+             correlation: str | None = None) -> str:
+        self._count += 1
+        correlation = correlation or f"hostile-{self._count}"
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.ResponseTopic = f"{self.prefix}reply/hostile"
+        properties.CorrelationData = correlation.encode()
+        info = self._client.publish(f"{self.prefix}cmd/{name}", payload, qos=1, retain=retain,
+                                    properties=properties)
+        info.wait_for_publish(PUBLISH_TIMEOUT_S)
+        return correlation
+
+    def clear_retained(self, name: str) -> None:
+        """An empty retained message deletes the broker's retained one for that topic."""
+        self._client.publish(f"{self.prefix}cmd/{name}", b"", qos=1,
+                             retain=True).wait_for_publish(PUBLISH_TIMEOUT_S)
+
+    def close(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()
+
+
+class ParcelFlow:
+    """Sends the simulation's parcels at `rate` in a background thread, from `start` on,
+    until stopped; the latencies of the parcels it sent are read after `stop()`."""
+
+    def __init__(self, sim: LineSimulation, rate: float, start: int = 0):
+        self._sim = sim
+        self._rate = rate
+        self._next = start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.sent = 0
+        self._first_latency = 0
+
+    def __enter__(self) -> ParcelFlow:
+        self._first_latency = len(self._sim.results.latencies_us)
+        self._commands_before = len(self._sim.sorter.commands)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        interval = 1.0 / self._rate
+        due = time.monotonic()
+        while not self._stop.is_set():
+            parcel = self._sim.parcels[self._next % len(self._sim.parcels)]
+            self._next += 1
+            self._sim.send_parcel(parcel)
+            self.sent += 1
+            due += interval
+            self._stop.wait(max(0.0, due - time.monotonic()))
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._stop.set()
+            self._thread.join()
+
+    @property
+    def position(self) -> int:
+        return self._next
+
+    def wait_all_commanded(self) -> None:
+        """Every parcel sent got its lane command (the sorter saw one per parcel)."""
+        want = self._commands_before + self.sent
+        wait_for(lambda: len(self._sim.sorter.commands) >= want,
+                 what=f"{self.sent} lane commands")
+
+    def latencies_ms(self) -> list[float]:
+        return sorted(us / 1000 for us in self._sim.results.latencies_us[self._first_latency:])
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def resident_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"process {pid} has no VmRSS (exited?)")
