@@ -51,23 +51,27 @@ class DeviceHub:
 
     def poll(self, timeout_s: float) -> list[tuple[str, Message]]:
         """Wait at most `timeout_s` for data or a due timer; return what was decoded."""
-        now = self.clock()
+        started = self.clock()
         wait_s = min(max(timeout_s, 0.0), MAX_WAIT_S)
         deadlines = [d for p in self.ports.values() if (d := p.next_deadline_ns()) is not None]
         if deadlines:
-            wait_s = max(0.0, min(wait_s, (min(deadlines) - now) / NS_PER_S))
+            wait_s = max(0.0, min(wait_s, (min(deadlines) - started) / NS_PER_S))
         out: list[tuple[str, Message]] = []
         ready = self._selector.select(wait_s)
         woke = self.clock()
-        if woke - now >= WAITED_NS or self._last_poll_end_ns is None:
-            self.stamp_error_ns = 0  # woken by the bytes: they arrived as they were read
-        else:  # they were waiting: since the previous poll ended, at the earliest
-            self.stamp_error_ns = max(0, woke - self._last_poll_end_ns)
         for key, _ in ready:
             port: SupervisedPort = key.data
             out.extend((port.name, message) for message in port.read_ready())
             self._sync(port)
-        now = self._last_poll_end_ns = self.clock()
+        now = self.clock()
+        if woke - started >= WAITED_NS or self._last_poll_end_ns is None:
+            # Woken by the bytes: they had all arrived when select() returned. The ports read
+            # after the first were stamped later than that, by up to the time the reads took,
+            # which is what tells a scan and a reply read in one poll apart, or not.
+            self.stamp_error_ns = now - woke
+        else:  # they were waiting: since the previous poll ended, at the earliest
+            self.stamp_error_ns = max(0, now - self._last_poll_end_ns)
+        self._last_poll_end_ns = now
         for port in self.ports.values():
             deadline = port.next_deadline_ns()
             if deadline is not None and now >= deadline:
