@@ -97,7 +97,14 @@ def test_retained_status_online_then_offline_on_clean_stop(mosquitto: MosquittoB
     link.start()
     wait_for(lambda: link.connected, what="link connected")
     link.publish_device_state("scale", {"state": "ok", "details": {"port": "/dev/ttyUSB0"}})
-    # A subscriber arriving later sees the retained status and device state.
+    # Once the broker holds both (a first subscriber has them), a subscriber arriving later sees
+    # them as retained messages: only a subscription that raced the publishes would see them live.
+    first = Subscriber(mosquitto.port, [PREFIX + "status", PREFIX + "devices/+/state"])
+    try:
+        wait_for(lambda: first.on("status") and first.on("devices/scale/state"),
+                 what="the broker holding status and device state")
+    finally:
+        first.close()
     late = Subscriber(mosquitto.port, [PREFIX + "status", PREFIX + "devices/+/state"])
     try:
         wait_for(lambda: late.on("status"), what="retained status")
