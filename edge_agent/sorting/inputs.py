@@ -8,6 +8,10 @@ from typing import NamedTuple
 
 from edge_agent.sorting.lanes import LaneState
 
+# Inputs only a DWS unit or a scan tunnel provides; left out of the event when unknown.
+MEASURED_ONLY_BY_DWS = ("length_mm", "width_mm", "height_mm", "volume_cm3",
+                        "chargeable_weight_kg", "labels")
+
 
 class DecisionInputs(NamedTuple):
     """Everything a decision used. A NamedTuple: built on every decision, and a tuple costs a
@@ -50,4 +54,10 @@ class DecisionInputs(NamedTuple):
         out["local_time"] = self.local_time.isoformat()
         if self.labels is not None:
             out["labels"] = list(self.labels)
+        # What a scanner-and-scale line never measures is left out rather than sent as null:
+        # absent means unknown to a consumer either way, and every parcel event stays small
+        # (two events fit in one of the outbox's 2 KB pages, not one).
+        for name in MEASURED_ONLY_BY_DWS:
+            if out[name] is None:
+                del out[name]
         return out

@@ -282,6 +282,9 @@ def test_every_recorded_input_is_in_its_own_field():
         "length_mm": None, "width_mm": None, "height_mm": None, "volume_cm3": None,
         "chargeable_weight_kg": None, "labels": None,
     }
+    # In the event, what only a DWS unit measures is left out when unknown.
+    assert not {"length_mm", "labels", "chargeable_weight_kg"} & set(
+        decision.to_dict()["inputs"])
     assert decision.inputs.local_time.utcoffset().total_seconds() == 8 * 3600
 
 
