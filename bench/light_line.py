@@ -40,8 +40,9 @@ from urllib.parse import unquote
 
 DRAIN_TIMEOUT_S = 30.0
 READ_CHUNK = 65536
-# The platter settles this long after a parcel arrives (as the simulated line's scale: at once).
-SETTLE_NS = 0
+# The platter settles this long after a parcel arrives before `S` is answered (as the simulated
+# line's scale): longer than the agent's reorder margin, so a reply is provably after its scan.
+SETTLE_NS = 1_000_000
 
 
 class Pty:

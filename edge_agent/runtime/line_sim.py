@@ -33,8 +33,9 @@ AGENT_READY_TIMEOUT_S = 30.0
 DRAIN_TIMEOUT_S = 15.0
 # How long the simulated platter takes to settle on a new parcel before `S` answers. Real
 # scales take tens to hundreds of milliseconds; the simulated line runs hundreds of parcels a
-# second, and its scale answers at once (see agent_config_text for why that stays checkable).
-SETTLE_S = 0.0
+# second, so it settles fast, but later than the agent's reorder margin (agent_config_text):
+# a reply sooner than that after its scan could not be proven to be the parcel's.
+SETTLE_S = 0.001
 
 
 class PlatterScale(ScaleSimulator):
@@ -120,11 +121,11 @@ profile = "{SORTER_PROFILE}"
 
 [pairing]
 mode = "poll-after-scan"
-# The simulated scale answers at once, but never for a parcel before that parcel's scan was
-# written (the line writes a scan and places its parcel as one step), and a reply carrying the
-# next parcel's weight is written after the next scan: bytes of the two ports are out of order
-# only within one read of the loop, so the margin can be tiny (real lines: the default, 2 ms).
-poll_reorder_ms = 0.05
+# Bytes written to two ptys one after the other can become readable in the other order (the
+# kernel hands them over from a work queue): a reply counts as before the next scan only with
+# this margin (0.05 ms let 0.1-0.5 % of parcels take a neighbour's weight at 500-2,000/s on a
+# shared host). Real lines keep the default, 2 ms.
+poll_reorder_ms = 0.5
 
 # A simulated line's time is whatever the machine says: do not route on whether this machine's
 # clock happens to be NTP-synchronised (the agent on a line keeps the default, "kernel").
