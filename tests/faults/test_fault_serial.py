@@ -168,9 +168,11 @@ def test_each_device_unplugged_mid_stream_comes_back_without_a_restart(line, dev
                 lambda g=while_gone: (e := _events_for(sim, {p.barcode for p in g}))
                 and len(e) == len(g) and e,
                 what="events of parcels scanned while the scale was gone")
+            # (One scanned as the cable went may find its reply cut short after the next scan:
+            # weight_ambiguous. Either way, EXCEPTION without a weight.)
             for event in gone_events.values():
                 assert event["lane"] == "EXCEPTION", event
-                assert "no_stable_weight" in event["reasons"], event
+                assert {"no_stable_weight", "weight_ambiguous"} & set(event["reasons"]), event
         if device == "sorter":
             # Decided and recorded even though the lane command could not be delivered.
             wait_for(lambda d=during: len(_events_for(sim, {p.barcode for p in d})) == len(d),
