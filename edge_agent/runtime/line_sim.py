@@ -76,12 +76,16 @@ class PlatterScale(ScaleSimulator):
         self._answer_when_settled()
 
     def _answer_when_settled(self) -> None:
-        with self.platter_lock:
-            weight, settles_in = self._on_platter, self._placed_at + self.settle_s
-        wait = settles_in - time.monotonic()
-        if wait > 0:  # MT-SICS `S` waits for stability; a new parcel restarts the wait
-            threading.Timer(wait, self._answer_when_settled).start()
-            return
+        # MT-SICS `S` waits for stability, and a new parcel restarts the wait. The wait is
+        # taken on this port's own reader thread (a timer thread started per request was
+        # often late by more than a gap between parcels on a loaded machine).
+        while True:
+            with self.platter_lock:
+                weight, settles_in = self._on_platter, self._placed_at + self.settle_s
+            wait = settles_in - time.monotonic()
+            if wait <= 0:
+                break
+            time.sleep(wait)
         frame = b"S I\r\n" if weight is None else f"S S {weight:>10.3f} kg\r\n".encode()
         if self.drop_replies > 0:
             self.drop_replies -= 1
