@@ -9,7 +9,7 @@ Measures, in one process and one run:
 - decide() alone (barcode parsed in it, manifest entry already fetched), then parse + look-up +
   decide() given the parsed barcode (the agent's path);
 - the baseline: a dict look-up and a trivial if/else rule, the least a decision could cost.
-The parcels are the simulated line's mix (edge_agent/runtime/parcel_mix.py: S10 and GS1 labels,
+The parcels are the simulated line's mix (edge_agent/simulation/parcel_mix.py: S10 and GS1 labels,
 no-reads, exports, bad check digits, mismatched weights...), their manifest rows among --rows.
 Objects made during set-up are moved out of the garbage collector's way (gc.freeze()).
 Every parcel has a different barcode, so the identifier parser's one-entry cache never helps
@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge_agent.runtime.parcel_mix import SimParcel, parcel_mix
+from edge_agent.simulation.parcel_mix import SimParcel, parcel_mix
 from edge_agent.sorting.decision import Parcel, decide, identifier_of
 from edge_agent.sorting.identifiers import s10_check_digit
 from edge_agent.sorting.lanes import LaneState

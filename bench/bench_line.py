@@ -5,7 +5,7 @@
 
 For each rate, and then a burst (`--burst` parcels at `--burst-rate` per second), both
 processes serve a fresh simulated line (scanner, checkweigher and sorter on ptys, see
-edge_agent/runtime/line_sim.py) with a real mosquitto on a free loopback port:
+edge_agent/simulation/line_sim.py) with a real mosquitto on a free loopback port:
 
 - `edge-agent run` with its durable outbox on (the default config `simulate line` writes);
 - `bench/baseline_pipe.py`: pyserial in chunks, a thread per port, trivial rule, paho QoS 1.
@@ -42,15 +42,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge_agent.runtime.line_sim import (  # noqa: E402
+from edge_agent.simulation.line_sim import (  # noqa: E402
     LineSimulation,
     agent_config_text,
     wait_for_agent,
     write_manifest,
 )
-from edge_agent.runtime.parcel_mix import SimParcel, parcel_mix  # noqa: E402
+from edge_agent.simulation.local_broker import MosquittoBroker  # noqa: E402
+from edge_agent.simulation.parcel_mix import SimParcel, parcel_mix  # noqa: E402
 from edge_agent.sorting.manifest import MANIFEST_FILE, Manifest  # noqa: E402
-from edge_agent.sync.local_broker import MosquittoBroker  # noqa: E402
 
 LIGHT_LINE = ROOT / "bench" / "light_line.py"
 

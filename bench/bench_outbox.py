@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 from edge_agent.config import OutboxConfig, parse_config  # noqa: E402
 from edge_agent.ids import IdGenerator  # noqa: E402
 from edge_agent.logs import configure_logging  # noqa: E402
+from edge_agent.simulation.local_broker import MosquittoBroker  # noqa: E402
 from edge_agent.sync import outbox_store  # noqa: E402
 from edge_agent.sync.link import MqttLink  # noqa: E402
-from edge_agent.sync.local_broker import MosquittoBroker  # noqa: E402
 from edge_agent.sync.outbox import Outbox  # noqa: E402
 
 # A line at full speed makes a few parcels per second; 500/s is well above it, and the paced

@@ -4,7 +4,7 @@
                                             [--scales streaming,polled] [--min-parcels 200]
                                             [--seconds 10] [--jobs 6] [--json FILE]
 
-Each cell is one run of `edge-agent run` against a fault line (edge_agent/runtime/fault_line.py,
+Each cell is one run of `edge-agent run` against a fault line (edge_agent/simulation/fault_line.py,
 in a process of its own) and a real mosquitto on a free loopback port: max(--min-parcels,
 rate x --seconds) parcels, each with a unique weight and its manifest row, and exactly
 round(fault rate x parcels) of them hit by one fault, the kinds taken in turn from every fault
@@ -39,10 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge_agent.config import load_config  # noqa: E402
-from edge_agent.runtime.demo import EventCollector  # noqa: E402
-from edge_agent.runtime.fault_line import LinePlan, plan_line, prepare, score  # noqa: E402
-from edge_agent.runtime.line_sim import wait_for_agent  # noqa: E402
-from edge_agent.sync.local_broker import MosquittoBroker  # noqa: E402
+from edge_agent.simulation.demo import EventCollector  # noqa: E402
+from edge_agent.simulation.fault_line import LinePlan, plan_line, prepare, score  # noqa: E402
+from edge_agent.simulation.line_sim import wait_for_agent  # noqa: E402
+from edge_agent.simulation.local_broker import MosquittoBroker  # noqa: E402
 
 # Generous bounds for a shared 2-core machine; every wait ends as soon as its condition holds.
 DEVICES_TIMEOUT_S = 30.0
@@ -92,7 +92,7 @@ def run_cell(plan: LinePlan, fault_rate: float, out: Path, broker: MosquittoBrok
     out.mkdir(parents=True)
     config = prepare(out, plan, broker=f"{broker.host}:{broker.port}", line=name)
     line = subprocess.Popen(
-        [sys.executable, "-m", "edge_agent.runtime.fault_line", str(out), str(out / "plan.json"),
+        [sys.executable, "-m", "edge_agent.simulation.fault_line", str(out), str(out / "plan.json"),
          str(out / "line-results.json")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     collector = agent = None

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/light_line.py DIR PARCELS.json RATE RESULTS.json
 
-Why not `LineSimulation` (edge_agent/runtime/line_sim.py): it runs each device in its own
+Why not `LineSimulation` (edge_agent/simulation/line_sim.py): it runs each device in its own
 thread beside the code that drives it, so four threads share one interpreter lock and each
 waits up to the interpreter's switch interval (5 ms) for its turn. That put ~12 ms into the p99
 of any process measured on it, the plain baseline's included. Here one thread serves the three

@@ -30,11 +30,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "runtime")]
 from line_harness import AgentProcess, sorter_records, wait_for  # noqa: E402
 
 from edge_agent.config import load_config  # noqa: E402
-from edge_agent.runtime.demo import EventCollector  # noqa: E402
-from edge_agent.runtime.line_sim import LineSimulation  # noqa: E402
-from edge_agent.runtime.parcel_mix import parcel_mix  # noqa: E402
 from edge_agent.runtime.status_server import StatusError, query_status  # noqa: E402
-from edge_agent.sync.local_broker import MosquittoBroker  # noqa: E402
+from edge_agent.simulation.demo import EventCollector  # noqa: E402
+from edge_agent.simulation.line_sim import LineSimulation  # noqa: E402
+from edge_agent.simulation.local_broker import MosquittoBroker  # noqa: E402
+from edge_agent.simulation.parcel_mix import parcel_mix  # noqa: E402
 
 SAMPLE_PERIOD_S = 10.0
 # Samples before this are warm-up (imports, caches, the first checkpoint): growth is measured

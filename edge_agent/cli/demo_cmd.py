@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_agent.runtime.demo import run_demo
+    from edge_agent.simulation.demo import run_demo
 
     return run_demo(args.parcels, args.rate, args.out)
 

@@ -37,8 +37,8 @@ def add_line_parser(kinds: argparse._SubParsersAction) -> None:
 
 
 def run_line(args: argparse.Namespace) -> int:
-    from edge_agent.runtime.line_sim import LineSimulation
-    from edge_agent.runtime.parcel_mix import parcel_mix
+    from edge_agent.simulation.line_sim import LineSimulation
+    from edge_agent.simulation.parcel_mix import parcel_mix
 
     sim = LineSimulation(args.out, parcel_mix(args.parcels, seed=args.seed), rate=args.rate,
                          broker=args.broker)

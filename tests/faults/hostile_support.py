@@ -14,7 +14,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from support.waiting import wait_for
 
-from edge_agent.runtime.line_sim import LineSimulation
+from edge_agent.simulation.line_sim import LineSimulation
 
 PUBLISH_TIMEOUT_S = 30.0
 

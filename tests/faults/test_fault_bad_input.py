@@ -26,8 +26,8 @@ from paho.mqtt.properties import Properties
 from support.broker import MosquittoBroker
 
 from edge_agent.config import load_config
-from edge_agent.runtime.line_sim import LineSimulation
-from edge_agent.runtime.parcel_mix import parcel_mix
+from edge_agent.simulation.line_sim import LineSimulation
+from edge_agent.simulation.parcel_mix import parcel_mix
 from edge_agent.sync.commands import HANDLERS
 
 BATCH = 30

@@ -16,9 +16,9 @@ from support.broker import MosquittoBroker
 from tcp_proxy import TcpProxy
 
 from edge_agent.config import load_config
-from edge_agent.runtime.line_sim import LineSimulation
-from edge_agent.runtime.parcel_mix import parcel_mix
 from edge_agent.runtime.status_server import StatusError, query_status
+from edge_agent.simulation.line_sim import LineSimulation
+from edge_agent.simulation.parcel_mix import parcel_mix
 
 RATE = scaled(100.0, 20.0)
 # An outage lasts while the line sends this many parcels: 3 s in CI, 2 minutes in the long run.

@@ -20,7 +20,7 @@ from line_harness import yrd_parcel
 from edge_agent.config import OutboxConfig, load_config
 from edge_agent.ids import IdGenerator, id_time_ms
 from edge_agent.runtime.agent import Agent
-from edge_agent.runtime.line_sim import LineSimulation
+from edge_agent.simulation.line_sim import LineSimulation
 from edge_agent.sync.outbox import Outbox
 
 HOUR_MS = 3_600_000

@@ -29,7 +29,7 @@ from support.weights import assert_mostly_own, own_or_none
 
 from edge_agent.config import load_config
 from edge_agent.ids import id_time_ms
-from edge_agent.runtime.line_sim import LineSimulation
+from edge_agent.simulation.line_sim import LineSimulation
 
 # The multi-threaded build: the agent's flusher, publisher and paho threads read the clock too.
 LIBFAKETIME_PATHS = sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"))

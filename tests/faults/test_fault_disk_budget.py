@@ -18,9 +18,9 @@ from line_harness import AgentProcess, wait_for
 from support.broker import MosquittoBroker
 
 from edge_agent.config import load_config
-from edge_agent.runtime.line_sim import LineSimulation
-from edge_agent.runtime.parcel_mix import parcel_mix
 from edge_agent.runtime.status_server import StatusError, query_status
+from edge_agent.simulation.line_sim import LineSimulation
+from edge_agent.simulation.parcel_mix import parcel_mix
 
 BUDGET_MB = 0.5
 BUDGET_BYTES = int(BUDGET_MB * 1024 * 1024)

@@ -18,9 +18,9 @@ from line_harness import AgentProcess, wait_for, yrd_parcel
 from support.broker import MosquittoBroker
 
 from edge_agent.config import load_config
-from edge_agent.runtime.line_sim import LineSimulation
-from edge_agent.runtime.parcel_mix import SimParcel
 from edge_agent.runtime.status_server import query_status
+from edge_agent.simulation.line_sim import LineSimulation
+from edge_agent.simulation.parcel_mix import SimParcel
 
 RATE = 50.0
 # Small windows so a few dozen parcels make a trend.

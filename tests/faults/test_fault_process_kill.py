@@ -19,8 +19,8 @@ from line_harness import AgentProcess, sorter_records, wait_for
 from support.broker import MosquittoBroker, mosquitto  # noqa: F401
 
 from edge_agent.config import load_config
-from edge_agent.runtime.line_sim import LineSimulation
-from edge_agent.runtime.parcel_mix import parcel_mix
+from edge_agent.simulation.line_sim import LineSimulation
+from edge_agent.simulation.parcel_mix import parcel_mix
 
 PARCELS = scaled(700, 6000)
 KILLS = scaled(6, 48)

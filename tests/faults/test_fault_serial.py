@@ -20,9 +20,9 @@ from support.broker import MosquittoBroker
 from support.weights import assert_mostly_own, own_or_none
 
 from edge_agent.config import load_config
-from edge_agent.runtime.line_sim import LineSimulation
-from edge_agent.runtime.parcel_mix import SimParcel, parcel_mix
 from edge_agent.runtime.status_server import StatusError, query_status
+from edge_agent.simulation.line_sim import LineSimulation
+from edge_agent.simulation.parcel_mix import SimParcel, parcel_mix
 
 BATCH = 40
 ROUTED = ("yrd", "yrd_heavy", "mainland_other", "export")

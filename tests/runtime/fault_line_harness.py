@@ -1,8 +1,8 @@
-"""Running the real agent process against a fault line (edge_agent/runtime/fault_line.py).
+"""Running the real agent process against a fault line (edge_agent/simulation/fault_line.py).
 
 The line plays its plan in a process of its own (its timing is the point); the agent runs as
 `python -m edge_agent run`; central's subscriber is in the test. `run_fault_line` returns the
-plan's score (edge_agent.runtime.fault_line.score) and central's events.
+plan's score (edge_agent.simulation.fault_line.score) and central's events.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from line_harness import AgentProcess, EventCollector, wait_for
 from support.broker import MosquittoBroker
 
 from edge_agent.config import load_config
-from edge_agent.runtime.fault_line import LinePlan, prepare, score
-from edge_agent.runtime.line_sim import wait_for_agent
+from edge_agent.simulation.fault_line import LinePlan, prepare, score
+from edge_agent.simulation.line_sim import wait_for_agent
 
 LINE_STOP_TIMEOUT_S = 15.0
 SUBSCRIBE_TIMEOUT_S = 10.0
@@ -25,7 +25,7 @@ SUBSCRIBE_TIMEOUT_S = 10.0
 def run_fault_line(plan: LinePlan, out: Path, broker: MosquittoBroker) -> tuple[dict, list]:
     config = prepare(out, plan, broker=f"{broker.host}:{broker.port}", line="F1")
     line = subprocess.Popen(
-        [sys.executable, "-m", "edge_agent.runtime.fault_line", str(out), str(out / "plan.json"),
+        [sys.executable, "-m", "edge_agent.simulation.fault_line", str(out), str(out / "plan.json"),
          str(out / "results.json")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     collector = agent = None

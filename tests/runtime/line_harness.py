@@ -15,9 +15,9 @@ from pathlib import Path
 
 from support.waiting import WAIT_S, wait_for  # noqa: F401  (re-exported)
 
-from edge_agent.runtime.demo import EventCollector
-from edge_agent.runtime.line_sim import LineSimulation
-from edge_agent.runtime.parcel_mix import SimParcel
+from edge_agent.simulation.demo import EventCollector
+from edge_agent.simulation.line_sim import LineSimulation
+from edge_agent.simulation.parcel_mix import SimParcel
 from edge_agent.sorting.decision import Decision, Parcel, decide
 from edge_agent.sorting.manifest import ManifestEntry
 from edge_agent.sorting.rules import default_rules

@@ -19,8 +19,8 @@ from edge_agent.config import load_config
 from edge_agent.runtime import parcel_alarms
 from edge_agent.runtime.agent import Agent
 from edge_agent.runtime.command_prep import AgentCommandPrep
-from edge_agent.runtime.line_sim import LineSimulation
-from edge_agent.runtime.parcel_mix import SimParcel
+from edge_agent.simulation.line_sim import LineSimulation
+from edge_agent.simulation.parcel_mix import SimParcel
 from edge_agent.sorting.lanes import LaneState
 from edge_agent.sorting.manifest import ManifestEntry
 from edge_agent.sorting.rules import RulesError

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import re
 
-from edge_agent.runtime.demo import run_demo
+from edge_agent.simulation.demo import run_demo
 
 PARCELS = 120
 

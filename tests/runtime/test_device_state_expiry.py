@@ -14,7 +14,7 @@ from line_harness import AgentProcess, wait_for
 from support.broker import MosquittoBroker, mosquitto  # noqa: F401
 
 from edge_agent.config import load_config
-from edge_agent.runtime.line_sim import LineSimulation
+from edge_agent.simulation.line_sim import LineSimulation
 
 TTL_S = 3
 # Long enough for a TTL to run out after the kill, with room for a slow machine.

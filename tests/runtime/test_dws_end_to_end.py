@@ -16,9 +16,9 @@ from line_harness import AgentProcess, EventCollector, wait_for
 from support.broker import MosquittoBroker, mosquitto  # noqa: F401
 
 from edge_agent.devices.simulators import DwsSimulator, SorterSimulator
-from edge_agent.runtime.line_sim import write_manifest
-from edge_agent.runtime.parcel_mix import SimParcel
 from edge_agent.runtime.status_server import StatusError, query_status
+from edge_agent.simulation.line_sim import write_manifest
+from edge_agent.simulation.parcel_mix import SimParcel
 from edge_agent.sync.payloads import ParcelEvent
 
 VOLUMETRIC_DIVISOR = 6000  # cm³ per kg: the default rules'

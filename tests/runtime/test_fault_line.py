@@ -13,7 +13,7 @@ from edge_agent.config import PairingConfig
 from edge_agent.devices.codec import make_codec
 from edge_agent.devices.messages import DecodeError, Scan, Weight
 from edge_agent.devices.profiles import load_profile
-from edge_agent.runtime.fault_line import (
+from edge_agent.simulation.fault_line import (
     MS,
     POLLED_FAULTS,
     STREAMING_FAULTS,

@@ -17,7 +17,7 @@ import pytest
 from fault_line_harness import run_fault_line
 from support.broker import MosquittoBroker, mosquitto  # noqa: F401
 
-from edge_agent.runtime.fault_line import (
+from edge_agent.simulation.fault_line import (
     ABSORBED,
     POLLED_FAULTS,
     SCANNER_FAULTS,

@@ -13,7 +13,7 @@ import pytest
 from line_harness import AgentProcess, wait_for, yrd_parcel
 
 from edge_agent.config import OutboxConfig
-from edge_agent.runtime.line_sim import LineSimulation
+from edge_agent.simulation.line_sim import LineSimulation
 from edge_agent.state_lock import LOCK_FILE, StateDirBusy, StateDirLock
 from edge_agent.sync.journal import JOURNAL_PREFIX
 from edge_agent.sync.outbox import Outbox

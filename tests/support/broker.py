@@ -1,5 +1,5 @@
 """THE shared mosquitto fixtures for tests. The broker class itself lives in the package
-(edge_agent.sync.local_broker: the demo runs one too) and is re-exported here, so tests,
+(edge_agent.simulation.local_broker: the demo runs one too) and is re-exported here, so tests,
 scripts and benches import everything from `support.broker`:
 
     from support.broker import MosquittoBroker, mosquitto   # the fixture: started, stopped after
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.sync.local_broker import (  # noqa: F401  (re-exported for tests)
+from edge_agent.simulation.local_broker import (  # noqa: F401  (re-exported for tests)
     BrokerError,
     BrokerTls,
     MosquittoBroker,

@@ -20,9 +20,9 @@ from edge_agent.config import load_config, parse_config
 from edge_agent.diagnostics.bundle import outbox_stats
 from edge_agent.diagnostics.doctor import cleartext_password_checks
 from edge_agent.diagnostics.tls_checks import check_tls_files
-from edge_agent.runtime.line_sim import LineSimulation
-from edge_agent.runtime.parcel_mix import parcel_mix
 from edge_agent.runtime.status_server import query_status
+from edge_agent.simulation.line_sim import LineSimulation
+from edge_agent.simulation.parcel_mix import parcel_mix
 from edge_agent.sync.link import MqttLink
 from edge_agent.sync.outbox import Outbox
 

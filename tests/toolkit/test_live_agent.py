@@ -13,9 +13,9 @@ from line_harness import AgentProcess, wait_for
 from support.broker import MosquittoBroker
 
 from edge_agent.cli.main import main
-from edge_agent.runtime.line_sim import LineSimulation
-from edge_agent.runtime.parcel_mix import parcel_mix
 from edge_agent.runtime.status_server import query_status
+from edge_agent.simulation.line_sim import LineSimulation
+from edge_agent.simulation.parcel_mix import parcel_mix
 
 PARCELS = 20
 

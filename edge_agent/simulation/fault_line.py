@@ -2,7 +2,7 @@
 
 What pairing must survive (issue 12) is timing: a reading that settles too early or never, a
 frame lost on the line, bytes of two ports held back and delivered together. A device thread
-per port (edge_agent.runtime.line_sim) waits for the interpreter lock for up to 5 ms, which is
+per port (edge_agent.simulation.line_sim) waits for the interpreter lock for up to 5 ms, which is
 a jitter of its own; here one thread plays a precomputed timeline of writes, in a process of
 its own, so every fault happens where the plan put it and nowhere else.
 
@@ -36,7 +36,7 @@ and the rest of the plan moves later (`line_stalls` in the results counts those 
 Scanner faults for either scale: `no_read` (`NOREAD`), `double_read` (the label read twice),
 `missed_scan` (the parcel passes unread: the scale still weighs it).
 
-Run as a process: `python -m edge_agent.runtime.fault_line DIR PLAN.json RESULTS.json` prints
+Run as a process: `python -m edge_agent.simulation.fault_line DIR PLAN.json RESULTS.json` prints
 `ready` once the pty links (DIR/dev/scanner, scale, sorter) exist, serves the agent's start-up
 commands, plays the timeline on a `go` line on stdin, writes RESULTS.json and prints `done`
 when every expected lane command arrived (or DRAIN_TIMEOUT_S after the last write), and keeps
@@ -578,7 +578,7 @@ def agent_config_text(plan: LinePlan, dev: Path, *, broker: str, line: str,
                       site: str = "SIM") -> str:
     """An `edge-agent run` config for this line: its ptys, its scale, pairing set to match."""
     host, _, port = broker.rpartition(":")
-    return f"""# Written for a fault line (edge_agent/runtime/fault_line.py).
+    return f"""# Written for a fault line (edge_agent/simulation/fault_line.py).
 site = "{site}"
 line = "{line}"
 state_dir = "state"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from edge_agent.devices.simulators import ScaleSimulator, ScannerSimulator, SorterSimulator
 from edge_agent.devices.simulators.sorter import LaneCommand
-from edge_agent.runtime.parcel_mix import SimParcel
+from edge_agent.simulation.parcel_mix import SimParcel
 
 SCANNER_PROFILE = "generic-scanner"
 SCALE_PROFILE = "mt-sics"

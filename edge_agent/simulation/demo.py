@@ -24,8 +24,8 @@ from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
-from edge_agent.runtime.line_sim import LineSimulation
-from edge_agent.runtime.parcel_mix import parcel_mix
+from edge_agent.simulation.line_sim import LineSimulation
+from edge_agent.simulation.parcel_mix import parcel_mix
 
 # How long the demo waits for the broker to have every event after the last lane command.
 EVENTS_TIMEOUT_S = 20.0
@@ -79,7 +79,7 @@ class EventCollector:
 
 
 def run_demo(parcels: int, rate: float, out_dir: Path | None, out: TextIO = sys.stdout) -> int:
-    from edge_agent.sync.local_broker import BrokerError, MosquittoBroker, find_mosquitto
+    from edge_agent.simulation.local_broker import BrokerError, MosquittoBroker, find_mosquitto
 
     work = out_dir or Path(tempfile.mkdtemp(prefix="edge-agent-demo-"))
     say = lambda text: print(text, file=out, flush=True)  # noqa: E731
