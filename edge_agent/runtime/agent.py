@@ -124,8 +124,9 @@ class Agent:
         # Replaced whole by the loop; the status server (its own thread) only reads it.
         self.snapshot: dict[str, Any] = {}
         self.status_server = StatusServer(config.status_socket, lambda: self.snapshot)
-        if parts.command_prep is not None:  # its alarms go where the loop's go
-            parts.command_prep.raise_alarm = self._raise_alarm
+        for worker in (parts.command_prep, parts.command_worker):
+            if worker is not None:  # its alarms go where the loop's go
+                worker.raise_alarm = self._raise_alarm
 
     @classmethod
     def from_config(cls, config: AgentConfig, **options: Any) -> Agent:
@@ -461,6 +462,8 @@ class Agent:
         if not (force or changed or now >= self._next_report):
             return
         self._next_report = now + REPORT_PERIOD_S
+        if self.parts.inbox is not None:
+            self.parts.inbox.ensure_running()  # commands' liveness: not the watchdog's business
         # Reaching this line proves the loop turns (the serial reads are part of it).
         watchdog = self.parts.watchdog
         watchdog.alive("decision_loop")
@@ -576,6 +579,8 @@ class Agent:
             "latency": self._latency_percentiles(),
             "outbox": parts.outbox.stats(),
             "mqtt": parts.link.stats() if parts.link is not None else {"state": "disabled"},
+            "commands": (parts.inbox.stats() if parts.inbox is not None
+                         else {"state": "disabled"}),
             "in_flight": {"pairing": self.pairer.pending_count(),
                           "awaiting_ack": len(self._awaiting_ack)},
             "last_decisions": self.counters.recent_decisions(),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
 import string
 import subprocess
@@ -40,12 +41,21 @@ from edge_agent.simulation.parcel_mix import parcel_mix
 from edge_agent.sorting.rules import default_rules
 
 RATE = 60.0
-# Scan to lane command while the bad traffic runs: what tells a stall from a busy machine.
-# The line's benchmark p99 is ~2 ms on an idle machine; here the test's own threads (the line,
-# central, the sender) share two cores with the agent and the broker: measured p99 13-58 ms
-# alone, 290-670 ms with two more copies of this module running beside it (load 7.5). Before
-# the fix a burst took it to 3.2 s (10.4 s in the review, with 10,000-row batches).
-LATENCY_P99_BOUND_MS = 1000.0
+# Scan to lane command while the bad traffic runs, against the same line's figure without it,
+# measured in the same run (the module's first flow, BASELINE_PARCELS parcels): the bad traffic
+# may cost no more than LATENCY_P99_RATIO times that p99, plus LATENCY_P99_ALLOWANCE_MS. The
+# allowance is for the 2-core test machine, where the test's own threads (the simulated line,
+# central, the sender building and publishing the payloads) compete with the agent, its
+# command worker and the broker for the two cores. Measured (docs/RELIABILITY.md): p99 2-4 ms
+# without hostile traffic; 13-58 ms with it while commands were prepared on a thread of the
+# agent's interpreter (every test of this module failed this bound), X-Y ms since they are
+# prepared in a process of their own.
+LATENCY_P99_RATIO = 2.0
+LATENCY_P99_ALLOWANCE_MS = 8.0
+BASELINE_PARCELS = 300
+# Where the agent prepares commands (mqtt.command_worker): `EDGE_AGENT_HOSTILE_WORKER=thread`
+# runs the module against the old way, to see the bound fail.
+WORKER = os.environ.get("EDGE_AGENT_HOSTILE_WORKER", "process")
 # Resident memory the agent may gain over a run of hostile commands (a refused rule set's reply
 # used to be kept whole: 80 of them took 245 MB).
 MEMORY_GROWTH_BOUND_MB = 25.0
@@ -73,6 +83,9 @@ def line(tmp_path_factory: pytest.TempPathFactory):
     rules_file.write_text(GOOD_RULES)
     sim.config_path.write_text(sim.config_path.read_text().replace(
         "[pairing]", f'[rules]\nfile = "{rules_file}"\n\n[pairing]'))
+    if WORKER != "process":  # to compare: the bound is meant to fail with the thread
+        sim.config_path.write_text(sim.config_path.read_text().replace(
+            "[mqtt]\n", f'[mqtt]\ncommand_worker = "{WORKER}"\n'))
     prefix = load_config(sim.config_path).topic_prefix
     sim.rules_file = rules_file
     sim.central = Central(broker.host, broker.port, prefix)
@@ -82,6 +95,11 @@ def line(tmp_path_factory: pytest.TempPathFactory):
     agent = AgentProcess(sim.config_path, sim.out_dir / "agent.log").start()
     try:
         assert sim.wait_for_agent(), agent.log_tail()
+        sim.baseline_p99_ms = None
+        with _flow(sim) as flow:
+            wait_for(lambda: flow.sent >= BASELINE_PARCELS, timeout_s=60.0,
+                     what="the baseline's parcels sent")
+            sim.baseline_p99_ms = percentile(_finish(sim, agent, flow, "baseline"), 0.99)
         yield sim, agent
     finally:
         agent.ensure_stopped()
@@ -102,19 +120,27 @@ def _flow(sim: LineSimulation) -> ParcelFlow:
 def _some_parcels(sim: LineSimulation, agent: AgentProcess) -> None:
     with _flow(sim) as flow:
         wait_for(lambda: flow.sent >= SOME_PARCELS, what="some parcels sent")
-        _finish(sim, agent, flow)
+        _finish(sim, agent, flow, "some parcels")
 
 
-def _finish(sim: LineSimulation, agent: AgentProcess, flow: ParcelFlow) -> list[float]:
-    """Stop the parcels, check each was commanded and the agent still runs; the latencies."""
+def _finish(sim: LineSimulation, agent: AgentProcess, flow: ParcelFlow,
+            what: str) -> list[float]:
+    """Stop the parcels, check each was commanded and the agent still runs, and that scan to
+    lane command kept within the bound of the baseline; the latencies (ordered)."""
     flow.stop()
     sim.position = flow.position
     flow.wait_all_commanded()
     assert agent.process.poll() is None, agent.log_tail()
     latencies = flow.latencies_ms()
     assert latencies, "no parcel latency recorded"
-    assert percentile(latencies, 0.99) < LATENCY_P99_BOUND_MS, (
-        f"p99 {percentile(latencies, 0.99):.1f} ms, max {latencies[-1]:.1f} ms")
+    p99 = percentile(latencies, 0.99)
+    baseline = sim.baseline_p99_ms
+    print(f"\n[hostile] {what}: {len(latencies)} parcels, p50 {percentile(latencies, 0.5):.1f} "
+          f"ms, p99 {p99:.1f} ms, max {latencies[-1]:.1f} ms; baseline p99 {baseline} ms")
+    if baseline is not None:
+        bound = baseline * LATENCY_P99_RATIO + LATENCY_P99_ALLOWANCE_MS
+        assert p99 <= bound, (f"{what}: p99 {p99:.1f} ms over the bound {bound:.1f} ms "
+                              f"(baseline p99 {baseline:.1f} ms); max {latencies[-1]:.1f} ms")
     return latencies
 
 
@@ -150,7 +176,7 @@ def test_deeply_nested_json_even_retained_never_stops_the_agent(line):
         kept = sim.sender.send("rules.apply", nested, retain=True)
         assert _code(_reply(sim, kept)) == "retained"
         assert agent.process.pid == pid and agent.process.poll() is None
-        _finish(sim, agent, flow)
+        _finish(sim, agent, flow, "nested JSON")
     # The broker delivers the retained one again at every connect: three restarts.
     for _ in range(3):
         _restart(sim, agent)
@@ -182,7 +208,7 @@ def test_rules_with_a_bin_the_sorter_cannot_carry_are_refused_everywhere(line, t
                          what="the rules_reload_refused alarm")
         assert any("bin 120" in problem for problem in alarm["details"]["problems"])
         sim.rules_file.write_text(GOOD_RULES)
-        _finish(sim, agent, flow)
+        _finish(sim, agent, flow, "bin-120 rules")
     assert _status(sim)["agent"]["rules_version"] == DEFAULT_VERSION
     commanded = {c["parcel_id"]: c["bin"] for c in sim.results.commands[-flow.sent:]}
     events = wait_for(lambda: (lambda seen: seen if commanded.keys() <= seen.keys() else None)(
@@ -211,19 +237,20 @@ def test_refused_rule_sets_get_small_replies_and_memory_stays_flat(line):
     sim, agent = line
     pid = agent.process.pid
     text = _rules_with_many_problems(0)
+    # Made before the parcels start: the line's simulators share this process with them.
+    payloads = [dated_command(f"many-{number}", {"rules": _rules_with_many_problems(number)},
+                              lifetime_s=600) for number in range(80)]
     with _flow(sim) as flow:
         first = sim.commands.request("rules.apply", "many-warmup", {"rules": text})
         before = resident_mb(pid)
         sizes = []
-        for number in range(80):
-            correlation = sim.sender.send("rules.apply", dated_command(
-                f"many-{number}", {"rules": _rules_with_many_problems(number)}))
-            reply = _reply(sim, correlation)
+        for payload in payloads:
+            reply = _reply(sim, sim.sender.send("rules.apply", payload))
             assert _code(reply) == "rejected", reply
             assert reply["error"]["problems_total"] > 500
             sizes.append(len(json.dumps(reply)))
         after = resident_mb(pid)
-        _finish(sim, agent, flow)
+        _finish(sim, agent, flow, "refused rule sets")
     assert first["error"]["problems_total"] > 500 and len(first["error"]["problems"]) == 20
     assert max(sizes) < 8_000, max(sizes)
     assert after - before < MEMORY_GROWTH_BOUND_MB, (before, after)
@@ -255,7 +282,7 @@ def test_a_burst_of_manifest_batches_does_not_stall_the_line(line):
                 c.encode() in sim.commands.replies for c in correlations):
             snapshots.append(_status(sim)["agent"]["uptime_s"])
             time.sleep(0.05)  # sampling the snapshot's age, not synchronising
-        latencies = _finish(sim, agent, flow)
+        latencies = _finish(sim, agent, flow, "manifest burst")
     replies = [_reply(sim, c) for c in correlations]
     applied = [r for r in replies if r["ok"]]
     # Taken, or refused as `busy` when the inbox's bytes were full: never a silent drop.
@@ -349,9 +376,22 @@ def hostile_commands(draw) -> tuple[str, bytes, bool]:
     return name, payload, draw(st.booleans()) and draw(st.booleans())  # retained 1 in 4
 
 
-@settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(commands=st.lists(hostile_commands(), min_size=1, max_size=4))
+def _fuzz_examples() -> list[list[tuple[str, bytes, bool]]]:
+    """The fuzz's rounds, drawn before the parcels start: drawing them (json.dumps of 90,000
+    values, 580 KB strings) holds this process's interpreter, which the line's simulators
+    share, and would show as latency the agent did not cause."""
+    rounds: list[list[tuple[str, bytes, bool]]] = []
+
+    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(commands=st.lists(hostile_commands(), min_size=1, max_size=4))
+    def draw(commands) -> None:
+        rounds.append(commands)
+
+    draw()
+    return rounds
+
+
 def _fuzz_round(sim: LineSimulation, agent: AgentProcess, commands) -> None:
     correlations = [sim.sender.send(name, payload, retain=retain)
                     for name, payload, retain in commands]
@@ -369,12 +409,14 @@ def _fuzz_round(sim: LineSimulation, agent: AgentProcess, commands) -> None:
 def test_fuzzed_hostile_commands_while_parcels_flow(line):
     sim, agent = line
     pid = agent.process.pid
+    rounds = _fuzz_examples()
     with _flow(sim) as flow:
         sim.commands.request("ping", "fuzz-warmup")
         before = resident_mb(pid)
-        _fuzz_round(sim, agent)
+        for commands in rounds:
+            _fuzz_round(sim, agent, commands)
         after = resident_mb(pid)
-        _finish(sim, agent, flow)
+        _finish(sim, agent, flow, "fuzz")
     assert agent.process.pid == pid
     assert after - before < MEMORY_GROWTH_BOUND_MB, (before, after)
     status = _status(sim)
