@@ -105,6 +105,7 @@ class Agent:
         self._clock_check = clock_check(config.clock)
         self._clock_synchronised: bool | None = self._clock_check()
         self._next_clock_check = 0.0
+        self._link_problem: str | None = None  # the link's config_problem at the last look
         self._too_close_reported = 0  # scans_too_close at the last alarm
         self._next_too_close_alarm = 0.0
         self.started_at = wall_clock()
@@ -145,10 +146,7 @@ class Agent:
             parts.inbox.start()
         if parts.link is not None:
             parts.link.start()
-            if parts.link.config_problem is not None:
-                self._raise_alarm("mqtt_config_error", "critical", "the MQTT link cannot start: "
-                                  "the line sorts, events wait in the outbox",
-                                  {"problem": parts.link.config_problem})
+            self._check_link_config()
         self.status_server.start()
         self._housekeeping(force=True)
         # Everything built so far lives as long as the process (models, rules, profiles): take
@@ -450,6 +448,7 @@ class Agent:
         self._next_housekeeping = now + HOUSEKEEPING_S
         self._parcel_alarms.flush(now)
         changed = self._check_inputs(now)  # what it raised shows in the status at once
+        changed = self._check_link_config() or changed
         states = self.hub.states()
         for name, state in states.items():
             if self._device_states.get(name) != state["state"]:
@@ -504,6 +503,23 @@ class Agent:
             self._next_too_close_alarm = now + TOO_CLOSE_ALARM_PERIOD_S
             changed = True
         return changed
+
+    def _check_link_config(self) -> bool:
+        """Alarms for the link's file problem appearing, changing or going (the link retries
+        its files by itself); True when one was raised."""
+        link = self.parts.link
+        problem = link.config_problem if link is not None else None
+        if problem == self._link_problem:
+            return False
+        if problem is not None:
+            self._raise_alarm("mqtt_config_error", "critical", "the MQTT link cannot start: "
+                              "the line sorts, events wait in the outbox; the link starts once "
+                              "the file is right", {"problem": problem})
+        else:
+            self._raise_alarm("mqtt_config_fixed", "info", "the MQTT link's files are right "
+                              "again: the link started", {"problem_was": self._link_problem})
+        self._link_problem = problem
+        return True
 
     def _raise_clock_alarm(self) -> None:
         if self._clock_synchronised is False:
