@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from fault_support import Central
-from hostile_support import CommandSender, ParcelFlow, dated_command
+from hostile_support import CommandSender, ParcelFlow, dated_command, resident_mb
 from line_harness import AgentProcess, CentralClient, wait_for
 from support.broker import MosquittoBroker
 
@@ -126,6 +126,8 @@ def test_a_killed_idle_worker_is_noticed_and_restarted_while_the_line_sorts(line
     pid, restarts = agent.process.pid, _commands(sim)["restarts"]
     with ParcelFlow(sim, RATE, start=sim.position) as flow:
         worker = _worker_pid(sim, agent)
+        print(f"\n[worker] resident: agent {resident_mb(pid):.1f} MB, worker "
+              f"{resident_mb(worker):.1f} MB")
         killed_at = time.monotonic()
         os.kill(worker, signal.SIGKILL)
         wait_for(lambda: _commands(sim)["restarts"] == restarts + 1, timeout_s=NOTICE_S,

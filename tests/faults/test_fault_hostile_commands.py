@@ -40,19 +40,23 @@ from edge_agent.simulation.line_sim import LineSimulation
 from edge_agent.simulation.parcel_mix import parcel_mix
 from edge_agent.sorting.rules import default_rules
 
-RATE = 60.0
-# Scan to lane command while the bad traffic runs, against the same line's figure without it,
-# measured in the same run (the module's first flow, BASELINE_PARCELS parcels): the bad traffic
-# may cost no more than LATENCY_P99_RATIO times that p99, plus LATENCY_P99_ALLOWANCE_MS. The
-# allowance is for the 2-core test machine, where the test's own threads (the simulated line,
-# central, the sender building and publishing the payloads) compete with the agent, its
-# command worker and the broker for the two cores. Measured (docs/RELIABILITY.md): p99 2-4 ms
-# without hostile traffic; 13-58 ms with it while commands were prepared on a thread of the
-# agent's interpreter (every test of this module failed this bound), X-Y ms since they are
-# prepared in a process of their own.
+RATE = 120.0
+# Scan to lane command while the bad traffic runs, against the same line without it in the
+# same run: each hostile flow of at least P99_MIN_PARCELS parcels may have a p99 of at most
+# LATENCY_P99_RATIO times the busiest of the quiet p99s (the module's baseline of
+# BASELINE_PARCELS, and flows of CONTROL_PARCELS just before and just after it), plus
+# LATENCY_P99_ALLOWANCE_MS. The allowance and the neighbouring quiet flows are for the 2-core
+# test machine, where the broker and the test's own simulated line share the cores with the
+# agent, and other work on the machine moves every flow's p99 by 10-25 ms from one minute to
+# the next. Measured (docs/RELIABILITY.md, "Where the loop waited"): with commands prepared on
+# a thread of the agent (`EDGE_AGENT_HOSTILE_WORKER=thread`), p99 43-57 ms under refused rule
+# sets against quiet p99s of 6-14 ms, and this bound failed; prepared in the worker process,
+# 7-25 ms. Short flows (after the restarts) are checked for every lane command, not latency.
 LATENCY_P99_RATIO = 2.0
-LATENCY_P99_ALLOWANCE_MS = 8.0
-BASELINE_PARCELS = 300
+LATENCY_P99_ALLOWANCE_MS = 10.0
+BASELINE_PARCELS = 600
+CONTROL_PARCELS = 300
+P99_MIN_PARCELS = 100
 # Where the agent prepares commands (mqtt.command_worker): `EDGE_AGENT_HOSTILE_WORKER=thread`
 # runs the module against the old way, to see the bound fail.
 WORKER = os.environ.get("EDGE_AGENT_HOSTILE_WORKER", "process")
@@ -76,7 +80,7 @@ CLI_TIMEOUT_S = 30.0
 def line(tmp_path_factory: pytest.TempPathFactory):
     tmp_path = tmp_path_factory.mktemp("hostile")
     broker = MosquittoBroker(tmp_path / "broker").start()
-    sim = LineSimulation(tmp_path / "line", parcel_mix(3000, seed=71), rate=RATE,
+    sim = LineSimulation(tmp_path / "line", parcel_mix(4000, seed=71), rate=RATE,
                          broker=f"{broker.host}:{broker.port}")
     sim.prepare()
     rules_file = tmp_path / "rules.toml"
@@ -95,11 +99,13 @@ def line(tmp_path_factory: pytest.TempPathFactory):
     agent = AgentProcess(sim.config_path, sim.out_dir / "agent.log").start()
     try:
         assert sim.wait_for_agent(), agent.log_tail()
-        sim.baseline_p99_ms = None
-        with _flow(sim) as flow:
-            wait_for(lambda: flow.sent >= BASELINE_PARCELS, timeout_s=60.0,
-                     what="the baseline's parcels sent")
-            sim.baseline_p99_ms = percentile(_finish(sim, agent, flow, "baseline"), 0.99)
+        sim.baseline_p99_ms = sim.control_p99_ms = None
+        # Measured once the agent has settled: its command worker started (a new interpreter
+        # importing the agent, a second after start) and its first parcels decided.
+        wait_for(lambda: _status(sim)["commands"]["state"] == "running", timeout_s=60.0,
+                 what="the command worker running")
+        _quiet_p99(sim, agent, SOME_PARCELS, "warm-up")
+        sim.baseline_p99_ms = _quiet_p99(sim, agent, BASELINE_PARCELS, "baseline")
         yield sim, agent
     finally:
         agent.ensure_stopped()
@@ -123,10 +129,26 @@ def _some_parcels(sim: LineSimulation, agent: AgentProcess) -> None:
         _finish(sim, agent, flow, "some parcels")
 
 
-def _finish(sim: LineSimulation, agent: AgentProcess, flow: ParcelFlow,
-            what: str) -> list[float]:
-    """Stop the parcels, check each was commanded and the agent still runs, and that scan to
-    lane command kept within the bound of the baseline; the latencies (ordered)."""
+def _quiet_p99(sim: LineSimulation, agent: AgentProcess, parcels: int, what: str) -> float:
+    """The p99 of a flow of `parcels` without any command traffic."""
+    with _flow(sim) as flow:
+        wait_for(lambda: flow.sent >= parcels, timeout_s=60.0, what=f"{what}: parcels sent")
+        return percentile(_finish(sim, agent, flow, what, bounded=False), 0.99)
+
+
+def _control(sim: LineSimulation, agent: AgentProcess) -> None:
+    """A quiet flow just before a hostile one (see _finish)."""
+    sim.control_p99_ms = _quiet_p99(sim, agent, CONTROL_PARCELS, "control before")
+
+
+def _finish(sim: LineSimulation, agent: AgentProcess, flow: ParcelFlow, what: str, *,
+            bounded: bool = True) -> list[float]:
+    """Stop the parcels, check each was commanded and the agent still runs, and (`bounded`)
+    that scan to lane command kept within the bound; the latencies (ordered).
+
+    The bound's base is the busiest of the module's baseline and the quiet flows just before
+    (`_control`) and just after this one: the machine's other work changes from minute to
+    minute, and what the agent is measured against is the same minute without the traffic."""
     flow.stop()
     sim.position = flow.position
     flow.wait_all_commanded()
@@ -134,13 +156,18 @@ def _finish(sim: LineSimulation, agent: AgentProcess, flow: ParcelFlow,
     latencies = flow.latencies_ms()
     assert latencies, "no parcel latency recorded"
     p99 = percentile(latencies, 0.99)
-    baseline = sim.baseline_p99_ms
     print(f"\n[hostile] {what}: {len(latencies)} parcels, p50 {percentile(latencies, 0.5):.1f} "
-          f"ms, p99 {p99:.1f} ms, max {latencies[-1]:.1f} ms; baseline p99 {baseline} ms")
-    if baseline is not None:
-        bound = baseline * LATENCY_P99_RATIO + LATENCY_P99_ALLOWANCE_MS
-        assert p99 <= bound, (f"{what}: p99 {p99:.1f} ms over the bound {bound:.1f} ms "
-                              f"(baseline p99 {baseline:.1f} ms); max {latencies[-1]:.1f} ms")
+          f"ms, p99 {p99:.1f} ms, max {latencies[-1]:.1f} ms")
+    if not bounded or len(latencies) < P99_MIN_PARCELS or sim.baseline_p99_ms is None:
+        return latencies
+    quiet = [sim.baseline_p99_ms, _quiet_p99(sim, agent, CONTROL_PARCELS, "control after")]
+    if sim.control_p99_ms is not None:
+        quiet.append(sim.control_p99_ms)
+    sim.control_p99_ms = None
+    bound = max(quiet) * LATENCY_P99_RATIO + LATENCY_P99_ALLOWANCE_MS
+    print(f"[hostile] {what}: bound {bound:.1f} ms from the quiet p99s {quiet}")
+    assert p99 <= bound, (f"{what}: p99 {p99:.1f} ms over the bound {bound:.1f} ms (quiet "
+                          f"p99s {quiet}); max {latencies[-1]:.1f} ms")
     return latencies
 
 
@@ -240,6 +267,7 @@ def test_refused_rule_sets_get_small_replies_and_memory_stays_flat(line):
     # Made before the parcels start: the line's simulators share this process with them.
     payloads = [dated_command(f"many-{number}", {"rules": _rules_with_many_problems(number)},
                               lifetime_s=600) for number in range(80)]
+    _control(sim, agent)
     with _flow(sim) as flow:
         first = sim.commands.request("rules.apply", "many-warmup", {"rules": text})
         before = resident_mb(pid)
@@ -273,6 +301,7 @@ def test_a_burst_of_manifest_batches_does_not_stall_the_line(line):
     # Made before the parcels start: the line's simulators share this process with them.
     payloads = [dated_command(f"burst-{b}", _manifest_batch(b), lifetime_s=600)
                 for b in range(batches)]
+    _control(sim, agent)
     with _flow(sim) as flow:
         correlations = [sim.sender.send("manifest.upsert", payload) for payload in payloads]
         # Meanwhile the loop keeps house: the status snapshot (renewed with the watchdog ping)
@@ -410,6 +439,7 @@ def test_fuzzed_hostile_commands_while_parcels_flow(line):
     sim, agent = line
     pid = agent.process.pid
     rounds = _fuzz_examples()
+    _control(sim, agent)
     with _flow(sim) as flow:
         sim.commands.request("ping", "fuzz-warmup")
         before = resident_mb(pid)
