@@ -66,6 +66,8 @@ STARVED_WAIT_FACTOR = 6
 STARVED_RECHECK_S = 1.0
 # Once the first bytes of an answer came, the rest has this long to follow.
 ANSWER_TIMEOUT_S = 10.0
+# A worker whose connection broke is given this long to be seen exited (for its exit code).
+EXIT_WAIT_S = 0.5
 _HEADER = struct.Struct("!I")
 
 RaiseAlarm = Callable[[str, str, str, dict[str, Any]], None]
@@ -227,7 +229,10 @@ class WorkerProcess:
         except TimeoutError:
             raise WorkerFailed(f"passed its time budget of {timeout_s:g} s") from None
         except (EOFError, OSError, pickle.UnpicklingError, struct.error) as exc:
-            code = self._process.exitcode if self._process is not None else None
+            code = None
+            if self._process is not None:
+                self._process.join(EXIT_WAIT_S)  # a dead worker's socket closes first
+                code = self._process.exitcode
             what = f"exited (code {code})" if code is not None else f"broke off ({exc})"
             raise WorkerFailed(what) from None
         self._last_contact = time.monotonic()
