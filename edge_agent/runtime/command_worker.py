@@ -37,6 +37,7 @@ from typing import Any
 import structlog
 
 from edge_agent.config import AgentConfig
+from edge_agent.runtime.command_worker_main import recv_message, send_message, worker_main
 from edge_agent.sync.commands import (
     Command,
     CommandRules,
@@ -46,8 +47,6 @@ from edge_agent.sync.commands import (
 
 log = structlog.get_logger(__name__)
 
-# Where SCHED_IDLE is refused, the worker runs this much nicer than the agent.
-WORKER_NICE = 19
 # Restart backoff after a failure: doubling from the first to the last, back to the first once
 # a worker has lived HEALTHY_AFTER_S.
 RESTART_FIRST_S = 0.5
@@ -68,29 +67,8 @@ STARVED_RECHECK_S = 1.0
 ANSWER_TIMEOUT_S = 10.0
 # A worker whose connection broke is given this long to be seen exited (for its exit code).
 EXIT_WAIT_S = 0.5
-_HEADER = struct.Struct("!I")
 
 RaiseAlarm = Callable[[str, str, str, dict[str, Any]], None]
-
-
-def send_message(sock: socket.socket, message: object) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    sock.sendall(_HEADER.pack(len(data)) + data)
-
-
-def recv_message(sock: socket.socket) -> Any:
-    (size,) = _HEADER.unpack(_recv_exactly(sock, _HEADER.size))
-    return pickle.loads(_recv_exactly(sock, size))
-
-
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    buffer = bytearray()
-    while len(buffer) < size:
-        chunk = sock.recv(min(size - len(buffer), 1 << 20))
-        if not chunk:
-            raise EOFError("the other side closed the connection")
-        buffer += chunk
-    return bytes(buffer)
 
 
 class WorkerFailed(Exception):
@@ -179,8 +157,11 @@ class WorkerProcess:
         self._state = "starting"
         parent, child = socket.socketpair()
         context = multiprocessing.get_context("spawn")  # never fork a threaded process
-        process = context.Process(target=worker_main, name="edge-agent-commands", daemon=True,
-                                  args=(child, self._config, self._log_settings))
+        # The config goes pickled: the child lowers its priority before it imports the
+        # modules that unpickling it needs (command_worker_main).
+        process = context.Process(
+            target=worker_main, name="edge-agent-commands", daemon=True,
+            args=(child, pickle.dumps(self._config), self._log_settings))
         try:
             process.start()
         except OSError as exc:
@@ -289,54 +270,3 @@ def command_rules(config: AgentConfig) -> CommandRules:
         max_bytes=config.mqtt.max_command_bytes,
         freshness=Freshness(skew_s=config.mqtt.command_clock_skew_s,
                             accept_undated=config.mqtt.accept_undated_commands))
-
-
-def _lowest_priority() -> None:
-    """SCHED_IDLE: the worker runs only on a core nothing else wants, and any other task
-    that wakes (the decision loop) takes the core from it at once. Measured with the hostile
-    commands' test, scan -> lane command p99 under refused rule sets: 5.9-9.3 ms with it,
-    9.2-17.4 ms at nice 10 or 19 (baseline 8.7-20 ms on the shared machine). A process may
-    always lower its own policy; where it cannot, the nicest nice value."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):
-        os.nice(WORKER_NICE)
-
-
-def worker_main(sock: socket.socket, config: AgentConfig,
-                log_settings: tuple[int, str, str]) -> None:
-    """The worker process: prepare each command it is sent until told to stop."""
-    from edge_agent.logs import configure_logging
-    from edge_agent.runtime.command_prep import AgentCommandPrep
-    from edge_agent.sorting.manifest import Manifest
-    from edge_agent.sync.command_ids import SeenCommands
-    from edge_agent.sync.commands import prepare
-
-    _lowest_priority()
-    # SIGTERM and SIGINT go to the whole process group: the agent stops the worker itself.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    configure_logging(*log_settings)  # type: ignore[arg-type]
-    alarms: list[tuple[str, str, str, dict[str, Any]]] = []
-    manifest = Manifest.open(config.state_dir)
-    prep = AgentCommandPrep(config, manifest, lambda *alarm: alarms.append(alarm))
-    seen = SeenCommands.open(config.state_dir)
-    rules = command_rules(config)
-    send_message(sock, ("ready", os.getpid()))
-    while True:
-        try:
-            message = recv_message(sock)
-        except EOFError:
-            break
-        if message is None:
-            break
-        if message == "ping":
-            send_message(sock, "pong")
-            continue
-        name, payload, retained, pending = message
-        alarms.clear()
-        prepared = prepare(name, payload, prep, seen, rules, retained=retained,
-                           pending=frozenset(map(tuple, pending)))
-        send_message(sock, (prepared, list(alarms)))
-    seen.close()
-    manifest.close()
