@@ -38,7 +38,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edge_agent import __version__
 from edge_agent.config import AgentConfig
 from edge_agent.sync.commands import Command, error_reply
-from edge_agent.sync.credentials import read_password
+from edge_agent.sync.credentials import password_path, read_password
 from edge_agent.sync.errors import CredentialError
 from edge_agent.sync.outbox import Outbox
 from edge_agent.sync.payloads import SCHEMA_VERSION
@@ -178,14 +178,13 @@ class MqttLink:
             problems = tls_problems(cfg.tls)
             if problems:
                 raise ValueError("; ".join(problems))
+            # Loaded into a scratch context first: a certificate and a key that do not match
+            # (one renewed, the other not yet) must not reach the context in use.
+            self._load_tls(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
             context = self._tls_context or ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             # Loading again replaces the client certificate and adds the CA (a CA once
             # trusted stays trusted until the agent restarts).
-            context.load_verify_locations(cafile=str(cfg.tls.ca_file))
-            if cfg.tls.cert_file is not None:
-                context.load_cert_chain(
-                    str(cfg.tls.cert_file),
-                    str(cfg.tls.key_file) if cfg.tls.key_file else None)
+            self._load_tls(context)
             if self._tls_context is None:
                 context.check_hostname = not cfg.tls.insecure_skip_hostname_check
                 context.verify_mode = ssl.CERT_REQUIRED
@@ -193,11 +192,22 @@ class MqttLink:
                 self._tls_context = context
         self._loaded_files = signature
 
+    def _load_tls(self, context: ssl.SSLContext) -> None:
+        tls = self.mqtt_config.tls
+        assert tls is not None
+        context.load_verify_locations(cafile=str(tls.ca_file))
+        if tls.cert_file is not None:
+            context.load_cert_chain(str(tls.cert_file),
+                                    str(tls.key_file) if tls.key_file else None)
+
     def _files_signature(self) -> tuple:
         """What identifies the credential and TLS files' current contents: their paths, sizes
         and modification times (None for a file that cannot be looked at)."""
         cfg = self.mqtt_config
-        paths: list[Path | None] = [cfg.password_file]
+        try:
+            paths: list[Path | None] = [password_path(cfg)]
+        except CredentialError:  # a credential without its directory: nothing to look at
+            paths = []
         if cfg.tls is not None:
             paths += [cfg.tls.ca_file, cfg.tls.cert_file, cfg.tls.key_file]
         signature = []

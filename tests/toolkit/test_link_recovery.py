@@ -151,6 +151,14 @@ def test_a_client_certificate_renewed_while_the_agent_runs_is_used_at_the_next_r
                  what="the renewed certificate used at a reconnect")
         wait_for(lambda: outbox_stats(sim.state_dir)["pending_by_kind"].get("parcel", 0) == 0,
                  what="the offline parcels' events delivered")
+        # A renewal gone wrong (a certificate file that is not PEM) is not taken: at the next
+        # reconnect (the broker restarted) the files loaded last are used, and it connects.
+        _replace(cert, b"not a certificate\n")
+        broker.stop()
+        wait_for(lambda: not _status(sim)["mqtt"]["connected"], what="the link down")
+        broker.start()
+        wait_for(lambda: _status(sim)["mqtt"]["connected"], timeout_s=RECOVERY_S,
+                 what="reconnected with the last good certificate")
         assert agent.process.poll() is None
     finally:
         agent.ensure_stopped()
