@@ -104,7 +104,8 @@ def parse_device_spec(text: str) -> WatchTarget:
 
 def add_watch_parser(commands: argparse._SubParsersAction) -> None:
     watch = commands.add_parser("watch", help="print live decoded messages from devices")
-    watch.add_argument("--port", help="serial port path (with --profile)")
+    watch.add_argument("--port", help="serial port path, tcp://HOST:PORT or "
+                       "tcp-listen://HOST:PORT (with --profile)")
     watch.add_argument("--profile", help="firmware profile of the device on --port")
     watch.add_argument("--device", action="append", type=parse_device_spec, default=[],
                        metavar="NAME=PATH:PROFILE", help="a device to watch (repeatable)")
@@ -122,9 +123,10 @@ def _targets(args: argparse.Namespace) -> list[WatchTarget]:
     targets = list(args.device)
     if getattr(args, "config", None) is not None:
         from edge_agent.config import load_config  # ConfigError: the CLI exits 2
+        from edge_agent.devices.ports import device_location
 
         config = load_config(args.config)
-        targets += [WatchTarget(name, device.port, device.profile)
+        targets += [WatchTarget(name, device_location(device), device.profile)
                     for name, device in config.devices.items()]
     if args.port or args.profile:
         if not (args.port and args.profile):
@@ -240,7 +242,7 @@ def _refuse_unusable_ports(hub: Any) -> None:
 def run_watch(args: argparse.Namespace) -> int:
     from edge_agent.devices.hub import DeviceHub
     from edge_agent.devices.messages import message_to_dict
-    from edge_agent.devices.port import SupervisedPort
+    from edge_agent.devices.ports import port_for_location
     from edge_agent.devices.profiles import load_profile
 
     targets = _targets(args)
@@ -257,8 +259,12 @@ def run_watch(args: argparse.Namespace) -> int:
     hub = DeviceHub()
     try:
         for target in targets:
-            hub.add(SupervisedPort(target.name, target.path, profiles[target.name],
-                                   baudrate=args.baudrate, poll_period_ms=args.poll_ms))
+            try:
+                port = port_for_location(target.name, target.path, profiles[target.name],
+                                         baudrate=args.baudrate, poll_period_ms=args.poll_ms)
+            except ValueError as exc:
+                raise EdgeAgentError(f"diag watch: {exc}") from None
+            hub.add(port)
         _refuse_unusable_ports(hub)
         steady = SteadyClock()
         while not stop["signal"]:
