@@ -260,3 +260,30 @@ def test_ipv6_loopback_and_serial_paths_are_told_apart() -> None:
     assert isinstance(port, TcpPort) and port.endpoint.host == "::1"
     assert port.path == "tcp://[::1]:4001"
     assert not isinstance(port_for_location("dws", "/dev/ttyUSB0", profile), TcpPort)
+
+
+@pytest.mark.parametrize("profile", ["generic-dws", "cubiscan-style"])
+def test_each_dws_profile_reads_split_and_noisy_records_over_tcp(profile: str) -> None:
+    unit = DwsSimulator(profile, name="dws")
+    unit.serve_tcp(LOOPBACK, 0).start()
+    unit.split_pieces = 4  # each record in four TCP writes
+    try:
+        with DeviceHub() as hub:
+            port = hub.add(dws_port(TcpEndpoint(LOOPBACK, unit.tcp_port), profile))
+            wait_until(lambda: port.connected and unit.plugged, hub=hub)
+            sent = [(["LP00000000000041"], 4.2, (300.0, 200.0, 150.0)),
+                    (["LP00000000000042"], 1.5, None)]
+            for barcodes, weight, size in sent:
+                unit.send_garbage()
+                unit.measure(barcodes, weight, size)
+            got = records(collect_until(hub, lambda m: len(records(m)) == 2))
+            assert [r.weight_kg for r in got] == [4.2, 1.5]
+            assert (got[0].length_mm, got[0].width_mm, got[0].height_mm) == (300.0, 200.0, 150.0)
+            assert got[1].length_mm is None  # not measured: unknown, never zero
+            if profile == "cubiscan-style":  # a command and its reply over the same link
+                assert hub.send("dws", port.codec.command("measure"))
+                again = records(collect_until(hub, lambda m: records(m)))
+                assert again[0].weight_kg == 1.5
+                assert b"M" in bytes(unit.received)
+    finally:
+        unit.stop()
