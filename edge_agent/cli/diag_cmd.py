@@ -221,6 +221,22 @@ def _summary(hub: Any, tally: dict[str, dict[str, int]]) -> dict[str, dict[str, 
     return out
 
 
+def _settle_network_links(hub: Any) -> list[Any]:
+    """A connect to a device on the network finishes in the hub's loop: wait for each to link
+    or fail (at most its connect timeout), so a refused address is said, not watched in
+    silence. Devices that connect to us are not waited for: they come when they come."""
+    clients = [port for port in hub.ports.values()
+               if port.transport == "tcp" and port.endpoint.role == "client"]
+    early: list[Any] = []  # messages read meanwhile, shown first
+    if not clients:
+        return early
+    deadline = time.monotonic() + max(port.endpoint.connect_timeout_s for port in clients)
+    while time.monotonic() < deadline and not all(
+            port.connected or port.last_error for port in clients):
+        early += hub.poll(WATCH_POLL_S)
+    return early
+
+
 def _refuse_unusable_ports(hub: Any) -> None:
     """A port held by another program, missing, or not a serial device would be retried
     silently forever (and the watch end with exit 0 having shown nothing): say so instead."""
@@ -231,12 +247,14 @@ def _refuse_unusable_ports(hub: Any) -> None:
             f"diag watch: port busy: {', '.join(busy)}; the running agent holds its ports "
             "exclusively: watch it with `edge-agent diag status --follow`, or stop it first "
             "(systemctl stop edge-agent)")
-    unusable = [f"{port.name}: {port.last_error}" for port in hub.ports.values()
-                if not port.connected and port.last_error]
+    unusable = [port for port in hub.ports.values() if not port.connected and port.last_error]
     if unusable:
+        on_network = any(port.transport == "tcp" for port in unusable)
+        advice = ("is the device on and its address right? `edge-agent doctor` checks the link"
+                  if on_network else "`edge-agent diag ports` lists the serial ports there are")
         raise EdgeAgentError(
-            f"diag watch: cannot open {'; '.join(unusable)}; `edge-agent diag ports` lists "
-            "the serial ports there are")
+            "diag watch: cannot open "
+            f"{'; '.join(f'{port.name}: {port.last_error}' for port in unusable)}; {advice}")
 
 
 def run_watch(args: argparse.Namespace) -> int:
@@ -265,6 +283,7 @@ def run_watch(args: argparse.Namespace) -> int:
             except ValueError as exc:
                 raise EdgeAgentError(f"diag watch: {exc}") from None
             hub.add(port)
+        early = _settle_network_links(hub)
         _refuse_unusable_ports(hub)
         steady = SteadyClock()
         while not stop["signal"]:
@@ -272,7 +291,8 @@ def run_watch(args: argparse.Namespace) -> int:
                 break
             if args.count is not None and seen >= args.count:
                 break
-            for name, message in hub.poll(WATCH_POLL_S):
+            batch, early = early + hub.poll(WATCH_POLL_S), []
+            for name, message in batch:
                 if args.count is not None and seen >= args.count:
                     break
                 seen += 1

@@ -63,6 +63,15 @@ def test_watch_refuses_an_address_that_is_not_one(capsys) -> None:
     assert "'dws.local' is not an IP address" in capsys.readouterr().err
 
 
+def test_watch_says_a_refused_device_at_once(capsys) -> None:
+    closed = free_port()
+    code = main(["diag", "watch", "--port", f"tcp://{LOOPBACK}:{closed}", "--profile",
+                 "generic-dws", "--seconds", "30"])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert f"connection refused by {LOOPBACK}:{closed}" in error and "doctor" in error
+
+
 def test_capture_records_the_bytes_and_replays_them(capsys, unit: DwsSimulator,
                                                     tmp_path: Path) -> None:
     out = tmp_path / "dws.bin"
