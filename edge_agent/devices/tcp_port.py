@@ -130,6 +130,7 @@ class TcpPort(SupervisedPort):
             return False
         now = self.clock()
         self._close_pending()
+        self._retry_at_ns = None  # this is the try; a stale time would make the hub spin
         sock = socket.socket(_family(self.endpoint.host), socket.SOCK_STREAM)
         sock.setblocking(False)
         code = sock.connect_ex((self.endpoint.host, self.endpoint.port))

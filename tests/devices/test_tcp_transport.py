@@ -142,8 +142,10 @@ def test_a_connect_nobody_answers_times_out_without_stalling_the_loop() -> None:
         with DeviceHub() as hub:
             port = hub.add(dws_port(TcpEndpoint(LOOPBACK, address, connect_timeout_s=0.3)))
             longest = 0.0
-            while port.counters["connect_timeouts"] == 0:
+            while port.counters["connect_timeouts"] < 2:  # the first try, and a retry
                 started = time.monotonic()
+                if port.state is PortState.CONNECTING:  # the hub sleeps until the deadline
+                    assert (port.next_deadline_ns() or 0) > port.clock()
                 hub.poll(0.05)
                 longest = max(longest, time.monotonic() - started)
                 assert port.counters["connect_timeouts"] or time.monotonic() - started < 5
@@ -287,3 +289,30 @@ def test_each_dws_profile_reads_split_and_noisy_records_over_tcp(profile: str) -
                 assert b"M" in bytes(unit.received)
     finally:
         unit.stop()
+
+
+def test_the_hooks_a_message_protocol_builds_on(unit) -> None:
+    """What acknowledgement and re-send need from the transport (docs/PROTOCOLS.md,
+    "Transport hooks"): a heartbeat built per beat, a new connection number per link, send()
+    saying False while the link is down, and a tap seeing every chunk as read."""
+    sequence = iter(range(1, 1000))
+    tapped: list[bytes] = []
+    with DeviceHub() as hub:
+        port = hub.add(dws_port(TcpEndpoint(LOOPBACK, unit.tcp_port), heartbeat=b"x",
+                                heartbeat_period_ms=50))
+        port.heartbeat_bytes = lambda: f"HB{next(sequence):04d}\r".encode()
+        port.tap = lambda chunk, _ns: tapped.append(chunk)
+        wait_until(lambda: port.connected and unit.plugged, hub=hub)
+        first_link = port.connection_number
+        wait_until(lambda: b"HB0003\r" in bytes(unit.received), hub=hub)
+        assert bytes(unit.received).startswith(b"HB0001\rHB0002\rHB0003\r")
+
+        unit.unplug()
+        wait_until(lambda: not port.connected, hub=hub)
+        assert hub.send("dws", b"PENDING\r") is False  # not sent: the protocol keeps it
+        unit.replug()
+        wait_until(lambda: port.connected and unit.plugged, hub=hub)
+        assert port.connection_number == first_link + 1
+        unit.measure(*RECORD)
+        collect_until(hub, lambda m: records(m))
+        assert b"".join(tapped).startswith(b"LP00000000000017,4.2,300,200,150")
