@@ -32,7 +32,10 @@ class DeviceHub:
     def __init__(self, clock: Callable[[], int] = time.monotonic_ns) -> None:
         self.clock = clock
         self.ports: dict[str, SupervisedPort] = {}
-        self._selector = selectors.DefaultSelector()
+        # select(), not epoll: epoll waits in whole milliseconds (rounded up), so a parcel due in
+        # 0.3 ms (a reply's reorder margin) would wait a full millisecond more. select() takes
+        # microseconds; its limit (fds below 1024) is far above the few ports a line has.
+        self._selector = selectors.SelectSelector()
         # port name -> (fd, connection number) in the selector. The OS reuses fd numbers, so a
         # reconnect may bring back the same fd: the connection number tells them apart.
         self._registered: dict[str, tuple[int, int]] = {}
