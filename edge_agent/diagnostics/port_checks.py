@@ -17,6 +17,7 @@ from typing import Any
 
 from edge_agent.config import DeviceConfig
 from edge_agent.diagnostics.results import CheckResult, failed, passed, warned
+from edge_agent.diagnostics.usb_serial_checks import check_latency_timer
 
 # Long enough for a polled scale (a few polls) or continuous output (many frames); a scanner
 # sends only when it reads, so silence from it is a warning, not a failure.
@@ -47,6 +48,9 @@ def check_port(name: str, device: DeviceConfig, service_user: str,
     if present.status != "pass":
         return results
     results.append(check_access(name, device.port, service_user))
+    latency = check_latency_timer(name, device.port)
+    if latency is not None:
+        results.append(latency)
     agent_view = (agent_devices or {}).get(name)
     busy = check_free(name, device.port, agent_view)
     results.append(busy)
