@@ -14,6 +14,7 @@ trust a stamp that cannot tell two parcels apart.
 from __future__ import annotations
 
 import contextlib
+import os
 import selectors
 import time
 from collections.abc import Callable
@@ -32,7 +33,10 @@ class DeviceHub:
     def __init__(self, clock: Callable[[], int] = time.monotonic_ns) -> None:
         self.clock = clock
         self.ports: dict[str, SupervisedPort] = {}
-        self._selector = selectors.DefaultSelector()
+        # select(), not epoll: epoll waits in whole milliseconds (rounded up), so a parcel due in
+        # 0.3 ms (a reply's reorder margin) would wait a full millisecond more. select() takes
+        # microseconds; its limit (fds below 1024) is far above the few ports a line has.
+        self._selector = selectors.SelectSelector()
         # port name -> ((fd, events)..., connection number) in the selector. The OS reuses fd
         # numbers, so a reconnect may bring back the same fd: the connection number tells them
         # apart.
@@ -58,7 +62,7 @@ class DeviceHub:
         if deadlines:
             wait_s = max(0.0, min(wait_s, (min(deadlines) - started) / NS_PER_S))
         out: list[tuple[str, Message]] = []
-        ready = self._selector.select(wait_s)
+        ready = self._select(wait_s)
         woke = self.clock()
         for key, events in ready:
             port: SupervisedPort = key.data
@@ -101,6 +105,22 @@ class DeviceHub:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _select(self, wait_s: float) -> list:
+        try:
+            return self._selector.select(wait_s)
+        except (OSError, ValueError):
+            # select() refuses an fd that was closed behind the port's back, where epoll
+            # forgot it silently. Do as epoll did: stop watching that fd (it stays recorded, so
+            # it is watched again only once its port reconnects) and keep serving the others.
+            for watched, _ in self._registered.values():
+                for fd, _ in watched:
+                    try:
+                        os.fstat(fd)
+                    except OSError:
+                        with contextlib.suppress(KeyError, ValueError):
+                            self._selector.unregister(fd)
+            return []
 
     def _sync(self, port: SupervisedPort) -> None:
         """Keep the selector in step with the port's fds, which change on every reconnect (a

@@ -18,6 +18,7 @@ from typing import Any
 from edge_agent.config import DeviceConfig
 from edge_agent.diagnostics.network_checks import CAN_LISTEN, REACHABLE, check_network_device
 from edge_agent.diagnostics.results import CheckResult, failed, passed, warned
+from edge_agent.diagnostics.usb_serial_checks import check_latency_timer
 
 # Long enough for a polled scale (a few polls) or continuous output (many frames); a scanner
 # sends only when it reads, so silence from it is a warning, not a failure.
@@ -55,6 +56,9 @@ def check_port(name: str, device: DeviceConfig, service_user: str,
     if present.status != "pass":
         return results
     results.append(check_access(name, str(device.port), service_user))
+    latency = check_latency_timer(name, str(device.port))
+    if latency is not None:
+        results.append(latency)
     busy = check_free(name, str(device.port), agent_view)
     results.append(busy)
     if agent_view is not None:
