@@ -98,3 +98,22 @@ def test_a_profiles_bad_tcp_section_is_named(tmp_path: Path, monkeypatch, tcp: s
     with pytest.raises(ProfileError) as caught:
         load_profile("site-dws")
     assert any(problem in line for line in caught.value.problems), caught.value.problems
+
+
+def test_a_profiles_tcp_section_survives_profiles_show(tmp_path: Path, monkeypatch,
+                                                       capsys) -> None:
+    """`profiles show NAME > site.toml` is how a site copies a profile: [tcp] must come along."""
+    source = load_profile("generic-dws").source
+    text = Path(source).read_text().replace('name = "generic-dws"', 'name = "site-dws"')
+    (tmp_path / "site-dws.toml").write_text(
+        text + '\n[tcp]\nheartbeat = "\\u0002HB\\u0003"\nheartbeat_period_ms = 5000\n'
+        "idle_timeout_ms = 30000\n")
+    monkeypatch.setenv("EDGE_AGENT_PROFILE_PATH", str(tmp_path))
+    assert main(["profiles", "show", "site-dws"]) == 0
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "site-dws.toml").write_text(capsys.readouterr().out)
+    monkeypatch.setenv("EDGE_AGENT_PROFILE_PATH", str(copy))
+    tcp = load_profile("site-dws").tcp
+    assert (tcp.heartbeat, tcp.heartbeat_period_ms, tcp.idle_timeout_ms) == (
+        b"\x02HB\x03", 5000, 30000)
