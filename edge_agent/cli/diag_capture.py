@@ -15,6 +15,7 @@ import os
 import select
 import time
 from pathlib import Path
+from typing import Any
 
 from edge_agent.cli.diag_device import BUSY_ADVICE, add_device_arguments, device_target
 from edge_agent.errors import EdgeAgentError
@@ -35,7 +36,7 @@ def add_capture_parser(commands: argparse._SubParsersAction) -> None:
                          help=f"stop after this long (default {DEFAULT_SECONDS:g})")
     capture.add_argument("--bytes", type=int, dest="max_bytes", help="stop after this many")
     capture.add_argument("--listen-only", action="store_true",
-                         help="send nothing (no start-up commands, no polls)")
+                         help="send nothing (no start-up commands, polls or heartbeats)")
     capture.set_defaults(handler=run_capture)
 
 
@@ -44,10 +45,17 @@ def run_capture(args: argparse.Namespace) -> int:
 
     from edge_agent.devices.codec import make_codec
     from edge_agent.devices.profiles import load_profile
+    from edge_agent.devices.tcp_endpoint import parse_endpoint
     from edge_agent.diagnostics.capture import CaptureWriter, times_path
 
     target = device_target(args, "device")
     profile = load_profile(target.profile)
+    try:
+        on_network = parse_endpoint(target.path) is not None
+    except ValueError as exc:
+        raise EdgeAgentError(str(exc)) from None
+    if on_network:
+        return _capture_network(args, target, profile)
     codec = make_codec(profile)
     options = dict(profile.serial_kwargs(baudrate=target.baudrate))
     options.update(timeout=0, exclusive=True)
@@ -96,6 +104,42 @@ def run_capture(args: argparse.Namespace) -> int:
                 except (OSError, serial.SerialException):
                     break
         port.close()
+        writer.close()
+    print(f"{writer.bytes} bytes in {writer.chunks} reads -> {args.out} "
+          f"(times in {times_path(args.out).name})")
+    print(f"replay: edge-agent profiles decode {profile.name} --file {args.out}")
+    return 0 if writer.bytes else 1
+
+
+def _capture_network(args: argparse.Namespace, target: Any, profile: Any) -> int:
+    """A device on TCP: the agent's own port (connect, reconnect, start-up commands, polls
+    unless --listen-only) with a tap recording each chunk as read; a link that drops is made
+    again, and the capture goes on."""
+    from edge_agent.cli.diag_device import open_port
+    from edge_agent.diagnostics.capture import CaptureWriter, times_path
+
+    if args.listen_only:
+        # No start-up commands and no polls: the same port with a profile that sends nothing.
+        quiet = profile.polling.model_copy(update={"mode": "none", "startup": [],
+                                                   "shutdown": [], "request": None})
+        silent = profile.tcp.model_copy(update={"heartbeat": None, "heartbeat_period_ms": None})
+        profile = profile.model_copy(update={"polling": quiet, "tcp": silent})
+    try:
+        writer = CaptureWriter(args.out)
+    except OSError as exc:
+        raise EdgeAgentError(f"--out {args.out}: {exc.strerror or exc}") from None
+    hub, port = open_port(target, profile)
+    port.tap = writer.write
+    deadline = time.monotonic() + args.seconds
+    try:
+        while time.monotonic() < deadline:
+            if args.max_bytes is not None and writer.bytes >= args.max_bytes:
+                break
+            hub.poll(SELECT_STEP_S)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is the normal way to end a capture: keep the file
+    finally:
+        hub.close()
         writer.close()
     print(f"{writer.bytes} bytes in {writer.chunks} reads -> {args.out} "
           f"(times in {times_path(args.out).name})")
