@@ -38,6 +38,7 @@ class LineParcel:
     scan_ms: float
     weight_kg: float
     fault: str | None = None
+    settle_ms: float | None = None  # when its reading settled (window lines)
 
 
 @dataclass
@@ -45,6 +46,21 @@ class Line:
     parcels: list[LineParcel]
     # Each message with how late its stamp may be (the hub's stamp_error_ns), in stamp order.
     messages: list[tuple[Scan | Weight, int]] = field(default_factory=list)
+    # (from, to) ms of each time the loop was away ("busy"): every byte that arrived meanwhile
+    # was stamped late together.
+    stalls: list[tuple[float, float]] = field(default_factory=list)
+
+    def parcels_hit(self) -> int:
+        """Parcels a fault touched: its own, for each costly fault, and for a stall every parcel
+        whose scan or reading came while the loop was away (a stall longer than the gap between
+        parcels holds back the bytes of several; the model delays only its own parcel's, which
+        costs no more)."""
+        hit = {p.index for p in self.parcels if p.fault and p.fault not in HARMLESS}
+        for start, end in self.stalls:
+            hit |= {p.index for p in self.parcels
+                    if start <= p.scan_ms <= end
+                    or (p.settle_ms is not None and start <= p.settle_ms <= end)}
+        return len(hit)
 
     def own_weight_by_scan_ns(self) -> dict[int, float]:
         return {int(p.scan_ms * MS): p.weight_kg for p in self.parcels}
@@ -53,26 +69,27 @@ class Line:
 def window_line(gaps_ms: list[float], offset_ms: float, jitters_ms: list[tuple[float, float]],
                 faults: list[str | None], *, settle_frames: int = 3) -> Line:
     """Messages for parcels `gaps_ms` apart (scan jitter, reading jitter per parcel)."""
-    parcels, messages = [], []
+    parcels, messages, stalls = [], [], []
     t = 1000.0
     for index, (gap, (scan_jitter, reading_jitter), fault) in enumerate(
             zip(gaps_ms, jitters_ms, faults, strict=True)):
         t += gap
         scan_ms = t + scan_jitter
         kg = round(1.0 + index * 0.137, 3)
-        parcel = LineParcel(index, scan_ms, kg, fault)
-        parcels.append(parcel)
         settle_ms = t + offset_ms + reading_jitter
+        parcel = LineParcel(index, scan_ms, kg, fault, settle_ms)
+        parcels.append(parcel)
         scans = [(m, 0) for m in _scans(parcel, fault)]
         frames = [(m, 0) for m in _frames(kg, settle_ms, fault, settle_frames)]
         if fault == "busy":  # the loop was away; it read both ports late, in one turn
             away_from = min(scan_ms, settle_ms - 2 * FRAME_PERIOD_MS) - 1
             late = max(scan_ms, settle_ms) + 7
+            stalls.append((away_from, late))
             scans = [_late(m, away_from, late) for m, _ in scans]
             frames = [_late(m, away_from, late) for m, _ in frames]
         messages += scans + frames
     messages.sort(key=lambda m: m[0].received_ns)
-    return Line(parcels, messages)
+    return Line(parcels, messages, stalls)
 
 
 def _scans(parcel: LineParcel, fault: str | None) -> list[Scan]:
