@@ -14,6 +14,7 @@ from edge_agent.devices.messages import Scan, Weight
 from edge_agent.sorting.pairing_calibration import (
     MIN_PARCELS,
     WINDOW_SLACK_MS,
+    best_matching,
     calibrate,
     histogram,
     parcel_scans,
@@ -64,6 +65,28 @@ def test_an_offset_longer_than_the_gaps_is_found():
     scans, readings = line_times(150, offset_ms=600, jitter_ms=5, gap_ms=(200, 320), seed=4)
     proposal = calibrate(scans, readings).proposal
     assert proposal is not None and abs(proposal.offset_ms - 600) <= 1
+
+
+def test_an_even_line_where_a_neighbours_reading_fits_as_well_is_called_ambiguous():
+    # Gaps of 95-96 ms, readings 45 ms before their scans: each scan has its own reading 45 ms
+    # before it and the next parcel's 50 ms after it, both as regular.
+    scans, readings = line_times(120, offset_ms=-45, jitter_ms=2, gap_ms=(95, 96), seed=3)
+    proposal = calibrate(scans, readings, max_offset_ms=300).proposal
+    assert proposal is not None
+    assert any("neighbour's weight" in warning for warning in proposal.warnings)
+
+
+def test_on_a_belt_with_uneven_gaps_the_tighter_candidate_is_the_parcels_own():
+    # The neighbour's reading is 45-95 ms after each scan (gaps 90-140 ms): its differences
+    # spread over the gaps' range, the parcel's own sit within ±3 ms of -45.
+    scans, readings = line_times(120, offset_ms=-45, jitter_ms=3, gap_ms=(90, 140), seed=5)
+    matched, warning = best_matching(scans, readings, max_offset_ms=300)
+    assert warning is None
+    offsets = [(r - s) / MS for s, r in zip(scans, matched, strict=True) if r is not None]
+    assert len(offsets) >= 110 and all(abs(o + 45) <= 3 for o in offsets)
+    proposal = calibrate(scans, readings, max_offset_ms=300).proposal
+    assert proposal is not None and abs(proposal.offset_ms + 45) <= 1
+    assert proposal.warnings == []
 
 
 def test_missing_readings_are_counted_and_do_not_shift_the_offset():
