@@ -49,6 +49,7 @@ from edge_agent.runtime.parcel_alarms import ParcelAlarms
 from edge_agent.runtime.status_server import StatusServer
 from edge_agent.sorting.decision import Decision, Parcel, decide, identifier_of
 from edge_agent.sorting.dws_parcels import DWS_RECORD, parcel_from_dws
+from edge_agent.sorting.holds import Hold, HoldIndex
 from edge_agent.sorting.labels import resolve_labels
 from edge_agent.sorting.lanes import LaneState
 from edge_agent.sorting.pairing import Pairer
@@ -99,6 +100,10 @@ class Agent:
         self.lanes = LaneStates(config.state_dir)
         self.lanes.use_rules(self.rules)
         self.counters = LineCounters()
+        # Central's holds that have not expired, as the store had them at start; commands
+        # change both (the store on the worker, this index in a step on the loop).
+        self.holds = HoldIndex(parts.holds.active(wall_clock().timestamp())
+                               if parts.holds is not None else ())
         self._parcel_alarms = ParcelAlarms(self._raise_alarm)
         self.pairer = Pairer(config.pairing, new_parcel_id=new_id, wall_clock=wall_clock)
         self.health = InputHealth(config.health)
@@ -212,6 +217,8 @@ class Agent:
             parts.inbox.close()
         parts.outbox.close()
         parts.manifest.close()
+        if parts.holds is not None:
+            parts.holds.close()
         if parts.state_lock is not None:
             parts.state_lock.release()
         log.info("agent.stopped", parcels=self.counters.totals["parcels"])
@@ -329,11 +336,18 @@ class Agent:
         else:  # parsed once: the manifest key and the decision's
             identifier = identifier_of(parcel)
             entry = self.parts.manifest.get(identifier.key)
+        now = self._wall_clock()
+        hold = None
+        if self.holds:  # most of the time there is none: no look-up at all
+            hold = self.holds.find(identifier.key, entry.order_id if entry else None,
+                                   now.timestamp())
+            if hold is not None:
+                self.counters.totals["parcels_held"] += 1
         decision = decide(
-            parcel, self.rules, entry, self.lanes.snapshot, self._wall_clock(),
+            parcel, self.rules, entry, self.lanes.snapshot, now,
             default_country=self.config.default_destination_country,
             timezone=self.config.timezone, identifier=identifier,
-            clock_synchronised=self._clock_synchronised,
+            clock_synchronised=self._clock_synchronised, hold=hold,
         )
         sorter = self.parts.device_for_role.get("sorter")
         command = None
@@ -405,6 +419,14 @@ class Agent:
             known = ", ".join(self.rules.lanes)
             raise ValueError(f"unknown lane {lane!r}; lanes: {known}") from None
         log.info("lane.set", lane=lane, state=state.value)
+
+    def apply_holds(self, put: list[Hold], lifted: list[str]) -> int:
+        for hold in put:
+            self.holds.put(hold)
+        for hold_id in lifted:
+            self.holds.lift(hold_id)
+        log.info("holds.changed", put=len(put), lifted=len(lifted), active=len(self.holds))
+        return len(self.holds)
 
     def status(self) -> dict[str, Any]:
         """`status.get`: a snapshot made now (the periodic one may be half a second old)."""
@@ -543,6 +565,7 @@ class Agent:
             "input_health": self.health.view(),
             "clock": {"synchronised": self._clock_synchronised,
                       "source": self.config.clock.source},
+            "holds": self.holds.view(self._wall_clock().timestamp()),
         }
 
     def _lanes_view(self) -> dict[str, dict[str, Any]]:

@@ -11,6 +11,8 @@ from edge_agent.sorting.lanes import LaneState
 # Inputs only a DWS unit or a scan tunnel provides; left out of the event when unknown.
 MEASURED_ONLY_BY_DWS = ("length_mm", "width_mm", "height_mm", "volume_cm3",
                         "chargeable_weight_kg", "labels")
+# Inputs most parcels lack (no order id in the manifest, no hold): left out when unknown too.
+ONLY_WHEN_KNOWN = (*MEASURED_ONLY_BY_DWS, "order_id", "hold_id", "hold_reason")
 
 
 class DecisionInputs(NamedTuple):
@@ -47,6 +49,10 @@ class DecisionInputs(NamedTuple):
     volume_cm3: float | None  # as sent, or length x width x height
     chargeable_weight_kg: float | None  # max(actual, volume / the rules' divisor)
     labels: tuple[str, ...] | None  # every label read, when there were several
+    # Defaulted (None: unknown), so a record built from fewer values still reads:
+    order_id: str | None = None  # the manifest row's order id
+    hold_id: str | None = None  # central's hold on the parcel (by barcode or order id), if any
+    hold_reason: str | None = None  # central's reason for it
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = self._asdict()
@@ -57,7 +63,7 @@ class DecisionInputs(NamedTuple):
         # What a scanner-and-scale line never measures is left out rather than sent as null:
         # absent means unknown to a consumer either way, and every parcel event stays small
         # (two events fit in one of the outbox's 2 KB pages, not one).
-        for name in MEASURED_ONLY_BY_DWS:
+        for name in ONLY_WHEN_KNOWN:
             if out[name] is None:
                 del out[name]
         return out

@@ -8,8 +8,12 @@ from typing import NamedTuple
 from edge_agent.errors import EdgeAgentError
 from edge_agent.safe_text import shown
 
-FIELDS = ("barcode", "country", "postal_code", "declared_weight_kg", "service")
+FIELDS = ("barcode", "country", "postal_code", "declared_weight_kg", "service", "order_id")
+# Columns added after the first manifest format: optional in files, and added to an older
+# store when it is opened (their rows read them as unknown).
+LATER_FIELDS = ("order_id",)
 MAX_BARCODE_CHARS = 64
+MAX_ORDER_ID_CHARS = 64
 MAX_POSTAL_CHARS = 16
 MAX_SERVICE_CHARS = 32
 # No parcel on this line weighs more; a bigger number is a unit mistake (grams for kg).
@@ -46,8 +50,9 @@ def _text(name: str, value: object, limit: int, required: bool) -> str | None:
 
 
 def check_fields(
-    barcode: object, country: object, postal_code: object, weight: object, service: object
-) -> tuple[str, str, str | None, float | None, str | None]:
+    barcode: object, country: object, postal_code: object, weight: object, service: object,
+    order_id: object = None,
+) -> tuple:
     """Validated, normalised fields of one entry; ValueError names the first bad field."""
     barcode_text = _text("barcode", barcode, MAX_BARCODE_CHARS, required=True)
     if not (isinstance(country, str) and _COUNTRY.fullmatch(country)):
@@ -72,6 +77,7 @@ def check_fields(
         _text("postal_code", postal_code, MAX_POSTAL_CHARS, required=False),
         weight_kg,
         _text("service", service, MAX_SERVICE_CHARS, required=False),
+        _text("order_id", order_id, MAX_ORDER_ID_CHARS, required=False),
     )
 
 
@@ -81,6 +87,7 @@ class _EntryFields(NamedTuple):
     postal_code: str | None = None
     declared_weight_kg: float | None = None
     service: str | None = None
+    order_id: str | None = None  # what central's holds by order id match
 
 
 class ManifestEntry(_EntryFields):
@@ -99,9 +106,11 @@ class ManifestEntry(_EntryFields):
         postal_code: str | None = None,
         declared_weight_kg: float | None = None,
         service: str | None = None,
+        order_id: str | None = None,
     ) -> ManifestEntry:
         try:
-            checked = check_fields(barcode, country, postal_code, declared_weight_kg, service)
+            checked = check_fields(barcode, country, postal_code, declared_weight_kg, service,
+                                   order_id)
         except ValueError as exc:
             raise ManifestError("manifest entry", [str(exc)]) from None
         return tuple.__new__(cls, checked)
@@ -114,4 +123,9 @@ class ManifestEntry(_EntryFields):
         return cls(**data)
 
     def to_dict(self) -> dict[str, object]:
-        return dict(self._asdict())
+        """The row's fields; a column added later is left out while unknown (as in old rows)."""
+        out = dict(self._asdict())
+        for name in LATER_FIELDS:
+            if out[name] is None:
+                del out[name]
+        return out

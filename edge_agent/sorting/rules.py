@@ -64,6 +64,9 @@ class RuleSet(StrictModel):
     # Where a parcel goes when nothing else can take it. It is never "unavailable": a parcel must
     # go somewhere, so even a blocked exception lane still receives it (reason lane_unavailable).
     exception_lane: str = "EXCEPTION"
+    # Where a parcel central holds goes (reason held); None: the exception lane. No rule can
+    # send a held parcel anywhere else.
+    hold_lane_name: str | None = Field(default=None, alias="hold_lane")
     lanes: dict[str, Lane]
     rules: list[Rule]
     default: DefaultRule
@@ -110,6 +113,10 @@ class RuleSet(StrictModel):
             if ids or rule.when.time_before is not None or rule.when.time_from is not None:
                 ids.append(rule.id)
         self._clock_rules = frozenset([*ids, "default"] if ids else [])
+
+    @property
+    def hold_lane(self) -> str:
+        return self.hold_lane_name or self.exception_lane
 
     @property
     def clock_dependent_rules(self) -> frozenset[str]:
@@ -167,6 +174,8 @@ def _cross_check(rule_set: RuleSet) -> list[str]:
             current = lanes[current].overflow
     if rule_set.exception_lane not in lanes:
         problems.append(f"exception_lane: unknown lane {rule_set.exception_lane!r}")
+    if rule_set.hold_lane not in lanes:
+        problems.append(f"hold_lane: unknown lane {rule_set.hold_lane!r}")
     if rule_set.default.lane not in lanes:
         problems.append(f"default.lane: unknown lane {rule_set.default.lane!r}")
     ids: dict[str, int] = {}

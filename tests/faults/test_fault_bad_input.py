@@ -140,6 +140,8 @@ WRONG_ARGS = {
     "manifest.upsert": st.fixed_dictionaries({"entries": NOT_A_LIST}),
     "manifest.remove": st.fixed_dictionaries({"barcodes": NOT_A_LIST}),
     "lanes.set": st.fixed_dictionaries({"lane": NOT_A_STRING, "state": NOT_A_STRING}),
+    "holds.put": st.fixed_dictionaries({"holds": NOT_A_LIST}),
+    "holds.lift": st.fixed_dictionaries({"hold_ids": NOT_A_LIST}),
     "status.get": st.dictionaries(st.text(min_size=1, max_size=8), JSON_VALUES, min_size=1,
                                   max_size=3),
     "ping": st.dictionaries(st.text(min_size=1, max_size=8), JSON_VALUES, min_size=1, max_size=3),

@@ -107,7 +107,7 @@ def test_default_rules(parcel_in, manifest_entry, states, now, expected):
 
 # Rules and reasons whose cases need more than decide()'s arguments: tests of their own (below,
 # and in test_labels.py for multiple_labels, which the label choice produces).
-OWN_TESTS = {"clock_unsynchronised", "multiple_labels"}
+OWN_TESTS = {"clock_unsynchronised", "multiple_labels", "held"}  # held: test_holds.py
 
 
 def test_every_default_rule_and_reason_is_exercised():
@@ -242,6 +242,7 @@ entries = st.one_of(st.none(), st.builds(
     postal_code=st.one_of(st.none(), st.from_regex(r"[0-9]{1,8}", fullmatch=True)),
     declared_weight_kg=st.one_of(st.none(), st.floats(0.01, 1000)),
     service=st.one_of(st.none(), st.just("express")),
+    order_id=st.one_of(st.none(), st.just("ORD-1")),
 ))
 lane_maps = st.dictionaries(st.sampled_from(["ZHUHAI", "SHANGHAI", "EXPORT", "EXCEPTION", "X"]),
                             st.sampled_from(list(LaneState)))
@@ -280,7 +281,8 @@ def test_every_recorded_input_is_in_its_own_field():
         "destination_known": True, "manifest_hit": True, "late": False,
         "weight_pairing": "paired", "weight_offset_ms": -41.5, "clock_synchronised": False,
         "length_mm": None, "width_mm": None, "height_mm": None, "volume_cm3": None,
-        "chargeable_weight_kg": None, "labels": None,
+        "chargeable_weight_kg": None, "labels": None, "order_id": None, "hold_id": None,
+        "hold_reason": None,
     }
     # In the event, what only a DWS unit measures is left out when unknown.
     assert not {"length_mm", "labels", "chargeable_weight_kg"} & set(
