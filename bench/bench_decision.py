@@ -11,6 +11,8 @@ Measures, in one process and one run:
   holds active (every tenth on a parcel of the mix, by barcode or by order id; the rest on
   other barcodes);
 - the baseline: a dict look-up and a trivial if/else rule, the least a decision could cost.
+Manifest rows declare an order id, dangerous goods (a few), a declared value, currency and
+customs mode, so decide() converts values and checks limits and the air guard as on a real line.
 The parcels are the simulated line's mix (edge_agent/simulation/parcel_mix.py: S10 and GS1 labels,
 no-reads, exports, bad check digits, mismatched weights...), their manifest rows among --rows.
 Objects made during set-up are moved out of the garbage collector's way (gc.freeze()).
@@ -58,14 +60,26 @@ def write_manifest_csv(path: Path, rows: int, mix: list[SimParcel], rng: random.
     """`rows` rows: the mix's own rows, and filler rows (other barcodes) up to the count."""
     own = [p.manifest for p in mix if p.manifest is not None]
     with path.open("w", encoding="utf-8") as out:
-        out.write("barcode,country,postal_code,declared_weight_kg,service\n")
+        out.write("barcode,country,postal_code,declared_weight_kg,service,order_id,"
+                  "dangerous_goods,declared_value,currency,customs_mode\n")
         for number in range(max(0, rows - len(own))):
             country, postal = rng.choice(POSTAL_CODES)
             weight = round(rng.uniform(0.1, 40.0), 2)
-            out.write(f"{barcode(number)},{country},{postal or ''},{weight},standard\n")
-        for row in own:
+            out.write(f"{barcode(number)},{country},{postal or ''},{weight},standard,"
+                      f"{declarations(number, rng)}\n")
+        for number, row in enumerate(own):
             out.write(f"{row['barcode']},{row['country']},{row['postal_code'] or ''},"
-                      f"{row['declared_weight_kg']},{row['service']}\n")
+                      f"{row['declared_weight_kg']},{row['service']},"
+                      f"{declarations(number, rng)}\n")
+
+
+def declarations(number: int, rng: random.Random) -> str:
+    """order_id, dangerous_goods, declared_value, currency, customs_mode for one row: most rows
+    declare a value (a few in a currency the rules have no rate for), some dangerous goods."""
+    flags = rng.choices(["none", "", "lithium_battery", "liquid"], weights=(80, 12, 5, 3))[0]
+    currency = rng.choices(["HKD", "CNY", "USD", "XAU"], weights=(60, 30, 9, 1))[0]
+    mode = rng.choice(["personal_postal", "cross_border_ecommerce"])
+    return f"ORD-{number // 3},{flags},{round(rng.uniform(5, 1200), 2)},{currency},{mode}"
 
 
 def _holds(count: int, mix: list[SimParcel], now: float) -> list[Hold]:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from edge_agent.sorting.constraints import dangerous_goods_flags
 from edge_agent.sorting.destinations import resolve_destination
 from edge_agent.sorting.holds import Hold
 from edge_agent.sorting.identifiers import Identifier, IdentifierKind, parse_identifier
@@ -47,6 +48,13 @@ REASONS: dict[str, str] = {
     "clock_unsynchronised": "the wall clock was not synchronised: rules that look at the time "
     "took the rule set's safe branch (by default, as after the cutoff)",
     "multiple_labels": "the parcel carries two valid labels that name different parcels",
+    "air_restricted": "declared dangerous goods (lithium battery, liquid, powder, other) and the "
+    "lane's route flies (or does not say): the lane's ground lane takes it, else the exception "
+    "lane",
+    "customs_value_limit": "the declared value, converted into the rules' customs currency, is "
+    "over the limit of the parcel's customs mode",
+    "unknown_currency": "a declared value in a currency the rules have no rate for: its customs "
+    "value is not guessed",
     "held": "central holds the parcel (by barcode or order id; its reason is in the inputs' "
     "hold_reason): the rule set's hold lane, else the exception lane",
 }
@@ -156,9 +164,11 @@ def decide(
         weight, stable = None, False  # a value no scale can give: treat as no weight at all
     if manifest_entry is None:
         declared = service = order_id = None
+        declarations: tuple = _UNDECLARED
     else:
         declared, service = manifest_entry.declared_weight_kg, manifest_entry.service
         order_id = manifest_entry.order_id
+        declarations = _declarations(manifest_entry, rules)
     states = rules.complete_states(lane_states)
     zone = _ZONES.get(timezone) or _ZONES.setdefault(timezone, ZoneInfo(timezone))
     late = parcel.late
@@ -173,6 +183,7 @@ def decide(
         parcel.weight_pairing, parcel.weight_offset_ms, clock_synchronised,
         *_measured(parcel, weight, rules.volumetric_divisor_cm3_per_kg),
         order_id, *((None, None) if hold is None else (hold.hold_id, hold.reason)),
+        *declarations,
     )
     if late:
         rule_id, lane_name, reason = LATE_RULE_ID, rules.exception_lane, "decision_late"
@@ -184,11 +195,40 @@ def decide(
     if clock_synchronised is False and rule_id in rules.clock_dependent_rules:
         reasons.append("clock_unsynchronised")
     lane = _place(rules, lane_name, weight, states, reasons)
+    if declarations[0] and lane.flies is not False:  # dangerous goods: never a flying lane
+        lane = _grounded(rules, lane, states, reasons)
     return _make(Decision, (
         parcel.parcel_id, parcel.barcode, lane.name, lane.bin, rule_id,
         tuple(reasons) if len(reasons) < 2 else tuple(dict.fromkeys(reasons)),
         rules.version, now.astimezone(UTC), _make(DecisionInputs, values),
     ))
+
+
+_UNDECLARED = (None,) * 6
+
+
+def _declarations(entry: ManifestEntry, rules: RuleSet) -> tuple:
+    """(dangerous goods, declared value, currency, customs mode, customs value, customs
+    check) in DecisionInputs' order: what the manifest declares for air and customs."""
+    value, currency, mode = entry.declared_value, entry.currency, entry.customs_mode
+    converted, check = rules.customs.check(value, currency, mode) if value is not None \
+        else (None, None)
+    return (dangerous_goods_flags(entry.dangerous_goods), value, currency, mode, converted,
+            check)
+
+
+def _grounded(rules: RuleSet, lane: Lane, lane_states: Mapping[str, LaneState],
+              reasons: list[str]) -> Lane:
+    """A parcel with dangerous goods on a lane that flies (or may): the lane's ground lane
+    when it names one and it is open, else the exception lane. The exception and hold lanes
+    keep parcels in the warehouse (rules validation refuses them `flies = true`)."""
+    if lane.name in (rules.exception_lane, rules.hold_lane):
+        return lane
+    reasons.append("air_restricted")
+    ground = lane.ground_lane
+    if ground is not None and lane_states.get(ground, _OPEN) == _OPEN:
+        return rules.lanes[ground]
+    return rules.lanes[rules.exception_lane]
 
 
 def _measured(parcel: Parcel, weight: float | None, divisor: float) -> tuple:

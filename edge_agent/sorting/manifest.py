@@ -59,12 +59,17 @@ CREATE TABLE IF NOT EXISTS manifest (
     postal_code TEXT,
     declared_weight_kg REAL,
     service TEXT,
-    order_id TEXT
+    order_id TEXT,
+    dangerous_goods TEXT,
+    declared_value REAL,
+    currency TEXT,
+    customs_mode TEXT
 ) WITHOUT ROWID
 """
 # Columns added since the first store format, with their types: an older store gets them when
 # the agent (or an import) opens it; a read-only look-up reads them as NULL (unknown).
-_LATER_COLUMNS = {"order_id": "TEXT"}
+_LATER_COLUMNS = {"order_id": "TEXT", "dangerous_goods": "TEXT", "declared_value": "REAL",
+                  "currency": "TEXT", "customs_mode": "TEXT"}
 assert tuple(_LATER_COLUMNS) == LATER_FIELDS
 _GET = f"SELECT {', '.join(FIELDS)} FROM manifest WHERE barcode = ?"
 
@@ -73,7 +78,8 @@ _GET = f"SELECT {', '.join(FIELDS)} FROM manifest WHERE barcode = ?"
 # weight text -> REAL), so a clean CSV row can be inserted as the strings it was read as.
 _PUT = (
     "INSERT OR REPLACE INTO manifest VALUES "
-    "(?, upper(?), nullif(?, ''), CAST(nullif(?, '') AS REAL), nullif(?, ''), nullif(?, ''))"
+    "(?, upper(?), nullif(?, ''), CAST(nullif(?, '') AS REAL), nullif(?, ''), nullif(?, ''), "
+    "nullif(?, ''), CAST(nullif(?, '') AS REAL), upper(nullif(?, '')), nullif(?, ''))"
 )
 # Each barcode of the file being imported, with its line: a barcode given twice in one file
 # keeps its first line and records the repeat. A temporary table lives in the importing

@@ -7,11 +7,18 @@ from typing import NamedTuple
 
 from edge_agent.errors import EdgeAgentError
 from edge_agent.safe_text import shown
+from edge_agent.sorting.constraints import (
+    check_currency,
+    check_customs_mode,
+    check_dangerous_goods,
+    check_declared_value,
+)
 
-FIELDS = ("barcode", "country", "postal_code", "declared_weight_kg", "service", "order_id")
+FIELDS = ("barcode", "country", "postal_code", "declared_weight_kg", "service", "order_id",
+          "dangerous_goods", "declared_value", "currency", "customs_mode")
 # Columns added after the first manifest format: optional in files, and added to an older
 # store when it is opened (their rows read them as unknown).
-LATER_FIELDS = ("order_id",)
+LATER_FIELDS = ("order_id", "dangerous_goods", "declared_value", "currency", "customs_mode")
 MAX_BARCODE_CHARS = 64
 MAX_ORDER_ID_CHARS = 64
 MAX_POSTAL_CHARS = 16
@@ -51,7 +58,8 @@ def _text(name: str, value: object, limit: int, required: bool) -> str | None:
 
 def check_fields(
     barcode: object, country: object, postal_code: object, weight: object, service: object,
-    order_id: object = None,
+    order_id: object = None, dangerous_goods: object = None, declared_value: object = None,
+    currency: object = None, customs_mode: object = None,
 ) -> tuple:
     """Validated, normalised fields of one entry; ValueError names the first bad field."""
     barcode_text = _text("barcode", barcode, MAX_BARCODE_CHARS, required=True)
@@ -78,6 +86,10 @@ def check_fields(
         weight_kg,
         _text("service", service, MAX_SERVICE_CHARS, required=False),
         _text("order_id", order_id, MAX_ORDER_ID_CHARS, required=False),
+        check_dangerous_goods(dangerous_goods),
+        check_declared_value(declared_value),
+        check_currency(currency),
+        check_customs_mode(customs_mode),
     )
 
 
@@ -88,6 +100,11 @@ class _EntryFields(NamedTuple):
     declared_weight_kg: float | None = None
     service: str | None = None
     order_id: str | None = None  # what central's holds by order id match
+    # Air and customs (edge_agent.sorting.constraints); None: not declared.
+    dangerous_goods: str | None = None  # "liquid;lithium_battery", or "none"
+    declared_value: float | None = None
+    currency: str | None = None  # ISO 4217
+    customs_mode: str | None = None  # personal_postal | cross_border_ecommerce
 
 
 class ManifestEntry(_EntryFields):
@@ -107,10 +124,15 @@ class ManifestEntry(_EntryFields):
         declared_weight_kg: float | None = None,
         service: str | None = None,
         order_id: str | None = None,
+        dangerous_goods: str | list[str] | None = None,
+        declared_value: float | None = None,
+        currency: str | None = None,
+        customs_mode: str | None = None,
     ) -> ManifestEntry:
         try:
             checked = check_fields(barcode, country, postal_code, declared_weight_kg, service,
-                                   order_id)
+                                   order_id, dangerous_goods, declared_value, currency,
+                                   customs_mode)
         except ValueError as exc:
             raise ManifestError("manifest entry", [str(exc)]) from None
         return tuple.__new__(cls, checked)

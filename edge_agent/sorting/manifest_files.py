@@ -43,6 +43,12 @@ _CLEAN_ROW = re.compile(
     + r"\x1f(?:(?!0*\.?0*\x1f)(?:[0-9]{1,3}(?:\.[0-9]{1,6})?|1000(?:\.0{1,6})?))?\x1f"  # 0<kg<=1000
     + f"(?:{_clean_text_pattern(MAX_SERVICE_CHARS)})?"
     + f"\x1f(?:{_clean_text_pattern(MAX_ORDER_ID_CHARS)})?"
+    # Air and customs: one flag (several must be sorted by check_fields), a plain number below
+    # 100,000,000, an upper-case code, a mode as spelt; anything else takes the careful path.
+    + "\x1f(?:lithium_battery|liquid|powder|other|none)?"
+    + r"\x1f(?:[0-9]{1,8}(?:\.[0-9]{1,6})?)?"
+    + r"\x1f(?:[A-Z]{3})?"
+    + r"\x1f(?:personal_postal|cross_border_ecommerce)?"
 )
 
 

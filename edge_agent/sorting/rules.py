@@ -20,6 +20,7 @@ from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from edge_agent.errors import EdgeAgentError
 from edge_agent.sorting.conditions import Conditions, Facts, compile_rules
+from edge_agent.sorting.constraints import CustomsLimits, air_problems
 from edge_agent.sorting.lanes import Lane, LaneState
 from edge_agent.validation import StrictModel, read_toml
 
@@ -82,6 +83,8 @@ class RuleSet(StrictModel):
     # A label the manifest knows beside one it does not: trust the known one (see
     # edge_agent/sorting/labels.py for the risk); by default such a parcel is multiple_labels.
     trust_known_label: bool = False
+    # Customs value limits per customs mode, and the exchange rates into their currency.
+    customs: CustomsLimits = Field(default_factory=CustomsLimits)
     _outcome: Callable[[Facts], Outcome] = PrivateAttr()
     _all_open: dict[str, LaneState] = PrivateAttr(default_factory=dict)
     _clock_rules: frozenset[str] = PrivateAttr(default=frozenset())
@@ -176,6 +179,7 @@ def _cross_check(rule_set: RuleSet) -> list[str]:
         problems.append(f"exception_lane: unknown lane {rule_set.exception_lane!r}")
     if rule_set.hold_lane not in lanes:
         problems.append(f"hold_lane: unknown lane {rule_set.hold_lane!r}")
+    problems += air_problems(lanes, rule_set.exception_lane, rule_set.hold_lane)
     if rule_set.default.lane not in lanes:
         problems.append(f"default.lane: unknown lane {rule_set.default.lane!r}")
     ids: dict[str, int] = {}

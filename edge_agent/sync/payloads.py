@@ -163,6 +163,13 @@ class ManifestEntryModel(CommandModel):
     service: str | None = Field(default=None, max_length=32)
     order_id: str | None = Field(default=None, max_length=64, description="What central's "
                                  "holds by order id match")
+    dangerous_goods: list[Literal["lithium_battery", "liquid", "powder", "other", "none"]] | None \
+        = Field(default=None, max_length=5, description="Declared dangerous goods; ['none']: "
+                "declared free of them; absent: not declared (unknown)")
+    declared_value: float | None = Field(default=None, ge=0, le=100_000_000,
+                                         description="The customs value declared, in currency")
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$", description="ISO 4217")
+    customs_mode: Literal["personal_postal", "cross_border_ecommerce"] | None = None
 
 
 class ManifestUpsertArgs(CommandModel):

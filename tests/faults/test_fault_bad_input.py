@@ -35,7 +35,7 @@ RATE = 50.0
 # Small enough that a fuzzed payload can pass it cheaply; the default is 1 MiB.
 MAX_COMMAND_BYTES = 8192  # the default rules with their comments fit
 FUZZ_EXAMPLES = scaled(40, 400)
-DEFAULT_RULES_VERSION = "default-2"
+DEFAULT_RULES_VERSION = "default-3"
 GOOD_RULES = resources.files("edge_agent.defaults").joinpath("rules.toml").read_text()
 # A rule set that parses but does not validate: a lane's bin must be at least 1.
 BROKEN_RULES = (GOOD_RULES.replace(f'version = "{DEFAULT_RULES_VERSION}"', 'version = "broken-2"')

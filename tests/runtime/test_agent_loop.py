@@ -146,16 +146,16 @@ def test_reload_keeps_the_old_rules_when_the_file_is_bad(line, tmp_path):
     good = resources.files("edge_agent.defaults").joinpath("rules.toml").read_text()
     rules_file.write_text(good)
     agent = line.start_agent()
-    assert agent.rules.version == "default-2"
+    assert agent.rules.version == "default-3"
 
-    rules_file.write_text(good.replace('version = "default-2"', 'version = "line3-2"')
+    rules_file.write_text(good.replace('version = "default-3"', 'version = "line3-2"')
                           .replace("bin = 1\n", "bin = 0\n", 1))
     agent.request_reload()
     turn_until(agent, lambda: outbox_rows(agent, "alarm"))
-    assert agent.rules.version == "default-2"
+    assert agent.rules.version == "default-3"
     assert outbox_rows(agent, "alarm")[0]["alarm"] == "rules_reload_refused"
 
-    rules_file.write_text(good.replace('version = "default-2"', 'version = "line3-2"'))
+    rules_file.write_text(good.replace('version = "default-3"', 'version = "line3-2"'))
     agent.request_reload()
     turn_until(agent, lambda: agent.rules.version == "line3-2")
     assert send_and_decide(line, agent, line.parcels[0])["bin"] == 1
@@ -176,9 +176,9 @@ def test_commands_from_central_act_on_the_loops_state_and_persist(line):
         prep.prepare_rules(good.replace("[lanes.EXPORT]", "[lanes.EXPORT]\nbin = 'three'"))
     with pytest.raises(RulesError, match="generic-divert"):  # the sorter's bins are 1-99
         prep.prepare_rules(good.replace("bin = 3\n", "bin = 120\n", 1))
-    assert agent.rules.version == "default-2"
-    rules = prep.prepare_rules(good.replace('"default-2"', '"central-7"'))
-    assert agent.rules.version == "default-2"  # prepared (off the loop), not yet in force
+    assert agent.rules.version == "default-3"
+    rules = prep.prepare_rules(good.replace('"default-3"', '"central-7"'))
+    assert agent.rules.version == "default-3"  # prepared (off the loop), not yet in force
     assert agent.swap_rules(rules) == "central-7"
 
     count = prep.upsert_manifest([ManifestEntry.from_dict({
