@@ -55,8 +55,10 @@ class ParcelEvent(Event):
     decided_at: str = Field(description="ISO-8601 with offset")
     inputs: dict[str, Any] = Field(
         description="Every fact the decision used (scan, weight and how it was paired, manifest, "
-        "lane states, local time, clock synchronisation); a field absent from an older event "
-        "is unknown. docs/MQTT.md lists them")
+        "lane states, local time, clock synchronisation; dimensions, labels, order id, "
+        "central's hold, dangerous goods and the customs declaration where known); a field "
+        "absent (from an older event, or not known) is unknown, never zero. docs/MQTT.md "
+        "lists them")
 
 
 class AlarmEvent(Event):
