@@ -33,7 +33,7 @@ from edge_agent.sync.commands import HANDLERS
 BATCH = 30
 RATE = 50.0
 # Small enough that a fuzzed payload can pass it cheaply; the default is 1 MiB.
-MAX_COMMAND_BYTES = 8192  # the default rules with their comments fit
+MAX_COMMAND_BYTES = 16384  # the default rules with their comments fit (~9 KB as JSON)
 FUZZ_EXAMPLES = scaled(40, 400)
 DEFAULT_RULES_VERSION = "default-3"
 GOOD_RULES = resources.files("edge_agent.defaults").joinpath("rules.toml").read_text()

@@ -231,3 +231,37 @@ def test_the_event_is_stored_before_the_lane_command_leaves(line):
     with pytest.raises(SystemExit):
         turn_until(agent, lambda: False)
     assert agent.hub.ports["sorter"].counters["bytes_out"] == 0
+
+
+def test_a_hold_applies_until_its_expiry_and_telemetry_counts_it(tmp_path: Path):
+    """In process, with the agent's clock moved by the test: a stored hold sends its parcel to
+    EXCEPTION (reason held) and shows in the telemetry; past its expiry the next parcel sorts,
+    with nobody lifting it."""
+    from datetime import timedelta
+
+    from edge_agent.sorting.holds import Hold
+
+    sim = LineSimulation(tmp_path / "line", [yrd_parcel(i) for i in range(2)], rate=100)
+    sim.prepare()
+    now = [MORNING]
+    agent = Agent.from_config(load_config(sim.config_path), wall_clock=lambda: now[0])
+    try:
+        turn_until(agent, lambda: all(p.connected for p in agent.hub.ports.values()))
+        at = MORNING.timestamp()
+        stored = agent.parts.holds.put(
+            [Hold(f"H{i}", p.barcode, None, "customs inspection", at + 60, at)
+             for i, p in enumerate(sim.parcels)], at)
+        assert agent.apply_holds(stored, []) == 2  # what the command's step does on the loop
+        assert send_and_decide(sim, agent, sim.parcels[0])["bin"] == 4  # EXCEPTION
+        event = outbox_rows(agent, "parcel")[-1]
+        assert (event["rule"], event["reasons"], event["inputs"]["hold_id"]) == (
+            "held", ["held"], "H0")
+        telemetry = agent._telemetry()
+        assert telemetry["holds"]["active"] == 2 and telemetry["counters"]["parcels_held"] == 1
+        now[0] = MORNING + timedelta(seconds=60)  # both holds expire now
+        assert send_and_decide(sim, agent, sim.parcels[1])["bin"] == 1  # ZHUHAI
+        assert "hold_id" not in outbox_rows(agent, "parcel")[-1]["inputs"]
+        assert agent._telemetry()["holds"] == {"active": 0, "newest": None}
+    finally:
+        agent.close()
+        sim.close()
