@@ -18,6 +18,7 @@ woken. Deciding never waits on the network or on an fsync.
 from __future__ import annotations
 
 import gc
+import math
 import signal
 import sys
 import time
@@ -49,6 +50,7 @@ from edge_agent.runtime.parcel_alarms import ParcelAlarms
 from edge_agent.runtime.status_server import StatusServer
 from edge_agent.sorting.decision import Decision, Parcel, decide, identifier_of
 from edge_agent.sorting.dws_parcels import DWS_RECORD, parcel_from_dws
+from edge_agent.sorting.hold_store import KEEP_EXPIRED_S
 from edge_agent.sorting.holds import Hold, HoldIndex
 from edge_agent.sorting.labels import resolve_labels
 from edge_agent.sorting.lanes import LaneState
@@ -102,7 +104,9 @@ class Agent:
         self.counters = LineCounters()
         # Central's holds that have not expired, as the store had them at start; commands
         # change both (the store on the worker, this index in a step on the loop).
-        self.holds = HoldIndex(parts.holds.active(wall_clock().timestamp())
+        # Expired ones are loaded too (for a week): whether they expired is judged by the
+        # clock at each parcel, and the clock may be wrong at boot.
+        self.holds = HoldIndex(parts.holds.active(wall_clock().timestamp() - KEEP_EXPIRED_S)
                                if parts.holds is not None else ())
         self._parcel_alarms = ParcelAlarms(self._raise_alarm)
         self.pairer = Pairer(config.pairing, new_parcel_id=new_id, wall_clock=wall_clock)
@@ -340,7 +344,7 @@ class Agent:
         hold = None
         if self.holds:  # most of the time there is none: no look-up at all
             hold = self.holds.find(identifier.key, entry.order_id if entry else None,
-                                   now.timestamp())
+                                   self._hold_time(now))
             if hold is not None:
                 self.counters.totals["parcels_held"] += 1
         decision = decide(
@@ -427,6 +431,12 @@ class Agent:
             self.holds.lift(hold_id)
         log.info("holds.changed", put=len(put), lifted=len(lifted), active=len(self.holds))
         return len(self.holds)
+
+    def _hold_time(self, now: datetime) -> float:
+        """The time holds' expiries are judged by: the wall clock, unless it is known to be
+        unsynchronised (a Pi that booted hours ahead would end holds early): then no hold
+        expires until it is synchronised again (fail safe: a held parcel stays held)."""
+        return now.timestamp() if self._clock_synchronised is not False else -math.inf
 
     def status(self) -> dict[str, Any]:
         """`status.get`: a snapshot made now (the periodic one may be half a second old)."""
@@ -565,7 +575,7 @@ class Agent:
             "input_health": self.health.view(),
             "clock": {"synchronised": self._clock_synchronised,
                       "source": self.config.clock.source},
-            "holds": self.holds.view(self._wall_clock().timestamp()),
+            "holds": self.holds.view(self._hold_time(self._wall_clock())),
         }
 
     def _lanes_view(self) -> dict[str, dict[str, Any]]:

@@ -19,6 +19,9 @@ from edge_agent.sorting.holds import Hold
 
 HOLDS_FILE = "holds.sqlite3"
 BUSY_TIMEOUT_S = 5.0
+# Expired holds stay on disk this long: a clock that was wrong when they seemed to expire has
+# long been corrected, and the store still holds at most a week of holds more than are active.
+KEEP_EXPIRED_S = 7 * 86_400
 # SQLite's bound-parameter limit is 999 in old builds: look-ups by id go in chunks of this.
 ID_CHUNK = 500
 
@@ -88,11 +91,13 @@ class HoldStore:
             self._db.close()
 
     def put(self, holds: Iterable[Hold], now: float) -> list[Hold]:
-        """Write holds (one transaction) and drop expired ones; the holds as stored."""
+        """Write holds (one transaction) and drop those expired for over KEEP_EXPIRED_S; the
+        holds as stored."""
         rows = list(holds)
         try:
             with self._lock, self._transaction():
-                self._db.execute("DELETE FROM holds WHERE expires_at <= ?", (now,))
+                self._db.execute("DELETE FROM holds WHERE expires_at <= ?",
+                                 (now - KEEP_EXPIRED_S,))
                 self._db.executemany(_PUT, rows)
                 return self._select_ids([hold.hold_id for hold in rows])
         except sqlite3.Error as exc:
@@ -112,6 +117,7 @@ class HoldStore:
         return present
 
     def active(self, now: float) -> list[Hold]:
+        """The holds that have not expired at `now` (an expiry is in UNIX seconds)."""
         with self._lock:
             rows = self._db.execute(f"SELECT {_COLUMNS} FROM holds WHERE expires_at > ? "
                                     "ORDER BY put_at", (now,)).fetchall()

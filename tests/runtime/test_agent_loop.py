@@ -265,3 +265,38 @@ def test_a_hold_applies_until_its_expiry_and_telemetry_counts_it(tmp_path: Path)
     finally:
         agent.close()
         sim.close()
+
+
+def test_with_the_clock_unsynchronised_no_hold_expires(tmp_path: Path):
+    """A Pi that boots with its clock an hour ahead would see a hold as expired: while the
+    clock is known to be unsynchronised the hold still applies (and was loaded at start), and
+    once it is synchronised the expiry counts again."""
+    from datetime import timedelta
+
+    from edge_agent.sorting.hold_store import HoldStore
+    from edge_agent.sorting.holds import Hold
+
+    sim = LineSimulation(tmp_path / "line", [yrd_parcel(i) for i in range(2)], rate=100)
+    sim.prepare()
+    at = MORNING.timestamp()
+    store = HoldStore.open(sim.state_dir)
+    store.put([Hold(f"H{i}", p.barcode, None, "inspection", at + 60, at)
+               for i, p in enumerate(sim.parcels)], at)
+    store.close()
+    synchronised = [False]
+    agent = Agent.from_config(load_config(sim.config_path),
+                              wall_clock=lambda: MORNING + timedelta(hours=1))
+    agent._clock_check = lambda: synchronised[0]  # what the kernel would say
+    agent._clock_synchronised = False
+    try:
+        turn_until(agent, lambda: all(p.connected for p in agent.hub.ports.values()))
+        assert send_and_decide(sim, agent, sim.parcels[0])["bin"] == 4  # held all the same
+        assert outbox_rows(agent, "parcel")[-1]["inputs"]["hold_id"] == "H0"
+        assert agent._telemetry()["holds"]["active"] == 2
+        synchronised[0] = True
+        turn_until(agent, lambda: agent._clock_synchronised is True)
+        assert send_and_decide(sim, agent, sim.parcels[1])["bin"] == 1  # expired: sorts
+        assert agent._telemetry()["holds"]["active"] == 0
+    finally:
+        agent.close()
+        sim.close()

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge_agent.sorting.decision import decide
-from edge_agent.sorting.hold_store import HoldStore
+from edge_agent.sorting.hold_store import KEEP_EXPIRED_S, HoldStore
 from edge_agent.sorting.holds import MAX_HOLD_DAYS, Hold, HoldError, HoldIndex, holds_from_requests
 from edge_agent.sorting.lanes import LaneState
 from edge_agent.sorting.manifest import ManifestEntry
@@ -201,6 +201,15 @@ class TestStore:
         assert (again.reason, again.put_at, again.expires_at) == ("moved", NOW, NOW + 7200)
         assert store.lift(["H1", "H9"]) == ["H1"]
         assert store.lift(["H1"]) == [] and store.active(NOW) == []
+        store.close()
+
+    def test_expired_holds_are_kept_a_week_for_a_clock_that_was_wrong(self, tmp_path: Path):
+        store = HoldStore.open(tmp_path)
+        store.put([hold("OLD", expires_in_s=-KEEP_EXPIRED_S - 1, put_at=NOW - 9e5),
+                   hold("RECENT", "X1", expires_in_s=-86_400)], NOW - 9e5)
+        store.put([hold("NEW", "X2")], NOW)  # a write deletes what expired over a week ago
+        assert sorted(h.hold_id for h in store.active(NOW - KEEP_EXPIRED_S)) == ["NEW", "RECENT"]
+        assert [h.hold_id for h in store.active(NOW)] == ["NEW"]
         store.close()
 
     def test_read_only_opening_needs_an_existing_store(self, tmp_path: Path):
