@@ -189,7 +189,7 @@ class HoldModel(CommandModel):
                                 "manifest barcode (for a GS1 label, its SSCC)")
     order_id: str | None = Field(default=None, pattern=KEY_PATTERN, description="Holds every "
                                  "parcel whose manifest row carries this order id")
-    reason: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
+    reason: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$",
                         description="Central's reason, carried in every held parcel's event")
     expires_at: AwareDatetime = Field(description="The hold ends by itself at this time "
                                       "(ISO-8601 with offset; in the future, at most 366 days "

@@ -97,6 +97,8 @@ BAD_PUTS = [
      "exactly one of barcode and order_id"),
     ("control_character_in_reason", {"holds": [a_hold(reason="ok\x1b[2J")]},
      "args.holds.0.reason:", ""),
+    ("c1_control_in_reason", {"holds": [a_hold(reason="ok\x9b2J")]}, "args.holds.0.reason:",
+     ""),
     ("reason_too_long", {"holds": [a_hold(reason="r" * 201)]}, "args.holds.0.reason:", ""),
     ("id_with_space", {"holds": [a_hold("H 1")]}, "args.holds.0.hold_id:", ""),
     ("naive_expiry", {"holds": [a_hold(expires_at="2030-01-01T00:00:00")]},
