@@ -102,10 +102,10 @@ class Agent:
         self.lanes = LaneStates(config.state_dir)
         self.lanes.use_rules(self.rules)
         self.counters = LineCounters()
-        # Central's holds that have not expired, as the store had them at start; commands
-        # change both (the store on the worker, this index in a step on the loop).
-        # Expired ones are loaded too (for a week): whether they expired is judged by the
-        # clock at each parcel, and the clock may be wrong at boot.
+        # Central's holds as the store had them at start; commands change both (the store on
+        # the worker, this index in a step on the loop). Those expired within the last week are
+        # loaded too: whether a hold expired is judged at each parcel by a clock that may be
+        # wrong at boot (_hold_time).
         self.holds = HoldIndex(parts.holds.active(wall_clock().timestamp() - KEEP_EXPIRED_S)
                                if parts.holds is not None else ())
         self._parcel_alarms = ParcelAlarms(self._raise_alarm)
@@ -429,6 +429,7 @@ class Agent:
             self.holds.put(hold)
         for hold_id in lifted:
             self.holds.lift(hold_id)
+        self.holds.purge(self._hold_time(self._wall_clock()))  # the count is of holds in force
         log.info("holds.changed", put=len(put), lifted=len(lifted), active=len(self.holds))
         return len(self.holds)
 
