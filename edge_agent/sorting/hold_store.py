@@ -79,7 +79,7 @@ class HoldStore:
         if not path.is_file():
             return None
         try:
-            connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True,
+            connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
                                          timeout=BUSY_TIMEOUT_S, check_same_thread=False)
             connection.execute("SELECT count(*) FROM holds").fetchone()
         except sqlite3.Error as exc:

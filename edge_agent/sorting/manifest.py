@@ -308,13 +308,13 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     no agent and a directory the reader may not write, SQLite cannot make the -shm file: then,
     with no -wal file (nothing half-written), the file is read as immutable."""
     try:
-        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True,
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
                                      timeout=BUSY_TIMEOUT_S, check_same_thread=False)
         connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.OperationalError:
         if Path(f"{path}-wal").exists():
             raise
-        connection = sqlite3.connect(f"{path.as_uri()}?immutable=1", uri=True,
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True,
                                      check_same_thread=False)
     return connection
 

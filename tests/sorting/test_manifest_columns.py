@@ -57,3 +57,21 @@ def test_a_bad_order_id_is_refused_naming_its_line_and_the_store_is_kept(
             manifest.import_file(bad)
         assert any(p.startswith(problem) for p in refused.value.problems), refused.value
         assert manifest.get("A1").order_id == "ORD-1"
+
+
+def test_read_only_stores_open_from_a_relative_state_dir(tmp_path: Path, monkeypatch):
+    """`--state-dir st` from the shell: a relative path is no file URI until resolved."""
+    from edge_agent.sorting.hold_store import HoldStore
+
+    with Manifest.open(tmp_path / "st") as manifest:
+        path = tmp_path / "m.csv"
+        path.write_text("barcode,country\nA1,CN\n")
+        manifest.import_file(path)
+    HoldStore.open(tmp_path / "st").close()
+    monkeypatch.chdir(tmp_path)
+    reader = Manifest.open_read_only(Path("st"))
+    assert reader is not None and reader.get("A1").country == "CN"
+    reader.close()
+    holds = HoldStore.open_read_only(Path("st"))
+    assert holds is not None and holds.active(0.0) == []
+    holds.close()
