@@ -3,7 +3,9 @@ sorter on ptys, central's commands through a real mosquitto.
 
 A hold put by barcode and one by order id send their parcels to EXCEPTION with reason held and
 central's reason in the event; a restart keeps them (they are on disk); lifted, the next parcel
-sorts to its route again; the status shows the active holds.
+sorts to its route again; the status shows the active holds. The manifest's air and customs
+declarations reach the running agent too: lithium batteries never take the flying Shanghai
+lane, a value over the personal postal limit goes to EXCEPTION.
 """
 
 from __future__ import annotations
@@ -22,13 +24,21 @@ from edge_agent.sync.payloads import ParcelEvent
 PREFIX = "sortline/v1/SIM/DWS1/"
 HELD_BY_BARCODE = "LP00000000000201"
 HELD_BY_ORDER = "LP00000000000202"
+WITH_BATTERIES = "LP00000000000203"
+OVER_CUSTOMS_LIMIT = "LP00000000000204"
 EXCEPTION_BIN, EXPORT_BIN = 4, 3
 
 
 def _manifest() -> list:
     by_order = export_row(HELD_BY_ORDER, 2.0)
     by_order.manifest["order_id"] = "ORD-7"
-    return [export_row(HELD_BY_BARCODE, 2.0), by_order]
+    mainland = {"country": "CN", "postal_code": "510000"}  # Guangzhou: the SHANGHAI lane
+    batteries = export_row(WITH_BATTERIES, 2.0)
+    batteries.manifest.update(mainland, dangerous_goods=["lithium_battery"])
+    valuable = export_row(OVER_CUSTOMS_LIMIT, 2.0)
+    valuable.manifest.update(mainland, declared_value=900, currency="CNY",
+                             customs_mode="personal_postal")
+    return [export_row(HELD_BY_BARCODE, 2.0), by_order, batteries, valuable]
 
 
 def _connected(state_dir: Path) -> bool:
@@ -83,6 +93,14 @@ def test_a_hold_sends_the_parcel_to_exception_survives_a_restart_and_lifts(
         agent = start_agent()
 
         assert parcel_through(HELD_BY_BARCODE)["lane"] == "EXPORT"  # no hold yet
+        event = parcel_through(WITH_BATTERIES)
+        assert (event["lane"], event["rule"], event["reasons"]) == (
+            "EXCEPTION", "mainland_china", ["air_restricted"])
+        assert event["inputs"]["dangerous_goods"] == ["lithium_battery"]
+        event = parcel_through(OVER_CUSTOMS_LIMIT)
+        assert (event["lane"], event["reasons"]) == ("EXCEPTION", ["customs_value_limit"])
+        assert (event["inputs"]["customs_value"], event["inputs"]["customs_check"]) == (
+            900.0, "over_limit")
         until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
         reply = central.request("holds.put", "put-1", {"holds": [
             {"hold_id": "H1", "barcode": HELD_BY_BARCODE, "reason": "customs inspection",
