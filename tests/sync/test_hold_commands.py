@@ -155,3 +155,26 @@ def test_a_store_that_fails_is_a_refusal_not_a_crash(line: HoldLine):
     reply = run(line, "holds.put", {"holds": [a_hold()]})
     assert not reply["ok"] and reply["error"]["code"] == "rejected"
     assert "holds not stored" in reply["error"]["problems"][0] and line.held() is None
+
+
+@pytest.mark.parametrize(("envelope", "retained", "code"), [
+    ({"issued_at": (datetime.now(UTC) - timedelta(hours=2)).isoformat()}, False, "stale"),
+    ({"issued_at": (datetime.now(UTC) + timedelta(hours=2)).isoformat()}, False, "stale"),
+    ({}, True, "retained"),
+], ids=["expired_command", "issued_in_the_future", "retained"])
+def test_a_stale_or_retained_hold_command_is_never_acted_on(line: HoldLine, envelope, retained,
+                                                           code):
+    body = dated({"id": "late", "args": {"holds": [a_hold()]}}) | envelope
+    reply = handle_command("holds.put", json.dumps(body).encode(), line,
+                           SeenCommands.in_memory(), retained=retained)
+    assert reply["error"]["code"] == code
+    assert line.store.active(datetime.now(UTC).timestamp()) == [] and line.held() is None
+
+
+def test_a_repeated_command_id_is_answered_again_without_acting_twice(line: HoldLine):
+    seen = SeenCommands.in_memory()
+    payload = json.dumps(dated({"id": "once", "args": {"holds": [a_hold()]}})).encode()
+    first = handle_command("holds.put", payload, line, seen)
+    assert run(line, "holds.lift", {"hold_ids": ["H1"]}, "lift")["ok"]
+    again = handle_command("holds.put", payload, line, seen)
+    assert again == first and line.held() is None  # the lift stands: not put back
