@@ -114,3 +114,23 @@ def test_the_replay_command_reads_old_and_new_events_side_by_side(tmp_path: Path
     assert code == 0, out
     report = json.loads(out)
     assert report["parcels"] == 2 and report["changed"] == 0, report
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("dangerous_goods", ["batteries"]), ("currency", "yuan!"), ("customs_mode", "post"),
+    ("declared_value", "lots"), ("order_id", 7),
+])
+def test_a_recorded_declaration_that_is_not_valid_is_named_and_the_rest_replays(
+        tmp_path: Path, field, value):
+    from edge_agent.sorting.replay import read_records, replay
+
+    bad = json.loads(json.dumps(OLD_EVENT))
+    bad["inputs"][field] = value
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps(bad) + "\n" + json.dumps(OLD_EVENT) + "\n")
+    problems: list[str] = []
+    report = replay(read_records(events, problems), RULES, timezone=ZONE,
+                    default_country=COUNTRY, problems=problems)
+    assert report.parcels == 1
+    assert len(problems) == 1 and problems[0].startswith("line 1: cannot replay") \
+        and field in problems[0], problems
