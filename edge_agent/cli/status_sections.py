@@ -19,7 +19,7 @@ from edge_agent.safe_text import terminal_safe
 
 # The sections laid out by this view; any other top-level key is shown generically.
 KNOWN_SECTIONS = ("agent", "devices", "lanes", "counters", "exceptions_by_reason", "latency",
-                  "outbox", "mqtt", "in_flight", "last_decisions")
+                  "outbox", "mqtt", "in_flight", "last_decisions", "holds")
 DEVICE_COUNTERS = (("frames", "FRAMES"), ("decode_errors", "DECODE ERR"),
                    ("io_errors", "I/O ERR"), ("garbage_bytes", "GARBAGE"),
                    ("reconnects", "RECONN"))
@@ -225,6 +225,20 @@ def outbox_line(outbox: Mapping[str, Any]) -> Table:
     return titled(("Outbox", body))
 
 
+def holds_line(holds: Mapping[str, Any], zone: tzinfo | None) -> Table:
+    """How many of central's holds apply now, and the newest: what it names, why, until when."""
+    body = Text(f"{safe(holds.get('active'))} active")
+    newest = holds.get("newest")
+    if isinstance(newest, Mapping):
+        named = (f"barcode {shown_barcode(newest.get('barcode'))}" if newest.get("barcode")
+                 else f"order {safe(newest.get('order_id'))}")
+        body.append(" · newest ", style="dim")
+        body.append(f"{safe(newest.get('hold_id'))}", style="bold")
+        body.append(f" {named}: {safe(newest.get('reason'))}, until "
+                    f"{local_time(newest.get('expires_at'), zone, with_date=True)}")
+    return titled(("Holds", body))
+
+
 def decisions_table(decisions: list[Any], zone: tzinfo | None, rows: int | None,
                     width: int) -> Table:
     table = plain_table()
@@ -310,6 +324,9 @@ def body_sections(document: Mapping[str, Any], zone: tzinfo | None,
     mqtt = _mapping(document, "mqtt")
     if mqtt is not None:
         sections.append(titled(("MQTT", pairs(mqtt))))
+    holds = _mapping(document, "holds")
+    if holds is not None:
+        sections.append(holds_line(holds, zone))
     for key in sorted(set(document) - set(KNOWN_SECTIONS) - {"error"}):  # added later
         value = document[key]
         title = terminal_safe(str(key).replace("_", " ").capitalize())[:24]

@@ -18,6 +18,7 @@ woken. Deciding never waits on the network or on an fsync.
 from __future__ import annotations
 
 import gc
+import math
 import signal
 import sys
 import time
@@ -49,6 +50,8 @@ from edge_agent.runtime.parcel_alarms import ParcelAlarms
 from edge_agent.runtime.status_server import StatusServer
 from edge_agent.sorting.decision import Decision, Parcel, decide, identifier_of
 from edge_agent.sorting.dws_parcels import DWS_RECORD, parcel_from_dws
+from edge_agent.sorting.hold_store import KEEP_EXPIRED_S
+from edge_agent.sorting.holds import Hold, HoldIndex
 from edge_agent.sorting.labels import resolve_labels
 from edge_agent.sorting.lanes import LaneState
 from edge_agent.sorting.pairing import Pairer
@@ -99,6 +102,12 @@ class Agent:
         self.lanes = LaneStates(config.state_dir)
         self.lanes.use_rules(self.rules)
         self.counters = LineCounters()
+        # Central's holds as the store had them at start; commands change both (the store on
+        # the worker, this index in a step on the loop). Those expired within the last week are
+        # loaded too: whether a hold expired is judged at each parcel by a clock that may be
+        # wrong at boot (_hold_time).
+        self.holds = HoldIndex(parts.holds.active(wall_clock().timestamp() - KEEP_EXPIRED_S)
+                               if parts.holds is not None else ())
         self._parcel_alarms = ParcelAlarms(self._raise_alarm)
         self.pairer = Pairer(config.pairing, new_parcel_id=new_id, wall_clock=wall_clock)
         self.health = InputHealth(config.health)
@@ -212,6 +221,8 @@ class Agent:
             parts.inbox.close()
         parts.outbox.close()
         parts.manifest.close()
+        if parts.holds is not None:
+            parts.holds.close()
         if parts.state_lock is not None:
             parts.state_lock.release()
         log.info("agent.stopped", parcels=self.counters.totals["parcels"])
@@ -329,11 +340,18 @@ class Agent:
         else:  # parsed once: the manifest key and the decision's
             identifier = identifier_of(parcel)
             entry = self.parts.manifest.get(identifier.key)
+        now = self._wall_clock()
+        hold = None
+        if self.holds:  # most of the time there is none: no look-up at all
+            hold = self.holds.find(identifier.key, entry.order_id if entry else None,
+                                   self._hold_time(now))
+            if hold is not None:
+                self.counters.totals["parcels_held"] += 1
         decision = decide(
-            parcel, self.rules, entry, self.lanes.snapshot, self._wall_clock(),
+            parcel, self.rules, entry, self.lanes.snapshot, now,
             default_country=self.config.default_destination_country,
             timezone=self.config.timezone, identifier=identifier,
-            clock_synchronised=self._clock_synchronised,
+            clock_synchronised=self._clock_synchronised, hold=hold,
         )
         sorter = self.parts.device_for_role.get("sorter")
         command = None
@@ -405,6 +423,21 @@ class Agent:
             known = ", ".join(self.rules.lanes)
             raise ValueError(f"unknown lane {lane!r}; lanes: {known}") from None
         log.info("lane.set", lane=lane, state=state.value)
+
+    def apply_holds(self, put: list[Hold], lifted: list[str]) -> int:
+        for hold in put:
+            self.holds.put(hold)
+        for hold_id in lifted:
+            self.holds.lift(hold_id)
+        self.holds.purge(self._hold_time(self._wall_clock()))  # the count is of holds in force
+        log.info("holds.changed", put=len(put), lifted=len(lifted), active=len(self.holds))
+        return len(self.holds)
+
+    def _hold_time(self, now: datetime) -> float:
+        """The time holds' expiries are judged by: the wall clock, unless it is known to be
+        unsynchronised (a Pi that booted hours ahead would end holds early): then no hold
+        expires until it is synchronised again (fail safe: a held parcel stays held)."""
+        return now.timestamp() if self._clock_synchronised is not False else -math.inf
 
     def status(self) -> dict[str, Any]:
         """`status.get`: a snapshot made now (the periodic one may be half a second old)."""
@@ -543,6 +576,7 @@ class Agent:
             "input_health": self.health.view(),
             "clock": {"synchronised": self._clock_synchronised,
                       "source": self.config.clock.source},
+            "holds": self.holds.view(self._hold_time(self._wall_clock())),
         }
 
     def _lanes_view(self) -> dict[str, dict[str, Any]]:

@@ -23,6 +23,7 @@ from edge_agent.errors import ConfigError
 from edge_agent.runtime import rules_store
 from edge_agent.runtime.command_prep import AgentCommandPrep
 from edge_agent.runtime.systemd import SystemdNotifier, Watchdog
+from edge_agent.sorting.hold_store import HoldStore
 from edge_agent.sorting.manifest import Manifest
 from edge_agent.sorting.rules import RuleSet
 from edge_agent.state_lock import StateDirLock
@@ -54,6 +55,7 @@ class Components:
     watchdog: Watchdog
     state_lock: StateDirLock | None = None  # released by Agent.close, last
     command_prep: AgentCommandPrep | None = None
+    holds: HoldStore | None = None  # central's holds, loaded into the loop's index at start
     pid: int = field(default_factory=os.getpid)
 
 
@@ -80,13 +82,14 @@ def _build_locked(config: AgentConfig, state_lock: StateDirLock) -> Components:
     device_for_role = {role: name for name, role in roles.items()}
 
     manifest = Manifest.open(config.state_dir)
+    holds = HoldStore.open(config.state_dir)
     outbox = Outbox.open(config.state_dir, config.outbox)
     inbox: CommandInbox | None = None
     link: MqttLink | None = None
     command_prep: AgentCommandPrep | None = None
     if config.mqtt.enabled:
         # Until the agent takes them over, the worker's alarms are only logged.
-        command_prep = AgentCommandPrep(config, manifest, _log_alarm)
+        command_prep = AgentCommandPrep(config, manifest, _log_alarm, holds)
         command_rules = CommandRules(
             max_bytes=config.mqtt.max_command_bytes,
             freshness=Freshness(skew_s=config.mqtt.command_clock_skew_s,
@@ -109,7 +112,7 @@ def _build_locked(config: AgentConfig, state_lock: StateDirLock) -> Components:
         hub=hub, roles=roles, device_for_role=device_for_role, rules=rules,
         rules_source=rules_source, manifest=manifest, outbox=outbox, link=link, inbox=inbox,
         notifier=notifier, watchdog=watchdog, state_lock=state_lock,
-        command_prep=command_prep,
+        command_prep=command_prep, holds=holds,
     )
 
 

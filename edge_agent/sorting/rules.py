@@ -20,6 +20,7 @@ from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from edge_agent.errors import EdgeAgentError
 from edge_agent.sorting.conditions import Conditions, Facts, compile_rules
+from edge_agent.sorting.constraints import CustomsLimits, air_problems
 from edge_agent.sorting.lanes import Lane, LaneState
 from edge_agent.validation import StrictModel, read_toml
 
@@ -64,6 +65,9 @@ class RuleSet(StrictModel):
     # Where a parcel goes when nothing else can take it. It is never "unavailable": a parcel must
     # go somewhere, so even a blocked exception lane still receives it (reason lane_unavailable).
     exception_lane: str = "EXCEPTION"
+    # Where a parcel central holds goes (reason held); None: the exception lane. No rule can
+    # send a held parcel anywhere else.
+    hold_lane_name: str | None = Field(default=None, alias="hold_lane")
     lanes: dict[str, Lane]
     rules: list[Rule]
     default: DefaultRule
@@ -79,6 +83,8 @@ class RuleSet(StrictModel):
     # A label the manifest knows beside one it does not: trust the known one (see
     # edge_agent/sorting/labels.py for the risk); by default such a parcel is multiple_labels.
     trust_known_label: bool = False
+    # Customs value limits per customs mode, and the exchange rates into their currency.
+    customs: CustomsLimits = Field(default_factory=CustomsLimits)
     _outcome: Callable[[Facts], Outcome] = PrivateAttr()
     _all_open: dict[str, LaneState] = PrivateAttr(default_factory=dict)
     _clock_rules: frozenset[str] = PrivateAttr(default=frozenset())
@@ -110,6 +116,10 @@ class RuleSet(StrictModel):
             if ids or rule.when.time_before is not None or rule.when.time_from is not None:
                 ids.append(rule.id)
         self._clock_rules = frozenset([*ids, "default"] if ids else [])
+
+    @property
+    def hold_lane(self) -> str:
+        return self.hold_lane_name or self.exception_lane
 
     @property
     def clock_dependent_rules(self) -> frozenset[str]:
@@ -167,6 +177,9 @@ def _cross_check(rule_set: RuleSet) -> list[str]:
             current = lanes[current].overflow
     if rule_set.exception_lane not in lanes:
         problems.append(f"exception_lane: unknown lane {rule_set.exception_lane!r}")
+    if rule_set.hold_lane not in lanes:
+        problems.append(f"hold_lane: unknown lane {rule_set.hold_lane!r}")
+    problems += air_problems(lanes, rule_set.exception_lane, rule_set.hold_lane)
     if rule_set.default.lane not in lanes:
         problems.append(f"default.lane: unknown lane {rule_set.default.lane!r}")
     ids: dict[str, int] = {}

@@ -34,6 +34,7 @@ CHANNELS: list[tuple[str, str, type, str]] = [
      "payload."),
     ("command", "cmd/{command}", p.CommandRequest,
      "Commands from central: rules.apply, manifest.upsert, manifest.remove, lanes.set, "
+     "holds.put, holds.lift, "
      "status.get, ping. MQTT v5: set a response topic under reply/ and correlation data. "
      "Never retained (a retained command is refused); issued_at required, expires_at "
      "optional (default +60 s, at most +3600 s), 30 s clock tolerance; ids are kept on disk, "

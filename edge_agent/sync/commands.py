@@ -85,6 +85,15 @@ class CommandPrep(Protocol):
 
     def remove_manifest(self, barcodes: list[str]) -> int: ...
 
+    def put_holds(self, requests: list[p.HoldModel]) -> list[Any]:
+        """Check and persist; the holds as stored. Raises an EdgeAgentError with `problems`
+        (code over_limit if it has `over_limit`) when refused: nothing is stored then."""
+        ...
+
+    def lift_holds(self, hold_ids: list[str]) -> list[str]:
+        """Delete from the store; the ids that were there."""
+        ...
+
 
 class CommandTarget(Protocol):
     """The loop's side: what owns the sorting state. Each call must be quick."""
@@ -98,6 +107,10 @@ class CommandTarget(Protocol):
         ...
 
     def status(self) -> dict[str, Any]: ...
+
+    def apply_holds(self, put: list[Any], lifted: list[str]) -> int:
+        """Make stored holds apply (and lifted ones stop); returns how many are active."""
+        ...
 
 
 Step = Callable[[CommandTarget], dict[str, Any]]
@@ -126,6 +139,19 @@ def _lanes_set(prep: CommandPrep, args: p.LanesSetArgs) -> Step:
     return step
 
 
+def _holds_put(prep: CommandPrep, args: p.HoldsPutArgs) -> Step:
+    holds = prep.put_holds(list(args.holds))
+    return lambda target: {"put": len(holds), "active": target.apply_holds(holds, [])}
+
+
+def _holds_lift(prep: CommandPrep, args: p.HoldsLiftArgs) -> Step:
+    lifted = prep.lift_holds(list(args.hold_ids))
+    # An id that was not there may have expired or been lifted before: lifting is idempotent.
+    not_found = len(set(args.hold_ids)) - len(lifted)
+    return lambda target: {"lifted": len(lifted), "not_found": not_found,
+                           "active": target.apply_holds([], lifted)}
+
+
 def _status_get(prep: CommandPrep, args: p.NoArgs) -> Step:
     return lambda target: target.status()
 
@@ -139,6 +165,8 @@ HANDLERS: dict[str, tuple[type[BaseModel], Work]] = {
     "manifest.upsert": (p.ManifestUpsertArgs, _manifest_upsert),
     "manifest.remove": (p.ManifestRemoveArgs, _manifest_remove),
     "lanes.set": (p.LanesSetArgs, _lanes_set),
+    "holds.put": (p.HoldsPutArgs, _holds_put),
+    "holds.lift": (p.HoldsLiftArgs, _holds_lift),
     "status.get": (p.NoArgs, _status_get),
     "ping": (p.NoArgs, _ping),
 }

@@ -11,9 +11,9 @@ so consumers must ignore fields they do not know.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = 1
 EVENT_ID_PATTERN = r"^[0-9a-f]{32}$"
@@ -21,6 +21,10 @@ EVENT_ID_PATTERN = r"^[0-9a-f]{32}$"
 # 5,000 rows are ~500 KB of JSON, within the default payload limit (mqtt.max_command_bytes).
 MAX_MANIFEST_BATCH = 5_000
 MAX_RULES_TEXT = 256 * 1024
+# Holds per command: a day's cancellations fit in one; a bigger change takes several commands.
+MAX_HOLD_BATCH = 1_000
+# A hold id, barcode or order id: printable ASCII without spaces.
+KEY_PATTERN = r"^[!-~]{1,64}$"
 
 
 class Payload(BaseModel):
@@ -51,8 +55,10 @@ class ParcelEvent(Event):
     decided_at: str = Field(description="ISO-8601 with offset")
     inputs: dict[str, Any] = Field(
         description="Every fact the decision used (scan, weight and how it was paired, manifest, "
-        "lane states, local time, clock synchronisation); a field absent from an older event "
-        "is unknown. docs/MQTT.md lists them")
+        "lane states, local time, clock synchronisation; dimensions, labels, order id, "
+        "central's hold, dangerous goods and the customs declaration where known); a field "
+        "absent (from an older event, or not known) is unknown, never zero. docs/MQTT.md "
+        "lists them")
 
 
 class AlarmEvent(Event):
@@ -93,6 +99,9 @@ class Telemetry(Event):
     clock: dict[str, Any] = Field(
         default_factory=dict, description="synchronised (true, false, null: unknown) and source"
     )
+    holds: dict[str, Any] = Field(
+        default_factory=dict, description="Central's holds: active (how many apply now) and "
+        "newest (the last one put: hold_id, barcode or order_id, reason, expires_at, put_at)")
 
 
 class Status(Payload):
@@ -154,6 +163,15 @@ class ManifestEntryModel(CommandModel):
     postal_code: str | None = Field(default=None, max_length=16)
     declared_weight_kg: float | None = Field(default=None, ge=0)
     service: str | None = Field(default=None, max_length=32)
+    order_id: str | None = Field(default=None, max_length=64, description="What central's "
+                                 "holds by order id match")
+    dangerous_goods: list[Literal["lithium_battery", "liquid", "powder", "other", "none"]] | None \
+        = Field(default=None, max_length=5, description="Declared dangerous goods; ['none']: "
+                "declared free of them; absent: not declared (unknown)")
+    declared_value: float | None = Field(default=None, ge=0, le=100_000_000,
+                                         description="The customs value declared, in currency")
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$", description="ISO 4217")
+    customs_mode: Literal["personal_postal", "cross_border_ecommerce"] | None = None
 
 
 class ManifestUpsertArgs(CommandModel):
@@ -162,6 +180,35 @@ class ManifestUpsertArgs(CommandModel):
 
 class ManifestRemoveArgs(CommandModel):
     barcodes: list[str] = Field(min_length=1, max_length=MAX_MANIFEST_BATCH)
+
+
+class HoldModel(CommandModel):
+    hold_id: str = Field(pattern=KEY_PATTERN, description="Central's id of the hold: putting "
+                         "the same id again replaces it (idempotent), lifting it ends it")
+    barcode: str | None = Field(default=None, pattern=KEY_PATTERN, description="The parcel's "
+                                "manifest barcode (for a GS1 label, its SSCC)")
+    order_id: str | None = Field(default=None, pattern=KEY_PATTERN, description="Holds every "
+                                 "parcel whose manifest row carries this order id")
+    reason: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$",
+                        description="Central's reason, carried in every held parcel's event")
+    expires_at: AwareDatetime = Field(description="The hold ends by itself at this time "
+                                      "(ISO-8601 with offset; in the future, at most 366 days "
+                                      "ahead)")
+
+    @model_validator(mode="after")
+    def _one_key(self) -> HoldModel:
+        if (self.barcode is None) == (self.order_id is None):
+            raise ValueError("give exactly one of barcode and order_id")
+        return self
+
+
+class HoldsPutArgs(CommandModel):
+    holds: list[HoldModel] = Field(min_length=1, max_length=MAX_HOLD_BATCH)
+
+
+class HoldsLiftArgs(CommandModel):
+    hold_ids: list[Annotated[str, Field(pattern=KEY_PATTERN)]] = Field(
+        min_length=1, max_length=MAX_HOLD_BATCH)
 
 
 class LanesSetArgs(CommandModel):
@@ -208,4 +255,6 @@ PUBLISHED_MODELS: dict[str, type[BaseModel]] = {
     "args-manifest-upsert": ManifestUpsertArgs,
     "args-manifest-remove": ManifestRemoveArgs,
     "args-lanes-set": LanesSetArgs,
+    "args-holds-put": HoldsPutArgs,
+    "args-holds-lift": HoldsLiftArgs,
 }

@@ -33,9 +33,9 @@ from edge_agent.sync.commands import HANDLERS
 BATCH = 30
 RATE = 50.0
 # Small enough that a fuzzed payload can pass it cheaply; the default is 1 MiB.
-MAX_COMMAND_BYTES = 8192  # the default rules with their comments fit
+MAX_COMMAND_BYTES = 16384  # the default rules with their comments fit (~9 KB as JSON)
 FUZZ_EXAMPLES = scaled(40, 400)
-DEFAULT_RULES_VERSION = "default-2"
+DEFAULT_RULES_VERSION = "default-3"
 GOOD_RULES = resources.files("edge_agent.defaults").joinpath("rules.toml").read_text()
 # A rule set that parses but does not validate: a lane's bin must be at least 1.
 BROKEN_RULES = (GOOD_RULES.replace(f'version = "{DEFAULT_RULES_VERSION}"', 'version = "broken-2"')
@@ -140,6 +140,8 @@ WRONG_ARGS = {
     "manifest.upsert": st.fixed_dictionaries({"entries": NOT_A_LIST}),
     "manifest.remove": st.fixed_dictionaries({"barcodes": NOT_A_LIST}),
     "lanes.set": st.fixed_dictionaries({"lane": NOT_A_STRING, "state": NOT_A_STRING}),
+    "holds.put": st.fixed_dictionaries({"holds": NOT_A_LIST}),
+    "holds.lift": st.fixed_dictionaries({"hold_ids": NOT_A_LIST}),
     "status.get": st.dictionaries(st.text(min_size=1, max_size=8), JSON_VALUES, min_size=1,
                                   max_size=3),
     "ping": st.dictionaries(st.text(min_size=1, max_size=8), JSON_VALUES, min_size=1, max_size=3),

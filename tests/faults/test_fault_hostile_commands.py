@@ -303,7 +303,7 @@ def test_retained_stale_and_replayed_commands_are_not_acted_on_even_after_restar
 # -- the fuzz: everything at once, while parcels flow -------------------------------------------
 
 NAMES = st.sampled_from(["rules.apply", "manifest.upsert", "manifest.remove", "lanes.set",
-                         "status.get", "ping", "nonsense"])
+                         "holds.put", "holds.lift", "status.get", "ping", "nonsense"])
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
@@ -316,6 +316,8 @@ HARMLESS_ARGS = {  # valid commands that do not change where parcels go
                                         "state": st.just("open")}),
     "manifest.remove": st.fixed_dictionaries({"barcodes": st.lists(
         st.text(string.ascii_uppercase, min_size=3, max_size=12), min_size=1, max_size=5)}),
+    "holds.lift": st.fixed_dictionaries({"hold_ids": st.lists(
+        st.text(string.ascii_uppercase, min_size=1, max_size=12), min_size=1, max_size=5)}),
 }
 
 

@@ -156,7 +156,7 @@ def test_central_commands_reach_the_running_agent_and_a_clean_stop_says_offline(
         commands = CentralClient(mosquitto.host, mosquitto.port, collector_prefix(sim))
         wait_for(lambda: commands.statuses and commands.statuses[-1]["state"] == "online",
                  what="retained online status")
-        assert commands.statuses[-1]["rules_version"] == "default-2"
+        assert commands.statuses[-1]["rules_version"] == "default-3"
 
         reply = commands.request("lanes.set", "c-1", {"lane": "EXPORT", "state": "blocked"})
         assert reply["ok"] is True, reply

@@ -109,7 +109,7 @@ def test_311_replies_go_to_the_reply_topic(agent, mosquitto: MosquittoBroker):  
         central.client.publish(PREFIX + "cmd/status.get", command_bytes("s-1"), qos=1)
         wait_for(lambda: central.on("reply/status.get"), what="reply")
         reply = central.on("reply/status.get")[0]
-        assert reply["id"] == "s-1" and reply["result"]["rules_version"] == "default-2"
+        assert reply["id"] == "s-1" and reply["result"]["rules_version"] == "default-3"
     finally:
         central.close()
 

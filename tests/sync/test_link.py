@@ -17,7 +17,7 @@ PREFIX = "sortline/v1/HKG1/L1/"
 
 def parcel(i: int) -> dict:
     return {"parcel_id": f"p{i}", "barcode": f"RR{i:09d}HK", "lane": "ZHUHAI", "bin": 1,
-            "rule": "gangzhufei", "reasons": [], "rules_version": "default-2",
+            "rule": "gangzhufei", "reasons": [], "rules_version": "default-3",
             "decided_at": "2026-01-01T08:00:00+08:00", "inputs": {"weight_kg": 1.5}}
 
 
