@@ -83,6 +83,34 @@ class SorterAck:
 
 
 @dataclass(frozen=True, slots=True)
+class SorterOutcome:
+    """The sorter reports what finally happened to a parcel it was commanded to divert.
+
+    `outcome` is one of SORTER_OUTCOMES; `bin` is the bin it was commanded to, `actual_bin`
+    where the parcel went (None: the sorter does not say, or it did not drop), `pass_count` the
+    sorter's count of rounds for a recirculated parcel, `sorter_time` the sorter's own ISO-8601
+    stamp of the drop, as sent (None when the line carries none).
+    """
+
+    parcel_id: str
+    outcome: str
+    bin: int
+    actual_bin: int | None = None
+    pass_count: int | None = None
+    sorter_time: str | None = None
+    raw: bytes = b""
+    received_ns: int = 0
+    kind: str = field(default="sorter_outcome", init=False)
+
+
+# Final outcomes a sorter can report; the agent adds no_confirmation (nothing came in time),
+# refused (the sorter NAKed the command) and not_commanded (the command could not be sent).
+SORTER_OUTCOMES = ("sorted", "too_late", "bin_full", "bin_disabled", "bin_jammed",
+                   "recirculated", "tracking_lost")
+AGENT_OUTCOMES = ("no_confirmation", "refused", "not_commanded")
+
+
+@dataclass(frozen=True, slots=True)
 class LaneFull:
     """The sorter reports that a bin is full (or no longer full)."""
 
@@ -116,7 +144,8 @@ class DecodeError:
     kind: str = field(default="error", init=False)
 
 
-Message = Scan | Weight | DwsRecord | SorterAck | LaneFull | DeviceReply | DecodeError
+Message = (Scan | Weight | DwsRecord | SorterAck | SorterOutcome | LaneFull | DeviceReply
+           | DecodeError)
 
 
 def message_to_dict(message: Message) -> dict[str, object]:

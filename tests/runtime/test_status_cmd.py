@@ -175,3 +175,18 @@ def test_a_measure_with_its_limit_reads_compactly():
         "scanner_no_read_rate": {"value": 0.025, "limit": 0.05, "parcels": 200},
         "alarms_active": []}})
     assert "Input health scanner no read rate 0.03 (≤0.05) · alarms active none" in text
+
+
+def test_outcomes_per_lane_read_as_a_table_with_the_rate_alarms():
+    text = render_status({"outcomes": {
+        "by_lane": {"ZHUHAI": {"sorted": 120, "too_late": 7, "refused": 1, "not_commanded": 2},
+                    "EXCEPTION": {"no_confirmation": 3}},
+        "waiting": 4, "confirmations_late": 1,
+        "rates": {"alarms_active": ["ZHUHAI:too_late"]}}})
+    rows = {line.split()[0]: line.split() for line in text.splitlines() if line.strip()}
+    assert rows["OUTCOME"][:3] == ["OUTCOME", "SORTED", "LATE"]
+    assert rows["ZHUHAI"] == ["ZHUHAI", "120", "7", "0", "0", "0", "0", "0", "0", "3"]
+    assert rows["EXCEPTION"][-2:] == ["3", "0"]
+    flowing = " ".join(text.split())  # the summary wraps at 80 columns
+    assert "rate alarms ZHUHAI:too_late" in flowing and "waiting 4" in flowing
+    assert all(len(line) <= 80 for line in text.splitlines())
