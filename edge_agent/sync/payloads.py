@@ -57,7 +57,7 @@ class ParcelEvent(Event):
 
 OutcomeName = Literal[
     "sorted", "too_late", "bin_full", "bin_disabled", "bin_jammed", "recirculated",
-    "tracking_lost", "no_confirmation", "refused", "not_commanded",
+    "tracking_lost", "recirculation_limit", "no_confirmation", "refused", "not_commanded",
 ]
 
 
@@ -70,6 +70,7 @@ class OutcomeEvent(Event):
         description="sorted: into its bin; too_late: the command reached the sorter after the "
         "parcel passed its bin; bin_full / bin_disabled / bin_jammed: its bin could not take it "
         "(actual_bin says where it went); recirculated: sent round again (pass_count); "
+        "recirculation_limit: went round more than allowed (a sorter-driven line); "
         "tracking_lost: the sorter lost the parcel; no_confirmation: the sorter said nothing "
         "within timeout_ms (always, for a sorter that only acknowledges); refused: the sorter "
         "refused the command; not_commanded: the command could not be sent")
