@@ -110,6 +110,9 @@ class SorterConfig(StrictModel):
     # belt takes from the divert command to the last bin. A sorter that sends only ACKs gets
     # `no_confirmation` for every parcel, this long after its decision.
     confirm_timeout_ms: int = Field(default=30_000, gt=0, le=600_000)
+    # A sorter-driven parcel (sorter-host) may come round this many times; a request for a
+    # later pass gets the exception chute.
+    max_passes: int = Field(default=3, ge=1, le=99)
     # Outcome rates are measured over the last this many parcels of each lane...
     outcome_window_parcels: int = Field(default=200, ge=10, le=100_000)
     # ...and alarmed once a lane has this many outcomes in its window.

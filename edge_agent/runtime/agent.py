@@ -33,11 +33,14 @@ from edge_agent.config import AgentConfig
 from edge_agent.devices.hub import DeviceHub
 from edge_agent.devices.messages import (
     DecodeError,
+    DestinationRequest,
     DwsRecord,
     LaneFull,
+    LinkMessage,
     Scan,
     SorterAck,
     SorterOutcome,
+    SortReport,
     Weight,
 )
 from edge_agent.errors import EdgeAgentError
@@ -45,6 +48,7 @@ from edge_agent.ids import new_id
 from edge_agent.runtime import rules_store
 from edge_agent.runtime.clock import clock_check
 from edge_agent.runtime.components import Components, build_components
+from edge_agent.runtime.destinations import DestinationService
 from edge_agent.runtime.input_health import InputHealth
 from edge_agent.runtime.line_state import LaneStates, LineCounters
 from edge_agent.runtime.outcome_ledger import OutcomeLedger
@@ -120,6 +124,10 @@ class Agent:
             config.state_dir, lambda: _outcomes_in_outbox(parts.outbox))
         self.outcomes = OutcomeTracker(config.sorter, ledger, waiting, self._emit_outcome,
                                        self.lanes.lane_for_bin)
+        sorter = parts.device_for_role.get("sorter")
+        self.destinations = None  # a sorter that asks for destinations (sorter-host)
+        if sorter is not None and self.hub.ports[sorter].codec.sorter_driven:
+            self.destinations = DestinationService(self, sorter)
         self._device_states: dict[str, str] = {}
         self._scale_connection = 0  # the scale port's connection_number at the last poll
         self._stop_requested = False
@@ -190,7 +198,7 @@ class Agent:
         if self._awaiting_ack:
             self._check_acks(now_ns)
         if self.outcomes.waiting_count():
-            self._on_rate_changes(self.outcomes.expire(now_ns))
+            self.on_outcome_changes(self.outcomes.expire(now_ns))
         if self.parts.inbox is not None and self.parts.inbox.has_waiting():
             self.parts.inbox.process(self)
             self._next_report = 0.0  # what a command changed shows at once
@@ -264,7 +272,13 @@ class Agent:
         elif isinstance(message, SorterAck):
             self._on_sorter_ack(message)
         elif isinstance(message, SorterOutcome):
-            self._on_rate_changes(self.outcomes.confirmed(message))
+            self.on_outcome_changes(self.outcomes.confirmed(message))
+        elif self.destinations is not None and isinstance(message, DestinationRequest):
+            self.destinations.on_request(message)
+        elif self.destinations is not None and isinstance(message, SortReport):
+            self.destinations.on_report(message)
+        elif self.destinations is not None and isinstance(message, LinkMessage):
+            self.destinations.on_link(message)
         elif isinstance(message, LaneFull):
             self.lanes.set_bin_full(message.bin, message.full)
             log.info("lane.full" if message.full else "lane.cleared", bin=message.bin,
@@ -306,7 +320,7 @@ class Agent:
 
     def _on_sorter_ack(self, ack: SorterAck) -> None:
         if not ack.accepted:  # the sorter will not divert it: that is the parcel's outcome
-            self._on_rate_changes(self.outcomes.agent_outcome(ack.parcel_id, "refused"))
+            self.on_outcome_changes(self.outcomes.agent_outcome(ack.parcel_id, "refused"))
         expected = self._awaiting_ack.pop(ack.parcel_id, None)
         if expected is None:
             self.counters.totals["acks_unexpected"] += 1
@@ -337,7 +351,11 @@ class Agent:
 
     # -- the decision --------------------------------------------------------------------------
 
-    def _decide_and_divert(self, parcel: Parcel) -> Decision:
+    def wall_time(self) -> datetime:
+        return self._wall_clock()
+
+    def decide(self, parcel: Parcel) -> Decision:
+        """The decision core: the label that names the parcel, its manifest entry, the rules."""
         if parcel.labels:  # several labels read: the one that names the parcel
             rules = self.rules
             parcel, identifier, entry = resolve_labels(
@@ -351,6 +369,10 @@ class Agent:
             timezone=self.config.timezone, identifier=identifier,
             clock_synchronised=self._clock_synchronised,
         )
+        return decision
+
+    def _decide_and_divert(self, parcel: Parcel) -> Decision:
+        decision = self.decide(parcel)
         sorter = self.parts.device_for_role.get("sorter")
         command = None
         if sorter is not None:
@@ -368,17 +390,22 @@ class Agent:
             self._awaiting_ack[parcel.parcel_id] = (decision.bin, now_ns + self._ack_timeout_ns)
         elif sorter is not None:  # not taken, or no command the sorter could carry
             self.counters.totals["sorter_unreachable"] += 1
-            self._on_rate_changes(self.outcomes.agent_outcome(parcel.parcel_id, "not_commanded"))
+            self.on_outcome_changes(self.outcomes.agent_outcome(parcel.parcel_id, "not_commanded"))
             self._parcel_alarms.report(
                 "sorter_unreachable", "critical", "the sorter did not take the lane command "
                 "(disconnected, or not reading): a decided parcel was not diverted",
                 {"parcel_id": parcel.parcel_id, "bin": decision.bin}, {}, now_ns / NS)
+        self.after_decision(parcel, decision, now_ns)
+        return decision
+
+    def after_decision(self, parcel: Parcel, decision: Decision,
+                       now_ns: int | None = None) -> None:
+        """Once the event is stored and the sorter told: wake the publisher, count."""
         if self.parts.link is not None:
             self.parts.link.notify_appended()
-        latency_us = (now_ns - parcel.scanned_ns) / 1000
+        latency_us = ((now_ns or time.monotonic_ns()) - parcel.scanned_ns) / 1000
         self.counters.record_decision(decision, latency_us, self.rules.exception_lane)
         self.health.record(decision)
-        return decision
 
     def _lane_command(self, sorter: str, parcel: Parcel,
                       decision: Decision) -> tuple[bytes | None, Decision]:
@@ -409,7 +436,7 @@ class Agent:
         if self.parts.link is not None:
             self.parts.link.notify_appended()
 
-    def _on_rate_changes(self, changes: list[RateChange]) -> None:
+    def on_outcome_changes(self, changes: list[RateChange]) -> None:
         for change in changes:
             self._raise_alarm(change.alarm, "warning" if change.raised else "info",
                               change.message(), {

@@ -6,7 +6,8 @@ for one live in the decision loop's memory; this ledger is their copy on disk, a
 file of JSON lines written with one `os.write` each (in the OS's hands when it returns, like
 the outbox's journal, so a kill -9 loses nothing; no fsync on the hot path):
 
-    {"d": parcel_id, "bin": 3, "lane": "ZHUHAI", "at": decided_ms, "until": deadline_ms}
+    {"d": parcel_id, "bin": 3, "lane": "ZHUHAI", "at": decided_ms, "until": deadline_ms,
+     "k": "T000123"}                                    k: the sorter's tracking number, if any
     {"o": parcel_id}                                    its outcome event is in the outbox
 
 Order on the hot path, and what a kill between two steps leaves:
@@ -51,6 +52,7 @@ class Waiting:
     lane: str
     decided_ms: int  # wall clock, ms since the epoch
     until_ms: int  # wall clock: no_confirmation after this
+    key: str | None = None  # a sorter-driven parcel's tracking number
 
 
 class OutcomeLedger:
@@ -82,8 +84,10 @@ class OutcomeLedger:
                 if "o" in record:
                     waiting.pop(str(record["o"]), None)
                 else:
+                    key = record.get("k")
                     entry = Waiting(str(record["d"]), int(record["bin"]), str(record["lane"]),
-                                    int(record["at"]), int(record["until"]))
+                                    int(record["at"]), int(record["until"]),
+                                    None if key is None else str(key))
                     waiting[entry.parcel_id] = entry
             except (ValueError, KeyError, TypeError):
                 skipped += 1
@@ -95,8 +99,7 @@ class OutcomeLedger:
         return cls(path, waiting, skipped), waiting
 
     def expect(self, entry: Waiting) -> None:
-        self._write({"d": entry.parcel_id, "bin": entry.bin, "lane": entry.lane,
-                     "at": entry.decided_ms, "until": entry.until_ms})
+        self._write(_line(entry))
         self._waiting_count += 1
 
     def resolved(self, parcel_id: str) -> None:
@@ -122,11 +125,17 @@ class OutcomeLedger:
     def _rewrite(self, waiting: Iterable[Waiting]) -> None:
         # A new file renamed over the old one: a kill at any point leaves one or the other whole.
         temporary = self.path.with_suffix(".tmp")
-        lines = [json.dumps({"d": w.parcel_id, "bin": w.bin, "lane": w.lane,
-                             "at": w.decided_ms, "until": w.until_ms}, separators=(",", ":"))
-                 for w in waiting]
+        lines = [json.dumps(_line(w), separators=(",", ":")) for w in waiting]
         temporary.write_text("".join(line + "\n" for line in lines))
         os.replace(temporary, self.path)
         self.close()
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         self._lines = self._waiting_count = len(lines)
+
+
+def _line(entry: Waiting) -> dict:
+    line = {"d": entry.parcel_id, "bin": entry.bin, "lane": entry.lane,
+            "at": entry.decided_ms, "until": entry.until_ms}
+    if entry.key is not None:
+        line["k"] = entry.key
+    return line

@@ -62,9 +62,12 @@ class OutcomeTracker:
 
     # -- the decision loop's calls ---------------------------------------------------------------
 
-    def expect(self, parcel_id: str, lane: str, bin: int, now_ns: int) -> None:
+    def expect(self, parcel_id: str, lane: str, bin: int, now_ns: int,
+               key: str | None = None) -> None:
+        """`key`: the sorter's tracking number of a sorter-driven parcel (kept on disk)."""
         now_ms = self._wall_ms()
-        entry = Waiting(parcel_id, bin, lane, now_ms, now_ms + self._config.confirm_timeout_ms)
+        entry = Waiting(parcel_id, bin, lane, now_ms, now_ms + self._config.confirm_timeout_ms,
+                        key)
         self._ledger.expect(entry)
         self._waiting[parcel_id] = (entry, now_ns + self._timeout_ns)
 
@@ -109,6 +112,10 @@ class OutcomeTracker:
         if self._ledger.compact_due():
             self._ledger.compact(entry for entry, _ in self._waiting.values())
         return changes
+
+    def waiting_with_keys(self) -> list[Waiting]:
+        """The waiting parcels that have a tracking number (sorter-driven), oldest first."""
+        return [entry for entry, _ in self._waiting.values() if entry.key is not None]
 
     def next_deadline_ns(self) -> int | None:
         for _, deadline_ns in self._waiting.values():

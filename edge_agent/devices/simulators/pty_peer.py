@@ -224,6 +224,10 @@ class PtyPeer:
         if not data:
             return
         self.received += data
+        self.on_bytes(data)
+
+    def on_bytes(self, data: bytes) -> None:
+        """Bytes read from the agent: split into command lines (binary protocols override)."""
         self._inbox += data
         terminator = self.command_terminator
         while terminator in self._inbox:
