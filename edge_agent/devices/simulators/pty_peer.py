@@ -57,6 +57,9 @@ class PtyPeer:
         self.split_pieces = 1  # fault: write each frame in this many pieces
         self._master: int | None = None
         self._slave: int | None = None
+        # +1 per pty opened: a replugged pty may get the closed one's fd number back, and the
+        # reader thread must still register the new one (epoll dropped the old on close).
+        self._generation = 0
         self._lock = threading.RLock()
         self._pending: list[tuple[float, int, bytes]] = []
         self._order = itertools.count()
@@ -161,6 +164,7 @@ class PtyPeer:
         tty.setraw(slave)
         os.set_blocking(master, False)
         self._master, self._slave = master, slave
+        self._generation += 1
         self.slave_path = os.ttyname(slave)
         # Repoint atomically: a reader resolving the link never sees it missing mid-swap.
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
@@ -185,16 +189,17 @@ class PtyPeer:
     def _run(self) -> None:
         with selectors.DefaultSelector() as selector:
             selector.register(self._wake_r, selectors.EVENT_READ)
-            watched: int | None = None
+            watched: tuple[int | None, int] = (None, 0)  # (fd, generation) registered
             while not self._stop.is_set():
                 with self._lock:
-                    master = self._master
-                if master != watched:
-                    if watched is not None:
-                        selector.unregister(watched)
-                    if master is not None:
-                        selector.register(master, selectors.EVENT_READ)
-                    watched = master
+                    current = (self._master, self._generation)
+                if current != watched:
+                    if watched[0] is not None:
+                        with contextlib.suppress(KeyError, ValueError, OSError):
+                            selector.unregister(watched[0])
+                    if current[0] is not None:
+                        selector.register(current[0], selectors.EVENT_READ)
+                    watched = current
                 for key, _ in selector.select(self._wait_s()):
                     if key.fd == self._wake_r:
                         os.read(self._wake_r, READ_CHUNK)
