@@ -53,6 +53,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                  ("generic-divert",), "generic-divert")
     sorter.add_argument("--ack-delay-ms", type=float, default=0.0, metavar="MS",
                         help="how long the sorter waits before acknowledging (default 0)")
+    from edge_agent.devices.simulators.sorter import OUTCOME_LINES
+
+    sorter.add_argument("--outcome", choices=("none", *OUTCOME_LINES), default="none",
+                        help="the confirmation sent after each ACK (default none: ACK only)")
 
     from edge_agent.cli.simulate_line import add_line_parser
 
@@ -77,6 +81,7 @@ def _make_simulator(args: argparse.Namespace) -> Any:
         simulator.never_stabilises = args.unstable
         return simulator
     sorter = SorterSimulator(args.link, ack_delay_s=args.ack_delay_ms / 1000)
+    sorter.outcome = None if args.outcome == "none" else args.outcome
     sorter.on_lane_command = lambda command: _print_line(json.dumps({
         "parcel_id": command.parcel_id, "bin": command.bin, "received_ns": command.received_ns,
     }))

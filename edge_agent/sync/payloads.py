@@ -53,6 +53,9 @@ class ParcelEvent(Event):
         description="Every fact the decision used (scan, weight and how it was paired, manifest, "
         "lane states, local time, clock synchronisation); a field absent from an older event "
         "is unknown. docs/MQTT.md lists them")
+    sorter_tracking: str | None = Field(
+        default=None, description="A sorter-driven line only: the sorter's own tracking number "
+        "for the parcel, from its destination request (absent otherwise)")
 
 
 OutcomeName = Literal[
