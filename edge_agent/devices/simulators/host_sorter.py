@@ -66,6 +66,8 @@ class HostSorterSimulator(PtyPeer):
         self.heartbeat_period_s: float | None = None
         self.parcels: dict[str, Inducted] = {}
         self.acks_received: list[int] = []
+        # seq -> when its request's last byte was written (first copy), for reply latency.
+        self.requests_sent_ns: dict[int, int] = {}
         self.unknown: list[bytes] = []
         self._queued: deque[str] = deque()
         self._rng = random.Random(0)
@@ -158,9 +160,19 @@ class HostSorterSimulator(PtyPeer):
             body["deadline_ms"] = self.deadline_ms
         seq = next(self._seq)
         frame = encode_message(self._start, 1, REQUEST, seq, body)
-        for _ in range(2 if self.resend_requests else 1):
+        for copy in range(2 if self.resend_requests else 1):
             self.send_frame(frame)
+            if copy == 0:
+                self.requests_sent_ns[seq] = time.monotonic_ns()
         return seq
+
+    def reply_latencies_ns(self) -> list[int]:
+        """Request written -> its first reply read, per answered request."""
+        with self._changed:
+            return [reply["received_ns"] - self.requests_sent_ns[reply["seq"]]
+                    for parcel in self.parcels.values() for reply in parcel.replies
+                    if reply["seq"] in self.requests_sent_ns and reply is next(
+                        r for r in parcel.replies if r["seq"] == reply["seq"])]
 
     def _next_outcome(self) -> str:
         if self._queued:
