@@ -354,8 +354,9 @@ class Agent:
     def wall_time(self) -> datetime:
         return self._wall_clock()
 
-    def decide(self, parcel: Parcel) -> Decision:
-        """The decision core: the label that names the parcel, its manifest entry, the rules."""
+    def decide(self, parcel: Parcel) -> tuple[Parcel, Decision]:
+        """The decision core: the label that names the parcel, its manifest entry, the rules.
+        Returns the parcel as resolved (its barcode: the label chosen) and the decision."""
         if parcel.labels:  # several labels read: the one that names the parcel
             rules = self.rules
             parcel, identifier, entry = resolve_labels(
@@ -369,10 +370,10 @@ class Agent:
             timezone=self.config.timezone, identifier=identifier,
             clock_synchronised=self._clock_synchronised,
         )
-        return decision
+        return parcel, decision
 
     def _decide_and_divert(self, parcel: Parcel) -> Decision:
-        decision = self.decide(parcel)
+        parcel, decision = self.decide(parcel)
         sorter = self.parts.device_for_role.get("sorter")
         command = None
         if sorter is not None:

@@ -118,7 +118,7 @@ class DestinationService:
                            received_ns=request.received_ns)
         parcel = parcel_from_dws(record, new_id(), agent.wall_time(),
                                  agent.config.pairing.min_weight_kg)
-        decision = agent.decide(parcel)
+        parcel, decision = agent.decide(parcel)
         now_ns = time.monotonic_ns()
         late = now_ns > request.received_ns + request.deadline_ms * 1_000_000
         if late:
