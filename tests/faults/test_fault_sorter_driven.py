@@ -104,11 +104,16 @@ def test_sorter_driven_parcels_are_decided_once_and_end_once_across_sigkills(lin
         wait_for(lambda: sorter_connected(root / "state"), what="agent ready")
         driver = threading.Thread(target=drive, daemon=True)
         driver.start()
-        for point in kill_points:
+        for number, point in enumerate(kill_points):
             wait_for(lambda p=point: inducted >= p, what=f"parcel {point} inducted")
             agent.kill()
             agent.start()
             wait_for(lambda: sorter_connected(root / "state"), what="agent back")
+            if number == 0:  # and once the sorter's link drops for a moment
+                sorter.unplug()
+                wait_for(lambda: not sorter_connected(root / "state"), what="link down")
+                sorter.replug()
+                wait_for(lambda: sorter_connected(root / "state"), what="link back")
         driver.join()
 
         def settled() -> bool:

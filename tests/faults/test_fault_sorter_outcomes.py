@@ -68,24 +68,32 @@ def test_every_decided_parcel_ends_with_one_outcome_across_sigkills(line):
         assert sim.wait_for_agent(), agent.log_tail()
         driver = threading.Thread(target=sim.drive, daemon=True)
         driver.start()
-        for point in kill_points:
+        for number, point in enumerate(kill_points):
             wait_for(lambda p=point: sim.results.sent >= p or not driver.is_alive(),
                      what=f"parcel {point} sent")
             agent.kill()  # parcels wait for confirmations the sorter is about to send
             agent.start()
             assert sim.wait_for_agent(), agent.log_tail()
+            if number == 0:  # and once the sorter's link drops for a moment
+                sim.sorter.unplug()
+                wait_for(lambda: not sim.wait_for_agent(timeout_s=0.1), what="link down")
+                sim.sorter.replug()
+                assert sim.wait_for_agent(), agent.log_tail()
         driver.join()
         commanded = {r["parcel_id"] for r in sorter_records(sim)}
         wait_for(lambda: set(central.parcels()) <= set(outcome_events(central))
                  and commanded <= set(outcome_events(central)),
                  timeout_s=EVENTS_TIMEOUT_S, what="an outcome for every decided parcel")
+        wait_for(lambda: any(a.kind == "telemetry" and a.event.get("outcomes", {}).get("by_lane")
+                             for a in central.snapshot()), what="outcomes in telemetry")
         assert agent.terminate() == 0, agent.log_tail()
     finally:
         agent.ensure_stopped()
 
     decisions = central.parcels()
+    commanded = {command.parcel_id for command in sim.sorter.commands}  # all, late ones too
     outcomes = outcome_events(central)
-    assert len(commanded) >= PARCELS // 2, "the line was served between kills"
+    assert len(commanded) >= PARCELS // 4, "the line was served between kills and the drop"
     # Exactly one outcome per decided parcel: one event, re-sent perhaps, never two.
     assert {pid: ids for pid, ids in outcomes.items() if len(ids) > 1} == {}
     by_parcel = {a.event["parcel_id"]: a.event for a in central.snapshot() if a.kind == "outcome"}
@@ -95,6 +103,8 @@ def test_every_decided_parcel_ends_with_one_outcome_across_sigkills(line):
         event = OutcomeEvent.model_validate(by_parcel[parcel_id])
         said = confirmed.get(parcel_id)
         allowed = {"no_confirmation"} if said in (None, "none") else {said, "no_confirmation"}
+        if parcel_id not in commanded:  # decided as the sorter's link was down: the command
+            allowed = {"not_commanded", "no_confirmation"}  # failed, or went into a dying pty
         if event.outcome not in allowed or event.bin != decisions[parcel_id]["bin"]:
             wrong.append((parcel_id, said, event.outcome))
     assert wrong == []
@@ -102,7 +112,7 @@ def test_every_decided_parcel_ends_with_one_outcome_across_sigkills(line):
     # the decision's event (outcome_ledger): never commanded, so never confirmed.
     orphans = set(outcomes) - set(decisions)
     assert len(orphans) <= KILLS and not orphans & commanded
-    # Most confirmations were heard: kills cost only the parcels in flight around them.
+    # Most confirmations were heard: kills and the drop cost only the parcels around them.
     heard = sum(1 for pid in decisions if by_parcel[pid]["source"] == "sorter")
     sent = sum(1 for pid in decisions if confirmed.get(pid) not in (None, "none"))
-    assert heard >= sent * 0.8, (heard, sent)
+    assert heard >= sent * 0.6, (heard, sent)
