@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,8 @@ log = structlog.get_logger(__name__)
 LEDGER_NAME = "outcomes.ledger"
 # Rewrite the file once it holds this many lines and fewer than a quarter of them still wait.
 COMPACT_AFTER_LINES = 20_000
+# Text that goes into a JSON string as it is (parcel ids, lane names).
+_PLAIN = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +102,24 @@ class OutcomeLedger:
         return cls(path, waiting, skipped), waiting
 
     def expect(self, entry: Waiting) -> None:
-        self._write(_line(entry))
+        """Before the decision's event: on the hot path, so formatted by hand (~3 us less than
+        json.dumps) where every field is known to need no escaping."""
+        if entry.key is None and _PLAIN.fullmatch(entry.parcel_id) and _PLAIN.fullmatch(
+                entry.lane):
+            text = (f'{{"d":"{entry.parcel_id}","bin":{entry.bin},"lane":"{entry.lane}",'
+                    f'"at":{entry.decided_ms},"until":{entry.until_ms}}}\n')
+            os.write(self._fd, text.encode())
+            self._lines += 1
+        else:
+            self._write(_line(entry))
         self._waiting_count += 1
 
     def resolved(self, parcel_id: str) -> None:
-        self._write({"o": parcel_id})
+        if _PLAIN.fullmatch(parcel_id):
+            os.write(self._fd, f'{{"o":"{parcel_id}"}}\n'.encode())
+            self._lines += 1
+        else:
+            self._write({"o": parcel_id})
         self._waiting_count -= 1
 
     def compact_due(self) -> bool:

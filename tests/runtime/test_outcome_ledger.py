@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge_agent.runtime import outcome_ledger
 from edge_agent.runtime.outcome_ledger import LEDGER_NAME, OutcomeLedger, Waiting
@@ -73,3 +77,22 @@ def test_compaction_keeps_the_file_proportional_to_the_parcels_in_flight(tmp_pat
     ledger.close()
     _, found = OutcomeLedger.open(tmp_path)
     assert list(found) == ["last", "next"]
+
+
+@settings(max_examples=50)
+@given(ids=st.lists(st.text(min_size=1, max_size=40), min_size=1, max_size=8, unique=True),
+       lane=st.text(min_size=1, max_size=20), key=st.none() | st.text(max_size=20),
+       resolved=st.data())
+def test_any_ids_lanes_and_tracking_numbers_come_back_as_written(ids, lane, key, resolved):
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger, _ = OutcomeLedger.open(Path(tmp))
+        done = resolved.draw(st.sets(st.sampled_from(ids)))
+        for parcel_id in ids:
+            ledger.expect(Waiting(parcel_id, 7, lane, 1, 2, key))
+        for parcel_id in done:
+            ledger.resolved(parcel_id)
+        ledger.close()
+        again, found = OutcomeLedger.open(Path(tmp))
+        again.close()
+    assert list(found) == [i for i in ids if i not in done]
+    assert all(w.lane == lane and w.key == key for w in found.values())
