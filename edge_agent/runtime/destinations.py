@@ -3,8 +3,8 @@
 Runs on the decision loop's thread, as part of it. For each destination request:
 - a request re-sent unchanged (same tracking number and sequence) gets the very same reply
   bytes again: never a second decision (`requests_resent`);
-- a parcel seen before (same tracking number, or one of its barcodes, on a later pass round
-  the sorter) gets the same chute as before, no new decision (`requests_recirculated`), until
+- a parcel seen before (same tracking number; or, on a later pass, one of its barcodes) gets
+  the same chute as before, no new decision (`requests_recirculated`), until
   its pass passes `sorter.max_passes`: then the exception chute (`recirculation_limit`);
 - a new parcel is decided by the same decision core as a DWS record, its outcome expected and
   its event stored (in that order, as for lane commands) before the reply is written. A reply
@@ -76,9 +76,14 @@ class DestinationService:
             totals["requests_resent"] += 1
             self._send(cached)
             return
-        known = self._parcels.get(request.tracking) or next(
-            (self._parcels.get(self._by_barcode.get(b, "")) for b in request.barcodes
-             if self._by_barcode.get(b) in self._parcels), None)
+        known = self._parcels.get(request.tracking)
+        if known is None and request.pass_count > 1:
+            # A later pass under a new tracking number (the sorter lost and found it): the
+            # parcel is known by its label. On a first pass the same label is another parcel
+            # (a reused or duplicated label): it is decided on its own, never given another's
+            # answer.
+            known = next((self._parcels[tracking] for b in request.barcodes
+                          if (tracking := self._by_barcode.get(b)) in self._parcels), None)
         if known is not None:
             self._answer_again(request, known)
             return

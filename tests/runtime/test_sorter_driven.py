@@ -121,16 +121,20 @@ def test_a_recirculated_parcel_keeps_its_chute_until_the_pass_limit(line):
     assert len(outbox_rows(agent, "parcel")) == 1  # one decision for all its passes
 
 
-def test_a_new_tracking_number_with_a_known_barcode_is_the_same_parcel(line):
+def test_a_later_pass_under_a_new_tracking_number_is_known_by_its_barcode(line):
     agent = line.start_agent()
     line.sorter.queue_outcomes("tracking_lost")
     barcode = line.parcels[0].barcode
     line.sorter.induct("T1", [barcode], weight_kg=4.2)
     turn_until(agent, lambda: len(outbox_rows(agent, "outcome")) == 1)
-    line.sorter.induct("T2", [barcode], weight_kg=4.2)  # found again after its tracking was lost
+    line.sorter.induct("T2", [barcode], weight_kg=4.2, passes=2)  # found again, next round
     turn_until(agent, lambda: replies(line, "T2"))
     assert replies(line, "T2")[0]["chutes"] == [ZHUHAI_BIN]
     assert len(outbox_rows(agent, "parcel")) == 1
+    # The same label on a first pass is another parcel (a reused label): decided on its own.
+    line.sorter.induct("T3", [barcode], weight_kg=4.2)
+    turn_until(agent, lambda: len(outbox_rows(agent, "parcel")) == 2)
+    assert outbox_rows(agent, "parcel")[1]["sorter_tracking"] == "T3"
 
 
 def test_an_answer_after_the_deadline_is_the_exception_chute_and_counted(line, monkeypatch):

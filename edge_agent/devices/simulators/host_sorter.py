@@ -80,10 +80,11 @@ class HostSorterSimulator(PtyPeer):
     # -- the line's side ---------------------------------------------------------------------
 
     def induct(self, tracking: str, barcodes: list[str], weight_kg: float | None = None,
-               dims: tuple[float, float, float] | None = None) -> int:
-        """A parcel enters the sorter: its first destination request. Returns its seq."""
+               dims: tuple[float, float, float] | None = None, passes: int = 1) -> int:
+        """A parcel enters the sorter (`passes` > 1: one found again on a later round, under a
+        new tracking number): its destination request. Returns its seq."""
         with self._changed:
-            self.parcels[tracking] = Inducted(tracking, list(barcodes), weight_kg, dims)
+            self.parcels[tracking] = Inducted(tracking, list(barcodes), weight_kg, dims, passes)
         return self._request(tracking)
 
     def queue_outcomes(self, *outcomes: str) -> None:
