@@ -21,7 +21,9 @@ Order on the hot path, and what a kill between two steps leaves:
   link batches acknowledgements for 0.25 s) could come twice; it carries its parcel_id and a
   new event_id.
 
-`open` reads the file (a torn last line from a power cut is skipped and counted), keeps the
+Not fsynced: a power cut may lose the last lines the OS had not written yet (their parcels then
+get no outcome; docs/MQTT.md says so). `open` reads the file (a torn last line is skipped and
+counted), keeps the
 parcels still waiting and rewrites the file with only them; `compact` does the same at run time
 once resolved lines dominate, so the file stays proportional to the parcels in flight.
 """
