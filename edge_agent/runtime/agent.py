@@ -18,7 +18,6 @@ woken. Deciding never waits on the network or on an fsync.
 from __future__ import annotations
 
 import gc
-import json
 import signal
 import sys
 import time
@@ -51,7 +50,7 @@ from edge_agent.runtime.components import Components, build_components
 from edge_agent.runtime.destinations import DestinationService
 from edge_agent.runtime.input_health import InputHealth
 from edge_agent.runtime.line_state import LaneStates, LineCounters
-from edge_agent.runtime.outcome_ledger import OutcomeLedger
+from edge_agent.runtime.outcome_ledger import OutcomeLedger, outcomes_in_outbox
 from edge_agent.runtime.outcome_rates import RateChange
 from edge_agent.runtime.outcomes import OutcomeTracker
 from edge_agent.runtime.parcel_alarms import ParcelAlarms
@@ -121,7 +120,7 @@ class Agent:
         self._awaiting_ack: dict[str, tuple[int, int]] = {}  # parcel id -> (bin, deadline ns)
         self._ack_timeout_ns = config.sorter.ack_timeout_ms * 1_000_000
         ledger, waiting = OutcomeLedger.open(
-            config.state_dir, lambda: _outcomes_in_outbox(parts.outbox))
+            config.state_dir, lambda: outcomes_in_outbox(parts.outbox))
         self.outcomes = OutcomeTracker(config.sorter, ledger, waiting, self._emit_outcome,
                                        self.lanes.lane_for_bin)
         sorter = parts.device_for_role.get("sorter")
@@ -650,13 +649,3 @@ class Agent:
             "last_decisions": self.counters.recent_decisions(),
             **self._inputs_view(),
         }
-
-
-def _outcomes_in_outbox(outbox: Any) -> set[str]:
-    """Parcel ids of the outcome events the outbox still holds (read once, at start)."""
-    found: set[str] = set()
-    after = 0
-    while batch := outbox.pending(1000, after):
-        found.update(json.loads(r.body)["parcel_id"] for r in batch if r.kind == "outcome")
-        after = batch[-1].seq
-    return found

@@ -36,6 +36,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -157,3 +158,13 @@ def _line(entry: Waiting) -> dict:
     if entry.key is not None:
         line["k"] = entry.key
     return line
+
+
+def outcomes_in_outbox(outbox: Any) -> set[str]:
+    """Parcel ids of the outcome events the outbox still holds: `open`'s resolved_elsewhere."""
+    found: set[str] = set()
+    after = 0
+    while batch := outbox.pending(1000, after):
+        found.update(json.loads(r.body)["parcel_id"] for r in batch if r.kind == "outcome")
+        after = batch[-1].seq
+    return found

@@ -178,3 +178,24 @@ def test_parcels_waiting_at_a_stop_get_their_outcome_after_the_restart(line):
     assert [(e["parcel_id"], e["outcome"]) for e in events] == [
         (decided[0], "sorted"), (decided[1], "no_confirmation")]
     assert (line.state_dir / "outcomes.ledger").stat().st_size > 0  # d lines, then o lines
+
+
+def test_an_outcome_already_in_the_outbox_is_not_given_again_after_a_kill(line):
+    from edge_agent.sync.outbox import Outbox
+
+    agent = line.start_agent()
+    line.sorter.queue_outcomes(None, None)
+    decided = [send_and_decide(line, agent, p)["parcel_id"] for p in line.parcels[:2]]
+    config = agent.config
+    agent.close()
+    # As if killed between the first parcel's outcome event and its ledger line.
+    with_outcome = decided[0]
+    outbox = Outbox.open(config.state_dir, config.outbox)
+    outbox.append("outcome", {"parcel_id": with_outcome, "outcome": "sorted"})
+    outbox.close()
+    again = line.start_agent()
+    assert again.outcomes.recovered == 1
+    stored, event = wait_outcomes(again, 2)  # the one stored before the kill, then the other
+    assert (stored["parcel_id"], event["parcel_id"]) == (with_outcome, decided[1])
+    assert event["outcome"] == "no_confirmation"
+    assert again.outcomes.waiting_count() == 0  # nothing left that could end a second time
