@@ -31,6 +31,7 @@ def device_problems(config: AgentConfig) -> list[str]:
 
     problems = []
     kinds: dict[str, str] = {}
+    sorter_driven = False
     for name, device in config.devices.items():
         try:
             profile = load_profile(device.profile)
@@ -38,7 +39,8 @@ def device_problems(config: AgentConfig) -> list[str]:
             problems.append(f"devices.{name}.profile: {exc}")
             continue
         kinds[name] = profile.kind
-    return problems + line_problems(kinds)
+        sorter_driven = sorter_driven or profile.decode.protocol == "sorter-host"
+    return problems + line_problems(kinds, sorter_driven)
 
 
 def file_problems(config: AgentConfig) -> list[str]:

@@ -19,7 +19,13 @@ from edge_agent.safe_text import terminal_safe
 
 # The sections laid out by this view; any other top-level key is shown generically.
 KNOWN_SECTIONS = ("agent", "devices", "lanes", "counters", "exceptions_by_reason", "latency",
-                  "outbox", "mqtt", "in_flight", "last_decisions", "holds")
+                  "outbox", "mqtt", "in_flight", "last_decisions", "holds", "outcomes")
+# The outcome columns (edge_agent.runtime.outcomes), in the order a sorter's parcel ends;
+# refused and not_commanded share OTHER.
+OUTCOME_COLUMNS = (("sorted", "SORTED"), ("too_late", "LATE"), ("bin_full", "FULL"),
+                   ("bin_disabled", "DISABL"), ("bin_jammed", "JAM"),
+                   ("recirculated", "RECIRC"), ("tracking_lost", "LOST"),
+                   ("no_confirmation", "NO CONF"))
 DEVICE_COUNTERS = (("frames", "FRAMES"), ("decode_errors", "DECODE ERR"),
                    ("io_errors", "I/O ERR"), ("garbage_bytes", "GARBAGE"),
                    ("reconnects", "RECONN"))
@@ -198,6 +204,29 @@ def lanes_table(lanes: Mapping[str, Any]) -> Table:
     return table
 
 
+def outcomes_table(outcomes: Mapping[str, Any]) -> Group:
+    """Per lane, how its parcels ended since the start; then the waiting and the rate alarms."""
+    table = plain_table()
+    table.add_column("OUTCOME", no_wrap=True)
+    for _, title in OUTCOME_COLUMNS:
+        table.add_column(title, justify="right")
+    table.add_column("OTHER", justify="right")
+    by_lane = outcomes.get("by_lane")
+    for lane, counts in (by_lane.items() if isinstance(by_lane, Mapping) else ()):
+        counts = counts if isinstance(counts, Mapping) else {}
+        known = {key for key, _ in OUTCOME_COLUMNS}
+        other = sum(v for k, v in counts.items() if k not in known and isinstance(v, int))
+        table.add_row(cell(lane, 16), *[cell(counts.get(key, 0)) for key, _ in OUTCOME_COLUMNS],
+                      cell(other))
+    rates = outcomes.get("rates")
+    active = rates.get("alarms_active") if isinstance(rates, Mapping) else None
+    summary = {"waiting": outcomes.get("waiting"),
+               "confirmations_late": outcomes.get("confirmations_late", 0),
+               "confirmations_unknown": outcomes.get("confirmations_unknown", 0),
+               "rate_alarms": ", ".join(map(str, active)) if active else "none"}
+    return Group(table, titled(("Outcomes", pairs(summary))))
+
+
 def latency_line(latency: Mapping[str, Any], width: int) -> Table:
     """p50 < p99 < p99.9 < max, in ms, over the parcels the agent's window holds."""
     parts = [f"{name} {latency[key] / 1000:.2f}" for key, name in PERCENTILES
@@ -315,6 +344,9 @@ def body_sections(document: Mapping[str, Any], zone: tzinfo | None,
         if lanes is not None:
             sections.append(lanes_table(lanes))
         sections.append(counted)
+    outcomes = _mapping(document, "outcomes")
+    if outcomes is not None:
+        sections.append(outcomes_table(outcomes))
     latency = _mapping(document, "latency")
     if latency is not None:
         sections.append(latency_line(latency, width))

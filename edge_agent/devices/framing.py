@@ -21,6 +21,7 @@ from typing import NamedTuple
 from edge_agent.devices.profiles import (
     FixedLengthFraming,
     IdleGapFraming,
+    LengthHeaderFraming,
     StxEtxFraming,
     TerminatorFraming,
 )
@@ -342,10 +343,15 @@ class FixedLengthFramer(Framer):
 
 
 def make_framer(
-    framing: TerminatorFraming | StxEtxFraming | FixedLengthFraming | IdleGapFraming,
+    framing: TerminatorFraming | StxEtxFraming | FixedLengthFraming | IdleGapFraming
+    | LengthHeaderFraming,
     counters: Counters | None = None,
 ) -> Framer:
     """The framer a profile's `framing` section describes."""
+    if isinstance(framing, LengthHeaderFraming):
+        from edge_agent.devices.length_framing import LengthHeaderFramer  # it builds on Framer
+
+        return LengthHeaderFramer(framing, counters)
     if isinstance(framing, TerminatorFraming):
         return StreamFramer(list(framing.terminators), framing.max_length, counters=counters)
     if isinstance(framing, IdleGapFraming):

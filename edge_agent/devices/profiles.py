@@ -171,8 +171,37 @@ class IdleGapFraming(StrictModel):
     _no_prefixes = field_validator("terminators")(_check_terminators)
 
 
+class LengthHeaderFraming(StrictModel):
+    """A binary header that starts with `start` and holds the body's length, then the body.
+
+    The length is an unsigned big-endian integer of `length_size` bytes at `length_offset` in
+    the header, counting the body only (the header is `header_length` bytes). A declared length
+    that would pass `max_length` is garbage: the framer skips one byte and looks for the next
+    start. For sorter host protocols (docs/PROTOCOLS.md, "Sorters").
+    """
+
+    mode: Literal["length_header"]
+    start: NonEmptyWire
+    header_length: int = Field(ge=2, le=256)
+    length_offset: int = Field(ge=0, le=255)
+    length_size: Literal[1, 2, 4] = 4
+    max_length: int = Field(default=4096, ge=3, le=65536,
+                            description="Longest frame, header included")
+
+    @model_validator(mode="after")
+    def _header_holds_its_fields(self) -> LengthHeaderFraming:
+        if len(self.start) > self.length_offset:
+            raise ValueError("length_offset falls inside the start marker")
+        if self.length_offset + self.length_size > self.header_length:
+            raise ValueError("the length field ends past header_length")
+        if self.header_length >= self.max_length:
+            raise ValueError("max_length leaves no room for a body")
+        return self
+
+
 Framing = Annotated[
-    TerminatorFraming | StxEtxFraming | FixedLengthFraming | IdleGapFraming,
+    TerminatorFraming | StxEtxFraming | FixedLengthFraming | IdleGapFraming
+    | LengthHeaderFraming,
     Field(discriminator="mode"),
 ]
 
@@ -370,6 +399,16 @@ class GenericDivertDecode(StrictModel):
     protocol: Literal["generic-divert"]
 
 
+class SorterHostDecode(StrictModel):
+    """The `sorter-host` protocol (edge_agent.devices.sorter_host): the sorter tracks parcels and
+    asks the agent for destinations. The header's layout is the framing's; these are the rest."""
+
+    protocol: Literal["sorter-host"]
+    version: int = Field(default=1, ge=0, le=255, description="Sent in every header")
+    # How long the sorter waits for a destination when its request names no deadline_ms.
+    default_deadline_ms: int = Field(default=500, ge=1, le=60_000)
+
+
 Decode = Annotated[
     MtSicsDecode
     | ToledoDecode
@@ -379,7 +418,8 @@ Decode = Annotated[
     | ScannerDecode
     | DwsDelimitedDecode
     | CubiscanDecode
-    | GenericDivertDecode,
+    | GenericDivertDecode
+    | SorterHostDecode,
     Field(discriminator="protocol"),
 ]
 
@@ -393,6 +433,7 @@ PROTOCOL_KIND = {
     "dws-delimited": "dws",
     "cubiscan": "dws",
     "generic-divert": "sorter",
+    "sorter-host": "sorter",
 }
 
 
@@ -419,6 +460,18 @@ class Profile(StrictModel):
                 f"decode.protocol {self.decode.protocol!r} is for a {protocol_kind}, "
                 f"but kind is {self.kind!r}"
             )
+        if isinstance(self.decode, SorterHostDecode) != isinstance(
+                self.framing, LengthHeaderFraming):
+            raise ValueError('sorter-host goes with framing mode "length_header", and only it')
+        if isinstance(self.framing, LengthHeaderFraming) and isinstance(
+                self.decode, SorterHostDecode):
+            marker = len(self.framing.start)  # then version, type, sequence (4), length (4)
+            if (self.framing.header_length, self.framing.length_offset,
+                    self.framing.length_size) != (marker + 10, marker + 6, 4):
+                raise ValueError(
+                    f"sorter-host's header is the start marker, version (1), type (1), "
+                    f"sequence (4) and length (4): header_length = {marker + 10}, "
+                    f"length_offset = {marker + 6}, length_size = 4")
         if isinstance(self.decode, ToledoDecode):
             want = 1 if self.decode.checksum else 0
             if not isinstance(self.framing, StxEtxFraming) or self.framing.trailer_length != want:
@@ -482,7 +535,7 @@ def _problems(exc: ValidationError) -> list[str]:
                 expected = ", ".join(
                     repr(t)
                     for t in (
-                        ("terminator", "stx_etx", "fixed_length", "idle_gap")
+                        ("terminator", "stx_etx", "fixed_length", "idle_gap", "length_header")
                         if tag == "mode"
                         else tuple(PROTOCOL_KIND)
                     )

@@ -33,10 +33,14 @@ from edge_agent.config import AgentConfig
 from edge_agent.devices.hub import DeviceHub
 from edge_agent.devices.messages import (
     DecodeError,
+    DestinationRequest,
     DwsRecord,
     LaneFull,
+    LinkMessage,
     Scan,
     SorterAck,
+    SorterOutcome,
+    SortReport,
     Weight,
 )
 from edge_agent.errors import EdgeAgentError
@@ -44,8 +48,12 @@ from edge_agent.ids import new_id
 from edge_agent.runtime import rules_store
 from edge_agent.runtime.clock import clock_check
 from edge_agent.runtime.components import Components, build_components
+from edge_agent.runtime.destinations import DestinationService
 from edge_agent.runtime.input_health import InputHealth
 from edge_agent.runtime.line_state import LaneStates, LineCounters
+from edge_agent.runtime.outcome_ledger import OutcomeLedger, outcomes_in_outbox
+from edge_agent.runtime.outcome_rates import RateChange
+from edge_agent.runtime.outcomes import OutcomeTracker
 from edge_agent.runtime.parcel_alarms import ParcelAlarms
 from edge_agent.runtime.status_server import StatusServer
 from edge_agent.sorting.decision import Decision, Parcel, decide, identifier_of
@@ -120,6 +128,14 @@ class Agent:
         self._started_ns = time.monotonic_ns()
         self._awaiting_ack: dict[str, tuple[int, int]] = {}  # parcel id -> (bin, deadline ns)
         self._ack_timeout_ns = config.sorter.ack_timeout_ms * 1_000_000
+        ledger, waiting = OutcomeLedger.open(
+            config.state_dir, lambda: outcomes_in_outbox(parts.outbox))
+        self.outcomes = OutcomeTracker(config.sorter, ledger, waiting, self._emit_outcome,
+                                       self.lanes.lane_for_bin)
+        sorter = parts.device_for_role.get("sorter")
+        self.destinations = None  # a sorter that asks for destinations (sorter-host)
+        if sorter is not None and self.hub.ports[sorter].codec.sorter_driven:
+            self.destinations = DestinationService(self, sorter)
         self._device_states: dict[str, str] = {}
         self._scale_connection = 0  # the scale port's connection_number at the last poll
         self._stop_requested = False
@@ -189,6 +205,8 @@ class Agent:
             self._poll_scale()  # a reply or a time-out may have freed the scale for the next
         if self._awaiting_ack:
             self._check_acks(now_ns)
+        if self.outcomes.waiting_count():
+            self.on_outcome_changes(self.outcomes.expire(now_ns))
         if self.parts.inbox is not None and self.parts.inbox.has_waiting():
             self.parts.inbox.process(self)
             self._next_report = 0.0  # what a command changed shows at once
@@ -219,6 +237,7 @@ class Agent:
             parts.link.stop()
         if parts.inbox is not None:
             parts.inbox.close()
+        self.outcomes.close()
         parts.outbox.close()
         parts.manifest.close()
         if parts.holds is not None:
@@ -262,6 +281,14 @@ class Agent:
             self._on_dws_record(message)
         elif isinstance(message, SorterAck):
             self._on_sorter_ack(message)
+        elif isinstance(message, SorterOutcome):
+            self.on_outcome_changes(self.outcomes.confirmed(message))
+        elif self.destinations is not None and isinstance(message, DestinationRequest):
+            self.destinations.on_request(message)
+        elif self.destinations is not None and isinstance(message, SortReport):
+            self.destinations.on_report(message)
+        elif self.destinations is not None and isinstance(message, LinkMessage):
+            self.destinations.on_link(message)
         elif isinstance(message, LaneFull):
             self.lanes.set_bin_full(message.bin, message.full)
             log.info("lane.full" if message.full else "lane.cleared", bin=message.bin,
@@ -302,6 +329,8 @@ class Agent:
             self.pairer.request_failed(now_ns)  # the scale is gone: nothing will answer
 
     def _on_sorter_ack(self, ack: SorterAck) -> None:
+        if not ack.accepted:  # the sorter will not divert it: that is the parcel's outcome
+            self.on_outcome_changes(self.outcomes.agent_outcome(ack.parcel_id, "refused"))
         expected = self._awaiting_ack.pop(ack.parcel_id, None)
         if expected is None:
             self.counters.totals["acks_unexpected"] += 1
@@ -332,7 +361,12 @@ class Agent:
 
     # -- the decision --------------------------------------------------------------------------
 
-    def _decide_and_divert(self, parcel: Parcel) -> Decision:
+    def wall_time(self) -> datetime:
+        return self._wall_clock()
+
+    def decide(self, parcel: Parcel) -> tuple[Parcel, Decision]:
+        """The decision core: the label that names the parcel, its manifest entry, the rules.
+        Returns the parcel as resolved (its barcode: the label chosen) and the decision."""
         if parcel.labels:  # several labels read: the one that names the parcel
             rules = self.rules
             parcel, identifier, entry = resolve_labels(
@@ -353,10 +387,18 @@ class Agent:
             timezone=self.config.timezone, identifier=identifier,
             clock_synchronised=self._clock_synchronised, hold=hold,
         )
+        return parcel, decision
+
+    def _decide_and_divert(self, parcel: Parcel) -> Decision:
+        parcel, decision = self.decide(parcel)
         sorter = self.parts.device_for_role.get("sorter")
         command = None
         if sorter is not None:
             command, decision = self._lane_command(sorter, parcel, decision)
+            # Before the decision's event: a kill between the two leaves no event without its
+            # outcome to come (outcome_ledger).
+            self.outcomes.expect(parcel.parcel_id, decision.lane, decision.bin,
+                                 time.monotonic_ns())
         self.parts.outbox.append("parcel", decision.to_dict())
         sent = False
         if command is not None:
@@ -366,16 +408,22 @@ class Agent:
             self._awaiting_ack[parcel.parcel_id] = (decision.bin, now_ns + self._ack_timeout_ns)
         elif sorter is not None:  # not taken, or no command the sorter could carry
             self.counters.totals["sorter_unreachable"] += 1
+            self.on_outcome_changes(self.outcomes.agent_outcome(parcel.parcel_id, "not_commanded"))
             self._parcel_alarms.report(
                 "sorter_unreachable", "critical", "the sorter did not take the lane command "
                 "(disconnected, or not reading): a decided parcel was not diverted",
                 {"parcel_id": parcel.parcel_id, "bin": decision.bin}, {}, now_ns / NS)
+        self.after_decision(parcel, decision, now_ns)
+        return decision
+
+    def after_decision(self, parcel: Parcel, decision: Decision,
+                       now_ns: int | None = None) -> None:
+        """Once the event is stored and the sorter told: wake the publisher, count."""
         if self.parts.link is not None:
             self.parts.link.notify_appended()
-        latency_us = (now_ns - parcel.scanned_ns) / 1000
+        latency_us = ((now_ns or time.monotonic_ns()) - parcel.scanned_ns) / 1000
         self.counters.record_decision(decision, latency_us, self.rules.exception_lane)
         self.health.record(decision)
-        return decision
 
     def _lane_command(self, sorter: str, parcel: Parcel,
                       decision: Decision) -> tuple[bytes | None, Decision]:
@@ -400,6 +448,20 @@ class Agent:
             return codec.lane_command(parcel.parcel_id, exception.bin, parcel.barcode), decision
         except (ValueError, EdgeAgentError):
             return None, decision  # counted and alarmed as sorter_unreachable below
+
+    def _emit_outcome(self, payload: dict[str, Any]) -> None:
+        self.parts.outbox.append("outcome", payload)
+        if self.parts.link is not None:
+            self.parts.link.notify_appended()
+
+    def on_outcome_changes(self, changes: list[RateChange]) -> None:
+        for change in changes:
+            self._raise_alarm(change.alarm, "warning" if change.raised else "info",
+                              change.message(), {
+                                  "state": "raised" if change.raised else "cleared",
+                                  "lane": change.lane, "outcome": change.outcome,
+                                  "value": round(change.value, 4), "limit": change.limit,
+                                  "parcels": change.parcels})
 
     def _raise_alarm(self, alarm: str, severity: str, message: str, details: dict) -> None:
         log.warning("alarm", alarm=alarm, severity=severity, message=message, **details)
@@ -473,6 +535,9 @@ class Agent:
             wait = min(wait, max(0.0, (deadline - time.monotonic_ns()) / NS))
         if self._awaiting_ack:
             wait = min(wait, 0.01)
+        outcome_due = self.outcomes.next_deadline_ns()
+        if outcome_due is not None:
+            wait = min(wait, max(0.0, (outcome_due - time.monotonic_ns()) / NS))
         return wait
 
     def _housekeeping(self, force: bool = False) -> None:
@@ -563,6 +628,7 @@ class Agent:
             "counters": dict(self.counters.totals),
             "devices": dict(self._device_states),
             "lanes": self._lanes_view(),
+            "outcomes": self.outcomes.view(),
             **self._inputs_view(),
         }
 
@@ -611,7 +677,9 @@ class Agent:
             "outbox": parts.outbox.stats(),
             "mqtt": parts.link.stats() if parts.link is not None else {"state": "disabled"},
             "in_flight": {"pairing": self.pairer.pending_count(),
-                          "awaiting_ack": len(self._awaiting_ack)},
+                          "awaiting_ack": len(self._awaiting_ack),
+                          "awaiting_outcome": self.outcomes.waiting_count()},
+            "outcomes": self.outcomes.view(),
             "last_decisions": self.counters.recent_decisions(),
             **self._inputs_view(),
         }

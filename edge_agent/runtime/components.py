@@ -77,7 +77,8 @@ def _build_locked(config: AgentConfig, state_lock: StateDirLock) -> Components:
     rules, rules_source = rules_store.initial_rules(config)
     profiles = {name: load_profile(device.profile) for name, device in config.devices.items()}
     roles = {name: profile.kind for name, profile in profiles.items()}
-    if problems := line_problems(roles):
+    sorter_driven = any(p.decode.protocol == "sorter-host" for p in profiles.values())
+    if problems := line_problems(roles, sorter_driven):
         raise ConfigError("config", problems)
     device_for_role = {role: name for name, role in roles.items()}
 

@@ -3,8 +3,9 @@
 Checked by the flusher after each ingestion (never on the decision thread). The budget covers
 the SQLite pages in use plus the journal files; the WAL beside them is kept to a few MB by
 checkpoints and not counted. When over, the oldest telemetry goes first, then alarms, parcel
-events last, down to EVICT_TO_FRACTION of the budget. Every eviction is counted (persisted in
-meta as `evicted.<kind>`), and a gap in alarms or parcel events is itself appended as an alarm.
+and outcome events last, down to EVICT_TO_FRACTION of the budget. Every eviction is counted
+(persisted in meta as `evicted.<kind>`), and a gap in alarms or parcel or outcome events is
+itself appended as an alarm.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ ESTIMATE_MARGIN = 3.0
 EVICT_BATCH = 1000
 
 # Lower ranks are evicted first when the disk budget is reached.
-EVICTION_RANK = {"telemetry": 0, "alarm": 1, "parcel": 2}
+EVICTION_RANK = {"telemetry": 0, "alarm": 1, "parcel": 2, "outcome": 2}
 DEFAULT_RANK = 1
 
 

@@ -59,6 +59,46 @@ class ParcelEvent(Event):
         "central's hold, dangerous goods and the customs declaration where known); a field "
         "absent (from an older event, or not known) is unknown, never zero. docs/MQTT.md "
         "lists them")
+    sorter_tracking: str | None = Field(
+        default=None, description="A sorter-driven line only: the sorter's own tracking number "
+        "for the parcel, from its destination request (absent otherwise)")
+
+
+OutcomeName = Literal[
+    "sorted", "too_late", "bin_full", "bin_disabled", "bin_jammed", "recirculated",
+    "tracking_lost", "recirculation_limit", "no_confirmation", "refused", "not_commanded",
+]
+
+
+class OutcomeEvent(Event):
+    """What finally happened to a parcel the agent decided for: exactly one per decided parcel
+    (when the line has a sorter), published after its decision; join on `parcel_id`."""
+
+    parcel_id: str = Field(description="The decision's parcel_id (events/parcel)")
+    outcome: OutcomeName = Field(
+        description="sorted: into its bin; too_late: the command reached the sorter after the "
+        "parcel passed its bin; bin_full / bin_disabled / bin_jammed: its bin could not take it "
+        "(actual_bin says where it went); recirculated: sent round again (pass_count); "
+        "recirculation_limit: went round more than allowed (a sorter-driven line); "
+        "tracking_lost: the sorter lost the parcel; no_confirmation: the sorter said nothing "
+        "within timeout_ms (always, for a sorter that only acknowledges); refused: the sorter "
+        "refused the command; not_commanded: the command could not be sent")
+    lane: str = Field(description="The lane decided")
+    bin: int = Field(ge=1, le=99, description="The bin commanded")
+    actual_bin: int | None = Field(description="The bin the parcel dropped into, when the "
+                                   "sorter says; None when it did not drop or is unknown")
+    actual_lane: str | None = Field(default=None, description="The lane of actual_bin, if any")
+    source: Literal["sorter", "agent"] = Field(
+        description="sorter: the sorter's confirmation; agent: concluded by the agent")
+    pass_count: int | None = Field(default=None, ge=1, description="recirculated: its rounds")
+    sorter_time: str | None = Field(default=None, description="The sorter's own UTC time of "
+                                    "the drop, ISO-8601 as it sent it (sorted, redirected)")
+    confirmed_bin: int | None = Field(default=None, description="Present only when the "
+                                      "sorter's confirmation named another bin than commanded")
+    timeout_ms: int | None = Field(default=None, description="no_confirmation: the wait")
+    decided_at: str = Field(description="ISO-8601 UTC, when the agent decided (wall clock)")
+    reported_at: str = Field(description="ISO-8601 UTC, when the agent learned the outcome")
+    waited_ms: int = Field(ge=0, description="reported_at - decided_at")
 
 
 class AlarmEvent(Event):
@@ -102,6 +142,10 @@ class Telemetry(Event):
     holds: dict[str, Any] = Field(
         default_factory=dict, description="Central's holds: active (how many apply now) and "
         "newest (the last one put: hold_id, barcode or order_id, reason, expires_at, put_at)")
+    outcomes: dict[str, Any] = Field(
+        default_factory=dict, description="by_lane: lane -> outcome -> parcels since start; "
+        "waiting: parcels awaiting theirs; rates: each lane's recent outcome shares and the "
+        "rate alarms active (absent before outcomes existed)")
 
 
 class Status(Payload):
@@ -246,6 +290,7 @@ class CommandReply(Payload):
 PUBLISHED_MODELS: dict[str, type[BaseModel]] = {
     "status": Status,
     "parcel-event": ParcelEvent,
+    "outcome-event": OutcomeEvent,
     "alarm-event": AlarmEvent,
     "telemetry": Telemetry,
     "device-state": DeviceState,

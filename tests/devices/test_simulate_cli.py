@@ -99,6 +99,39 @@ def test_simulated_sorter_prints_each_lane_command(run_simulate) -> None:
     assert stop(proc) == 0
 
 
+def test_simulated_sorter_confirms_when_asked(run_simulate) -> None:
+    proc, info = run_simulate("sorter", "--outcome", "sorted")
+    with serial.Serial(info["link"], timeout=READ_TIMEOUT_S) as port:
+        port.write(b"DIV P42 3\r\n")
+        assert port.read_until(b"\r\n") == b"ACK P42 3\r\n"
+        assert port.read_until(b"\r\n").startswith(b"SORTED P42 3 20")
+    assert stop(proc) == 0
+
+
+def test_simulated_sorter_driven_sorter_asks_for_each_stdin_parcel(run_simulate) -> None:
+    from edge_agent.devices.codec import make_codec
+    from edge_agent.devices.profiles import load_profile
+    from edge_agent.devices.sorter_host import REPLY
+
+    proc, info = run_simulate("sorter", "--profile", "sorter-host-json")
+    codec = make_codec(load_profile("sorter-host-json"))
+    with serial.Serial(info["link"], timeout=READ_TIMEOUT_S) as port:
+        proc.stdin.write("T1 RB123456785GB 1.5 300x200x100\nbad line\n")
+        proc.stdin.flush()
+        header = port.read(12)
+        [request] = codec.feed(header + port.read(int.from_bytes(header[8:], "big")), 0)
+        assert (request.tracking, request.barcodes, request.weight_kg, request.width_mm) == (
+            "T1", ("RB123456785GB",), 1.5, 200.0)
+        port.write(codec.host_message(REPLY, request.seq, {
+            "tracking": "T1", "chutes": [2], "fallback": 4, "barcode": "RB123456785GB",
+            "late": False}))
+        reply = json.loads(read_line(proc, READ_TIMEOUT_S))
+        assert (reply["seq"], reply["chutes"], reply["fallback"]) == (request.seq, [2], 4)
+        result = port.read(12)
+        assert result[3] == 0x12  # then it reports the parcel's result
+    assert stop(proc) == 0
+
+
 def test_unknown_simulated_profile_is_refused(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["simulate", "scale", "--profile", "no-such-scale"])

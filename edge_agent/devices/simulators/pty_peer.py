@@ -68,6 +68,9 @@ class PtyPeer:
         self.split_pieces = 1  # fault: write each frame in this many pieces
         self._master: int | None = None
         self._slave: int | None = None
+        # +1 per pty opened: a replugged pty may get the closed one's fd number back, and the
+        # reader thread must still register the new one (epoll dropped the old on close).
+        self._generation = 0
         self._lock = threading.RLock()
         self._pending: list[tuple[float, int, bytes]] = []
         self._order = itertools.count()
@@ -214,6 +217,7 @@ class PtyPeer:
         tty.setraw(slave)
         os.set_blocking(master, False)
         self._master, self._slave = master, slave
+        self._generation += 1
         self.slave_path = os.ttyname(slave)
         # Repoint atomically: a reader resolving the link never sees it missing mid-swap.
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
@@ -307,18 +311,18 @@ class PtyPeer:
     def _run(self) -> None:
         with selectors.DefaultSelector() as selector:
             selector.register(self._wake_r, selectors.EVENT_READ)
-            # (line fd, listener fd, connections): fd numbers come back after a close, so the
-            # count of connections tells a new socket from the old one.
-            watched: tuple[int | None, int | None, int] = (None, None, 0)
+            # (line fd, listener fd, connections, generation): fd numbers come back after a
+            # close, so the counts of connections and of replugs tell a new fd from the old one.
+            watched: tuple[int | None, int | None, int, int] = (None, None, 0, 0)
             while not self._stop.is_set():
                 self._reconnect()
                 with self._lock:
                     listener = self._listener.fileno() if self._listener is not None else None
-                    wanted = (self._master, listener, self.connections)
+                    wanted = (self._master, listener, self.connections, self._generation)
                 if wanted != watched:
                     for fd in watched[:2]:
                         if fd is not None:
-                            with contextlib.suppress(KeyError, ValueError):
+                            with contextlib.suppress(KeyError, ValueError, OSError):
                                 selector.unregister(fd)
                     for fd in wanted[:2]:
                         if fd is not None:
@@ -357,6 +361,10 @@ class PtyPeer:
         if not data:
             return
         self.received += data
+        self.on_bytes(data)
+
+    def on_bytes(self, data: bytes) -> None:
+        """Bytes read from the agent: split into command lines (binary protocols override)."""
         self._inbox += data
         terminator = self.command_terminator
         while terminator in self._inbox:
