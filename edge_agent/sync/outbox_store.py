@@ -132,6 +132,43 @@ def replay_journals(
     return len(rows)
 
 
+def evicted_counts(db: sqlite3.Connection) -> dict[str, int]:
+    """Events dropped to keep the disk budget, per kind, since the store was created."""
+    rows = db.execute("SELECT key, value FROM meta WHERE key LIKE 'evicted.%'")
+    return {key.removeprefix("evicted."): value for key, value in rows}
+
+
+def stored_kinds(db: sqlite3.Connection) -> list[str]:
+    return [kind for (kind,) in db.execute("SELECT DISTINCT kind FROM events")]
+
+
+def delete_oldest(db: sqlite3.Connection, kind: str, limit: int) -> tuple[list[int], int]:
+    """One transaction: delete the oldest rows of one kind and count them in meta. Returns the
+    seqs deleted and their estimated bytes (as the outbox counts them)."""
+    rows = db.execute(
+        "SELECT seq, LENGTH(body) FROM events WHERE kind = ? ORDER BY seq LIMIT ?",
+        (kind, limit),
+    ).fetchall()
+    if not rows:
+        return [], 0
+    seqs = [seq for seq, _ in rows]
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(f"DELETE FROM events WHERE seq IN ({','.join('?' * len(seqs))})", seqs)
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
+            (f"evicted.{kind}", len(seqs)),
+        )
+        # The seq counter must never fall back below a seq already issued.
+        set_meta_max(db, "last_seq", seqs[-1])
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return seqs, sum(size + ROW_OVERHEAD_BYTES for _, size in rows)
+
+
 def live_bytes(db: sqlite3.Connection) -> int:
     """Bytes of the main file in use (free pages excluded; the WAL is bounded apart)."""
     pages = db.execute("PRAGMA page_count").fetchone()[0]
