@@ -121,7 +121,7 @@ def register_device_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run_scale(args: argparse.Namespace) -> int:
-    from edge_agent.cli.diag_cmd import describe
+    from edge_agent.cli.diag_format import describe
 
     target = device_target(args, "scale")
     check_profile(target, "scale", args.command)
@@ -143,7 +143,7 @@ def run_scale(args: argparse.Namespace) -> int:
 
 
 def run_scanner(args: argparse.Namespace) -> int:
-    from edge_agent.cli.diag_cmd import describe
+    from edge_agent.cli.diag_format import describe
 
     target = device_target(args, "scanner")
     check_profile(target, "scanner", "trigger_on")

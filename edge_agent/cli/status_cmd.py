@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# Where the shipped unit's agent listens (RuntimeDirectory=edge-agent; docs/INSTALL.md).
-DEFAULT_STATUS_SOCKET = Path("/run/edge-agent/status.sock")
+from edge_agent.runtime.status_server import DEFAULT_STATUS_SOCKET
+
 # Output that is not a terminal (a file, a pipe, the journal's pager): one screen wide.
 WIDTH = 80
 

@@ -8,7 +8,7 @@ import pytest
 from support import pty_devices
 from support.pty_devices import PtyBench
 
-from edge_agent.cli.diag_cmd import parse_device_spec
+from edge_agent.cli.diag_watch import parse_device_spec
 from edge_agent.cli.main import main
 
 # The fixtures, where pytest looks for them.
