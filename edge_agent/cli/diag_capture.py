@@ -16,7 +16,7 @@ import select
 import time
 from pathlib import Path
 
-from edge_agent.cli.diag_device import BUSY_ADVICE, add_device_arguments, device_target
+from edge_agent.cli.diag_device import add_device_arguments, device_target, open_failure_text
 from edge_agent.errors import EdgeAgentError
 
 DEFAULT_SECONDS = 10.0
@@ -43,6 +43,7 @@ def run_capture(args: argparse.Namespace) -> int:
     import serial
 
     from edge_agent.devices.codec import make_codec
+    from edge_agent.devices.open_errors import classify_open_error
     from edge_agent.devices.profiles import load_profile
     from edge_agent.diagnostics.capture import CaptureWriter, times_path
 
@@ -54,10 +55,8 @@ def run_capture(args: argparse.Namespace) -> int:
     try:
         port = serial.Serial(os.path.realpath(target.path), **options)
     except (OSError, serial.SerialException) as exc:
-        busy = "lock" in str(exc) or "Resource temporarily unavailable" in str(exc)
-        advice = BUSY_ADVICE if busy else "check the path: edge-agent diag ports"
-        raise EdgeAgentError(f"{target.path}: {'port busy: ' if busy else ''}{exc}; {advice}") \
-            from None
+        reason = classify_open_error(exc).reason
+        raise EdgeAgentError(open_failure_text(target.path, reason)) from None
     try:
         writer = CaptureWriter(args.out)
     except OSError as exc:

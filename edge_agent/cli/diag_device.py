@@ -81,6 +81,14 @@ def check_profile(target: DeviceTarget, kind: str, command: str) -> None:
             f"profile {profile.name} has no {command!r} command (its commands: {have})")
 
 
+def open_failure_text(path: str, reason: str | None) -> str:
+    """Why a port would not open and what to do, for every `diag` command that opens one."""
+    from edge_agent.devices.open_errors import is_busy
+
+    advice = BUSY_ADVICE if is_busy(reason) else "check the path: edge-agent diag ports"
+    return f"{path}: {reason or 'did not open'}; {advice}"
+
+
 def open_port(target: DeviceTarget) -> tuple[Any, Any]:
     """(hub, port) with the port open; EdgeAgentError naming why it would not open."""
     from edge_agent.devices.hub import DeviceHub
@@ -94,10 +102,8 @@ def open_port(target: DeviceTarget) -> tuple[Any, Any]:
     while not port.connected and time.monotonic() < deadline:
         hub.poll(HUB_STEP_S)
     if not port.connected:
-        error = port.last_error or "did not open"
         hub.close()
-        advice = BUSY_ADVICE if "busy" in error else "check the path: edge-agent diag ports"
-        raise EdgeAgentError(f"{target.path}: {error}; {advice}")
+        raise EdgeAgentError(open_failure_text(target.path, port.last_error))
     return hub, port
 
 

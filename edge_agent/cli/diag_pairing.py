@@ -209,7 +209,7 @@ def _read_captures(scanner: Device, scale: Device) -> Traffic:
 def _read_live(args: argparse.Namespace, scanner: Device, scale: Device) -> Traffic:
     """Both ports through one selector, as the agent reads them, so the stamps are the ones
     the agent's pairing would see."""
-    from edge_agent.cli.diag_device import BUSY_ADVICE
+    from edge_agent.cli.diag_device import open_failure_text
     from edge_agent.devices.hub import DeviceHub
     from edge_agent.devices.port import SupervisedPort
 
@@ -224,9 +224,7 @@ def _read_live(args: argparse.Namespace, scanner: Device, scale: Device) -> Traf
             hub.poll(HUB_STEP_S)
         for port in hub.ports.values():
             if not port.connected:
-                error = port.last_error or "did not open"
-                advice = BUSY_ADVICE if "busy" in error else "check the path: edge-agent diag ports"
-                raise EdgeAgentError(f"{port.path}: {error}; {advice}")
+                raise EdgeAgentError(open_failure_text(port.path, port.last_error))
         if not args.json:
             limit = f" or {args.parcels} parcels" if args.parcels else ""
             print(f"measuring for {args.live:g} s{limit}: run parcels through (Ctrl-C ends it)",

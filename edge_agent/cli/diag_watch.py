@@ -128,8 +128,10 @@ def _summary(hub: Any, tally: dict[str, dict[str, int]]) -> dict[str, dict[str, 
 def _refuse_unusable_ports(hub: Any) -> None:
     """A port held by another program, missing, or not a serial device would be retried
     silently forever (and the watch end with exit 0 having shown nothing): say so instead."""
+    from edge_agent.devices.open_errors import is_busy
+
     busy = [f"{port.name} ({port.path})" for port in hub.ports.values()
-            if port.last_error and "busy" in port.last_error]
+            if is_busy(port.last_error)]
     if busy:
         raise EdgeAgentError(
             f"diag watch: port busy: {', '.join(busy)}; the running agent holds its ports "

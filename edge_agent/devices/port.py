@@ -25,6 +25,7 @@ import serial
 import structlog
 
 from edge_agent.devices.messages import DecodeError, Message
+from edge_agent.devices.open_errors import classify_open_error
 from edge_agent.logs import raw_frames_enabled
 
 if TYPE_CHECKING:
@@ -302,8 +303,5 @@ def _is_device(path: str) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
-    """A one-line reason a technician can act on."""
-    text = str(exc) or type(exc).__name__
-    if "exclusively lock" in text or "Resource temporarily unavailable" in text:
-        return f"port busy (held by another program): {text}"
-    return text
+    """A one-line reason a technician can act on (open_errors says busy the one way)."""
+    return classify_open_error(exc).reason
