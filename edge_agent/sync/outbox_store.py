@@ -5,9 +5,12 @@ The Outbox (outbox.py) owns the locking; these helpers take a connection and do 
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -167,6 +170,25 @@ def delete_oldest(db: sqlite3.Connection, kind: str, limit: int) -> tuple[list[i
         db.execute("ROLLBACK")
         raise
     return seqs, sum(size + ROW_OVERHEAD_BYTES for _, size in rows)
+
+
+def read_only_stats(state_dir: Path) -> dict[str, Any]:
+    """Counts by kind and the oldest event's age, read beside a running agent (a WAL reader
+    never blocks its writer) or after it stopped, so a stopped agent's backlog shows too."""
+    path = state_dir / DB_NAME
+    sizes = {p.name: p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists()}
+    if not path.exists():
+        return {"present": False, "path": str(path)}
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            rows = db.execute("SELECT kind, COUNT(*), MIN(created_ms) FROM events "
+                              "GROUP BY kind").fetchall()
+    except sqlite3.Error as exc:
+        return {"present": True, "path": str(path), "files": sizes, "error": str(exc)}
+    oldest = min((row[2] for row in rows), default=None)
+    return {"present": True, "path": str(path), "files": sizes,
+            "pending_by_kind": {row[0]: row[1] for row in rows},
+            "oldest_age_s": round(time.time() - oldest / 1000, 3) if oldest else None}
 
 
 def live_bytes(db: sqlite3.Connection) -> int:
