@@ -18,12 +18,13 @@ from pathlib import Path
 
 from edge_agent.cli.diag_device import add_device_arguments, device_target, open_failure_text
 from edge_agent.errors import EdgeAgentError
+from edge_agent.exit_codes import EXIT_FAILED, EXIT_OK
+from edge_agent.units import NS_PER_MS
 
 DEFAULT_SECONDS = 10.0
 READ_CHUNK_BYTES = 4096
 # select() wakes at least this often, so the poll period and the time limit are kept.
 SELECT_STEP_S = 0.02
-NS_PER_MS = 1_000_000
 
 
 def add_capture_parser(commands: argparse._SubParsersAction) -> None:
@@ -99,4 +100,4 @@ def run_capture(args: argparse.Namespace) -> int:
     print(f"{writer.bytes} bytes in {writer.chunks} reads -> {args.out} "
           f"(times in {times_path(args.out).name})")
     print(f"replay: edge-agent profiles decode {profile.name} --file {args.out}")
-    return 0 if writer.bytes else 1
+    return EXIT_OK if writer.bytes else EXIT_FAILED

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import EdgeAgentError
+from edge_agent.exit_codes import EXIT_FAILED, EXIT_OK
 
 # A scale answers zero/tare once stable: within a second or two of the load settling.
 REPLY_WAIT_S = 3.0
@@ -141,7 +142,7 @@ def run_scale(args: argparse.Namespace) -> int:
             for name, message in hub.poll(HUB_STEP_S):
                 if message.kind in ("reply", "error"):
                     print(describe(name, message))
-                    return 0 if message.kind == "reply" else 1
+                    return EXIT_OK if message.kind == "reply" else EXIT_FAILED
     finally:
         hub.close()
     print(f"no reply in {REPLY_WAIT_S:g} s: is the load stable? is the profile right?")
@@ -170,4 +171,4 @@ def run_scanner(args: argparse.Namespace) -> int:
     finally:
         hub.close()
     print(f"{reads} reads")
-    return 0 if reads else 1
+    return EXIT_OK if reads else EXIT_FAILED

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from edge_agent.safe_text import terminal_safe
+from edge_agent.units import NS_PER_S
 
 # Technicians' terminals: one line per message, never wrapped.
 WATCH_WIDTH = 80
-NS_PER_S = 1_000_000_000
 
 
 class SteadyClock:

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import EdgeAgentError
+from edge_agent.exit_codes import EXIT_FAILED, EXIT_OK
+from edge_agent.units import NS_PER_MS
 
-MS = 1_000_000
 # Live: opening a pty or a USB adapter takes milliseconds; a port still closed after this is
 # not going to open.
 OPEN_WAIT_S = 1.0
@@ -129,7 +130,7 @@ def run_pairing(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         print("\n".join(_human(report)))
-    return 0 if result.proposal is not None else 1
+    return EXIT_OK if result.proposal is not None else EXIT_FAILED
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -231,7 +232,7 @@ def _read_live(args: argparse.Namespace, scanner: Device, scale: Device) -> Traf
                   flush=True)
         end = time.monotonic() + args.live
         # A stop on --parcels waits for the last parcel's reading too.
-        settle_ns = int(args.max_offset_ms * MS)
+        settle_ns = int(args.max_offset_ms * NS_PER_MS)
         try:
             while time.monotonic() < end:
                 batch = hub.poll(HUB_STEP_S)

@@ -27,6 +27,7 @@ import structlog
 from edge_agent.devices.messages import DecodeError, Message
 from edge_agent.devices.open_errors import classify_open_error
 from edge_agent.logs import raw_frames_enabled
+from edge_agent.units import NS_PER_S
 
 if TYPE_CHECKING:
     from edge_agent.devices.codec import DeviceCodec
@@ -42,8 +43,6 @@ RECONNECT_MAX_S = 5.0
 READ_CHUNK_BYTES = 4096
 # A blocked write (flow control stuck, adapter wedged) must not stall every other port's reads.
 WRITE_TIMEOUT_S = 0.2
-
-NS_PER_S = 1_000_000_000
 
 
 class PortState(StrEnum):

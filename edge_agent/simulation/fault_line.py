@@ -57,7 +57,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
-MS = 1_000_000
+from edge_agent.units import NS_PER_MS
+
 SCALES = ("streaming", "polled")
 STREAMING_FAULTS = ("unsettled", "frame_lost", "extra_reading", "host_busy")
 POLLED_FAULTS = ("reply_lost", "reply_garbled", "reply_late", "no_stable")
@@ -424,19 +425,19 @@ def play(out_dir: Path, plan: LinePlan, *, stdin=None) -> dict:
     writes = timeline(plan)
     platter = PolledPlatter(plan)
     streaming = plan.scale == "streaming"
-    frame_ns = int(plan.geometry.frame_ms * MS)
+    frame_ns = int(plan.geometry.frame_ms * NS_PER_MS)
     expected = plan.expected_lane_commands()
     commands: list[list] = []
     answers: list[int] = []  # polled: when each `S` received is due to be answered (ns)
     replies: list[tuple[int, bytes]] = []  # polled: late replies, (due ns, frame)
-    state = {"start_ns": None if stdin is not None else time.monotonic_ns() + 20 * MS,
+    state = {"start_ns": None if stdin is not None else time.monotonic_ns() + 20 * NS_PER_MS,
              "streaming_on": False, "next_idle_frame": 0, "stalls": 0, "stalled_ns": 0}
     sent, finish_by = 0, None
     while len(commands) < expected:
         now = time.monotonic_ns()
         start = state["start_ns"]
         if start is not None:
-            if sent < len(writes) and (late := now - start - int(writes[sent][0] * MS)) \
+            if sent < len(writes) and (late := now - start - int(writes[sent][0] * NS_PER_MS)) \
                     > MAX_LATE_NS:
                 # This process was not run in time (a loaded host). Writing what fell due
                 # meanwhile in one go would hold scans and frames back together, a fault the
@@ -445,10 +446,10 @@ def play(out_dir: Path, plan: LinePlan, *, stdin=None) -> dict:
                 start = state["start_ns"] = start + late
                 state["stalls"] += 1
                 state["stalled_ns"] += late
-            while sent < len(writes) and start + int(writes[sent][0] * MS) <= now:
+            while sent < len(writes) and start + int(writes[sent][0] * NS_PER_MS) <= now:
                 # Everything due goes now; one write per port per turn, as a device would.
                 batch: dict[str, bytearray] = {}
-                while sent < len(writes) and start + int(writes[sent][0] * MS) <= now:
+                while sent < len(writes) and start + int(writes[sent][0] * NS_PER_MS) <= now:
                     _, port, data = writes[sent]
                     batch.setdefault(port, bytearray()).extend(data)
                     sent += 1
@@ -486,7 +487,7 @@ def play(out_dir: Path, plan: LinePlan, *, stdin=None) -> dict:
             if key.data == "stdin":
                 if stdin.readline().strip() != "go":
                     return {}  # the parent went away before the run
-                state["start_ns"] = time.monotonic_ns() + 20 * MS
+                state["start_ns"] = time.monotonic_ns() + 20 * NS_PER_MS
                 selector.unregister(stdin)
                 continue
             pty = ptys[key.data]
@@ -512,7 +513,8 @@ def play(out_dir: Path, plan: LinePlan, *, stdin=None) -> dict:
                         commands.append([label, int(parts[2]), parts[1], arrived])
                         pty.write(f"ACK {parts[1]} {parts[2]}\r\n".encode())
     return {"commands": commands, "writes": sent, "start_ns": state["start_ns"],
-            "line_stalls": state["stalls"], "line_stalled_ms": round(state["stalled_ns"] / MS, 1)}
+            "line_stalls": state["stalls"],
+            "line_stalled_ms": round(state["stalled_ns"] / NS_PER_MS, 1)}
 
 
 def _name_of(ptys: dict[str, Pty], pty: Pty) -> str:
@@ -527,8 +529,8 @@ def _on_scale_command(line: bytes, platter: PolledPlatter, pty: Pty, state: dict
         if start is None:
             pty.write(b"S S      0.000 kg\r\n")
             return
-        due_ms = platter.answer_at((arrived_ns - start) / MS)
-        answers.append(start + int(due_ms * MS))
+        due_ms = platter.answer_at((arrived_ns - start) / NS_PER_MS)
+        answers.append(start + int(due_ms * NS_PER_MS))
     elif command == b"SIR":
         state["streaming_on"] = True  # continuous output until C
     elif command == b"C":
@@ -544,16 +546,16 @@ def _answer(platter: PolledPlatter, scale: Pty, start_ns: int, now_ns: int, answ
             replies: list) -> None:
     """An `S` is due: if a new parcel arrived meanwhile, it waits for that one to settle (as
     MT-SICS `S` does); otherwise the platter's answer goes, now or late."""
-    now_ms = (now_ns - start_ns) / MS
+    now_ms = (now_ns - start_ns) / NS_PER_MS
     settled_ms = platter.answer_at(now_ms)
     if settled_ms > now_ms:
-        answers.append(start_ns + int(settled_ms * MS))
+        answers.append(start_ns + int(settled_ms * NS_PER_MS))
         return
     frame, later_ms = platter.answer(now_ms)
     if frame is None:
         return  # lost on the line
     if later_ms > 0:
-        replies.append((now_ns + int(later_ms * MS), frame))
+        replies.append((now_ns + int(later_ms * NS_PER_MS), frame))
     else:
         scale.write(frame)
 
@@ -561,10 +563,10 @@ def _answer(platter: PolledPlatter, scale: Pty, start_ns: int, now_ns: int, answ
 def _next_wake(state: dict, writes: list, sent: int, answers: list, replies: list,
                frame_ns: int) -> int:
     now = time.monotonic_ns()
-    wake = now + 50 * MS
+    wake = now + 50 * NS_PER_MS
     start = state["start_ns"]
     if start is not None and sent < len(writes):
-        wake = min(wake, start + int(writes[sent][0] * MS))
+        wake = min(wake, start + int(writes[sent][0] * NS_PER_MS))
     elif start is None and state["streaming_on"]:
         wake = min(wake, state["next_idle_frame"])
     for due in answers:
