@@ -2,9 +2,10 @@
 
 A SupervisedPort does no waiting of its own. The DeviceHub owns one selector for every port and
 calls `read_ready()` when the port's fd is readable and `run_timers()` when `next_deadline_ns()`
-passes. Keeping all reads in one thread is deliberate (see DESIGN.md): each chunk is stamped
-with time.monotonic_ns() the moment it is read, so a scan and a weight are paired by when their
-bytes arrived, never by which thread happened to run first.
+passes. Keeping all reads in one thread is deliberate: each chunk is stamped with
+time.monotonic_ns() the moment it is read, so a scan and a weight are paired by when their
+bytes arrived, never by which thread happened to run first (with a reader thread per port, a
+parcel can take its neighbour's weight; docs/PAIRING.md says how stamps are used).
 
 Reads take whatever the OS has (one os.read per readiness event), never pyserial's readline(),
 which costs a system call per byte and hides arrival times.
