@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import structlog
 
 from edge_agent.cli import state_location
 from edge_agent.cli.main import main
@@ -21,8 +20,6 @@ HOSTILE = "\x1b]0;owned\x07\x1b[2J"
 def _no_installed_config(monkeypatch, tmp_path):
     monkeypatch.setattr(state_location, "DEFAULT_CONFIG", tmp_path / "absent" / "agent.toml")
     monkeypatch.setattr(state_location, "DEFAULT_STATE_DIR", tmp_path / "absent" / "state")
-    yield
-    structlog.reset_defaults()
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

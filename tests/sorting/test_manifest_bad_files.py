@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-import structlog
 
 from edge_agent.cli import state_location
 from edge_agent.cli.main import main
@@ -20,8 +19,6 @@ def _no_installed_config(monkeypatch, tmp_path):
     """The machine running the tests may have an agent installed: never read its config."""
     monkeypatch.setattr(state_location, "DEFAULT_CONFIG", tmp_path / "absent" / "agent.toml")
     monkeypatch.setattr(state_location, "DEFAULT_STATE_DIR", tmp_path / "absent" / "state")
-    yield
-    structlog.reset_defaults()
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -12,7 +12,6 @@ import pytest
 from dated_certs import DatedCa
 from line_harness import AgentProcess, wait_for
 from structlog.testing import capture_logs
-from support.broker import MosquittoBroker, mosquitto  # noqa: F401
 from toolkit_helpers import config_text
 
 from edge_agent.cli.main import main
@@ -115,7 +114,7 @@ def test_a_password_without_tls_to_another_host_is_warned_by_doctor_and_run(tmp_
 
 @pytest.mark.parametrize("fault", ["missing", "not_pem"])
 def test_a_broken_tls_file_leaves_the_line_sorting_and_every_tool_says_why(
-        capsys, tmp_path, mosquitto, fault):  # noqa: F811
+        capsys, tmp_path, mosquitto, fault):
     sim = LineSimulation(tmp_path / "line", parcel_mix(PARCELS, seed=83), rate=50,
                          broker=f"{mosquitto.host}:{mosquitto.port}")
     sim.prepare()
