@@ -47,16 +47,14 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
 import random
 import selectors
 import sys
 import time
-import tty
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import unquote
 
+from edge_agent.simulation.device_pty import DevicePty, acknowledge_divert, report_and_hold
 from edge_agent.units import NS_PER_MS
 
 SCALES = ("streaming", "polled")
@@ -76,7 +74,6 @@ DRAIN_TIMEOUT_S = 15.0
 MAX_LATE_NS = 1_000_000
 # A pty the agent has not opened (or has closed) is listened to again after this long.
 HUNG_UP_RETRY_NS = 10_000_000
-READ_CHUNK = 65536
 SCANNER_PREFIX = "]C0"
 EMPTY_FRAME = b"S S      0.000 kg\r\n"
 GARBLED_FRAME = b"S S ###.#\x7f kg\r\n"
@@ -378,39 +375,10 @@ class PolledPlatter:
 # -- playing it on ptys --------------------------------------------------------------------------
 
 
-class Pty:
-    """The device's end of a pseudo-terminal, with a link the agent opens by name."""
-
+class Pty(DevicePty):
     def __init__(self, link: Path):
-        self.master, slave = os.openpty()
-        tty.setraw(slave)
-        slave_name = os.ttyname(slave)
-        os.close(slave)  # the agent opens it by name; the master keeps the pty alive
-        os.set_blocking(self.master, False)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.unlink(missing_ok=True)
-        link.symlink_to(slave_name)
-        self.inbox = bytearray()
-        self.outbox = bytearray()
-        self.hung_up_until_ns = 0
-
-    def lines(self, data: bytes) -> list[bytes]:
-        self.inbox += data.replace(b"\n", b"\r")
-        *complete, rest = self.inbox.split(b"\r")
-        self.inbox = bytearray(rest)
-        return [line.strip() for line in complete if line.strip()]
-
-    def write(self, data: bytes) -> None:
-        self.outbox += data
-        self.flush()
-
-    def flush(self) -> None:
-        if self.outbox:
-            try:
-                written = os.write(self.master, self.outbox)
-            except OSError:  # full, or nobody has it open yet: retried on the next turn
-                return
-            del self.outbox[:written]
+        super().__init__(link)
+        self.hung_up_until_ns = 0  # the agent's end was closed: listened to again after this
 
 
 def play(out_dir: Path, plan: LinePlan, *, stdin=None) -> dict:
@@ -491,27 +459,19 @@ def play(out_dir: Path, plan: LinePlan, *, stdin=None) -> dict:
                 selector.unregister(stdin)
                 continue
             pty = ptys[key.data]
-            if mask & selectors.EVENT_WRITE:
-                pty.flush()
-            if not mask & selectors.EVENT_READ:
-                continue
-            try:
-                data = os.read(pty.master, READ_CHUNK)
-            except BlockingIOError:
-                continue
-            except OSError:  # the agent has not opened its end, or has closed it
+            data = pty.serve(mask)
+            if data is None:  # the agent has not opened its end, or has closed it
                 pty.hung_up_until_ns = time.monotonic_ns() + HUNG_UP_RETRY_NS
+                continue
+            if not data:
                 continue
             arrived = time.monotonic_ns()
             for line in pty.lines(data):
                 if key.data == "scale":
                     _on_scale_command(line, platter, pty, state, answers, arrived)
-                elif key.data == "sorter":
-                    parts = line.decode("ascii", "replace").split()
-                    if len(parts) in (3, 4) and parts[0] == "DIV":
-                        label = unquote(parts[3]) if len(parts) == 4 else None
-                        commands.append([label, int(parts[2]), parts[1], arrived])
-                        pty.write(f"ACK {parts[1]} {parts[2]}\r\n".encode())
+                elif key.data == "sorter" and \
+                        (command := acknowledge_divert(pty, line, arrived)) is not None:
+                    commands.append(command)
     return {"commands": commands, "writes": sent, "start_ns": state["start_ns"],
             "line_stalls": state["stalls"],
             "line_stalled_ms": round(state["stalled_ns"] / NS_PER_MS, 1)}
@@ -687,10 +647,7 @@ def score(plan: LinePlan, events: list[dict]) -> dict:
 def main(argv: list[str]) -> int:
     out_dir, plan_path, results_path = Path(argv[0]), Path(argv[1]), Path(argv[2])
     plan = LinePlan.from_json(plan_path.read_text())
-    outcome = play(out_dir, plan, stdin=sys.stdin)
-    results_path.write_text(json.dumps(outcome))
-    print("done", flush=True)
-    sys.stdin.read()  # until the parent closes it: the ptys stay open till then
+    report_and_hold(results_path, play(out_dir, plan, stdin=sys.stdin))
     return 0
 
 
