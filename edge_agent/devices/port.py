@@ -68,7 +68,12 @@ class SupervisedPort:
         baudrate: int | None = None,
         poll_period_ms: int | None = None,
         clock: Callable[[], int] = time.monotonic_ns,
+        quiet: bool = False,
+        on_bytes: Callable[[bytes, int], None] | None = None,
     ) -> None:
+        """`quiet`: send the device nothing (no start-up or shutdown commands, no polls), only
+        listen. `on_bytes(chunk, received_ns)`: every chunk as read, before it is decoded (a
+        raw capture of what the device sent)."""
         from edge_agent.devices.codec import make_codec
 
         self.name = name
@@ -76,6 +81,8 @@ class SupervisedPort:
         self.profile = profile
         self.baudrate = baudrate
         self.clock = clock
+        self.quiet = quiet
+        self._on_bytes = on_bytes
         self.codec: DeviceCodec = make_codec(profile)
         period_ms = poll_period_ms or profile.polling.period_ms
         self.poll_period_ns = int(period_ms) * 1_000_000 if period_ms else None
@@ -145,10 +152,10 @@ class SupervisedPort:
         self._set_state(PortState.CONNECTED, None)
         log.info("device_connected", device=self.name, path=self.path, resolved=resolved,
                  profile=self.profile.name)
-        for command in self.codec.startup_commands():
+        for command in () if self.quiet else self.codec.startup_commands():
             if not self.send(command):
                 return False  # lost again at once; the retry is already scheduled
-        request = self.codec.poll_request() if self.poll_period_ns else None
+        request = self.codec.poll_request() if self.poll_period_ns and not self.quiet else None
         self._next_poll_ns = now if request is not None else None
         return True
 
@@ -171,6 +178,8 @@ class SupervisedPort:
         self.counters["bytes_in"] += len(data)
         if raw_frames_enabled():
             log.debug("serial_in", device=self.name, hex=data.hex(" "))
+        if self._on_bytes is not None:
+            self._on_bytes(data, received_ns)
         return self._account(self.codec.feed(data, received_ns))
 
     def run_timers(self) -> list[Message]:
@@ -227,7 +236,7 @@ class SupervisedPort:
 
     def close(self) -> None:
         """Stop for good: send the profile's shutdown commands and release the port."""
-        if self._serial is not None:
+        if self._serial is not None and not self.quiet:
             for command in self.codec.shutdown_commands():
                 self.send(command)
         self._close_serial()
