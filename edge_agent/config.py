@@ -21,10 +21,47 @@ TOPIC_LEVEL_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
 class DeviceConfig(StrictModel):
-    port: str = Field(min_length=1, description="Serial port path, e.g. /dev/serial/by-id/...")
+    """One device: on a serial port (the default) or on the network over TCP.
+
+    Serial: `port` is the device path. TCP (`transport = "tcp"`): `port` is the TCP port number
+    and `host` an IP address: the device's when the agent connects to it (`role = "client"`,
+    the default), the local address to listen on when the device connects to the agent
+    (`role = "server"`). How each behaves: docs/PROTOCOLS.md, "Devices on the network".
+    """
+
+    transport: Literal["serial", "tcp"] = "serial"
+    port: str | int = Field(description="Serial port path (/dev/serial/by-id/...); TCP port number")
     profile: str = Field(min_length=1, description="Firmware profile (edge-agent profiles list)")
     baudrate: int | None = Field(default=None, gt=0, description="Overrides the profile's baud")
     poll_period_ms: int | None = Field(default=None, gt=0, le=60_000)
+    host: str | None = Field(default=None, description="TCP: the device's (client) or our "
+                             "listening (server) IP address")
+    role: Literal["client", "server"] | None = Field(default=None, description="TCP: who connects")
+    connect_timeout_s: float | None = Field(default=None, gt=0, le=60)
+    # No bytes from the device for this long: the link is taken as dead and made again. 0 turns
+    # it off; unset, the profile's [tcp] idle_timeout_ms (or off).
+    idle_timeout_s: float | None = Field(default=None, ge=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _transport_settings(self) -> DeviceConfig:
+        from edge_agent.devices.tcp_endpoint import endpoint_problems
+
+        if self.transport == "serial":
+            if not isinstance(self.port, str) or not self.port:
+                raise ValueError(
+                    f"port: {self.port!r} is not a serial device path; a device on the network "
+                    'needs transport = "tcp" and host')
+            tcp_only = [name for name in ("host", "role", "connect_timeout_s", "idle_timeout_s")
+                        if getattr(self, name) is not None]
+            if tcp_only:
+                raise ValueError(f"{', '.join(tcp_only)}: only for a device on the network "
+                                 '(transport = "tcp")')
+            return self
+        if self.baudrate is not None:
+            raise ValueError("baudrate: a device on the network (transport = \"tcp\") has none")
+        if problems := endpoint_problems(self.host, self.port, self.role or "client"):
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class PairingConfig(StrictModel):

@@ -153,7 +153,9 @@ def _device(args: argparse.Namespace, config: Any, role: str) -> Device:
         name, device = named[0]
         if profile_name is None:
             profile_name, named_by = device.profile, f"devices.{name}.profile"
-        port = port or device.port
+        from edge_agent.devices.ports import device_location
+
+        port = port or device_location(device)
         baudrate = device.baudrate
     if profile_name is None:
         raise EdgeAgentError(f"diag pairing: name the {role}'s profile with --{role}-profile, "
@@ -212,14 +214,18 @@ def _read_live(args: argparse.Namespace, scanner: Device, scale: Device) -> Traf
     the agent's pairing would see."""
     from edge_agent.cli.diag_device import open_failure_text
     from edge_agent.devices.hub import DeviceHub
-    from edge_agent.devices.port import SupervisedPort
+    from edge_agent.devices.ports import port_for_location
 
     traffic = Traffic(source="live")
     hub = DeviceHub()
     try:
         for device in (scanner, scale):
-            hub.add(SupervisedPort(device.role, device.port or "", device.profile,
-                                   baudrate=device.baudrate))
+            try:
+                port = port_for_location(device.role, device.port or "", device.profile,
+                                         baudrate=device.baudrate)
+            except ValueError as exc:
+                raise EdgeAgentError(str(exc)) from None
+            hub.add(port)
         deadline = time.monotonic() + OPEN_WAIT_S
         while not all(p.connected for p in hub.ports.values()) and time.monotonic() < deadline:
             hub.poll(HUB_STEP_S)

@@ -73,7 +73,8 @@ def parse_device_spec(text: str) -> WatchTarget:
 
 def add_watch_parser(commands: argparse._SubParsersAction) -> None:
     watch = commands.add_parser("watch", help="print live decoded messages from devices")
-    watch.add_argument("--port", help="serial port path (with --profile)")
+    watch.add_argument("--port", help="serial port path, tcp://HOST:PORT or "
+                       "tcp-listen://HOST:PORT (with --profile)")
     watch.add_argument("--profile", help="firmware profile of the device on --port")
     watch.add_argument("--device", action="append", type=parse_device_spec, default=[],
                        metavar="NAME=PATH:PROFILE", help="a device to watch (repeatable)")
@@ -91,9 +92,10 @@ def _targets(args: argparse.Namespace) -> list[WatchTarget]:
     targets = list(args.device)
     if getattr(args, "config", None) is not None:
         from edge_agent.config import load_config  # ConfigError: the CLI exits 2
+        from edge_agent.devices.ports import device_location
 
         config = load_config(args.config)
-        targets += [WatchTarget(name, device.port, device.profile)
+        targets += [WatchTarget(name, device_location(device), device.profile)
                     for name, device in config.devices.items()]
     if args.port or args.profile:
         if not (args.port and args.profile):
@@ -125,6 +127,22 @@ def _summary(hub: Any, tally: dict[str, dict[str, int]]) -> dict[str, dict[str, 
     return out
 
 
+def _settle_network_links(hub: Any) -> list[Any]:
+    """A connect to a device on the network finishes in the hub's loop: wait for each to link
+    or fail (at most its connect timeout), so a refused address is said, not watched in
+    silence. Devices that connect to us are not waited for: they come when they come."""
+    clients = [port for port in hub.ports.values()
+               if port.transport == "tcp" and port.endpoint.role == "client"]
+    early: list[Any] = []  # messages read meanwhile, shown first
+    if not clients:
+        return early
+    deadline = time.monotonic() + max(port.endpoint.connect_timeout_s for port in clients)
+    while time.monotonic() < deadline and not all(
+            port.connected or port.last_error for port in clients):
+        early += hub.poll(WATCH_POLL_S)
+    return early
+
+
 def _refuse_unusable_ports(hub: Any) -> None:
     """A port held by another program, missing, or not a serial device would be retried
     silently forever (and the watch end with exit 0 having shown nothing): say so instead."""
@@ -137,18 +155,20 @@ def _refuse_unusable_ports(hub: Any) -> None:
             f"diag watch: port busy: {', '.join(busy)}; the running agent holds its ports "
             "exclusively: watch it with `edge-agent diag status --follow`, or stop it first "
             "(systemctl stop edge-agent)")
-    unusable = [f"{port.name}: {port.last_error}" for port in hub.ports.values()
-                if not port.connected and port.last_error]
+    unusable = [port for port in hub.ports.values() if not port.connected and port.last_error]
     if unusable:
+        on_network = any(port.transport == "tcp" for port in unusable)
+        advice = ("is the device on and its address right? `edge-agent doctor` checks the link"
+                  if on_network else "`edge-agent diag ports` lists the serial ports there are")
         raise EdgeAgentError(
-            f"diag watch: cannot open {'; '.join(unusable)}; `edge-agent diag ports` lists "
-            "the serial ports there are")
+            "diag watch: cannot open "
+            f"{'; '.join(f'{port.name}: {port.last_error}' for port in unusable)}; {advice}")
 
 
 def run_watch(args: argparse.Namespace) -> int:
     from edge_agent.devices.hub import DeviceHub
     from edge_agent.devices.messages import message_to_dict
-    from edge_agent.devices.port import SupervisedPort
+    from edge_agent.devices.ports import port_for_location
     from edge_agent.devices.profiles import load_profile
 
     targets = _targets(args)
@@ -165,8 +185,13 @@ def run_watch(args: argparse.Namespace) -> int:
     hub = DeviceHub()
     try:
         for target in targets:
-            hub.add(SupervisedPort(target.name, target.path, profiles[target.name],
-                                   baudrate=args.baudrate, poll_period_ms=args.poll_ms))
+            try:
+                port = port_for_location(target.name, target.path, profiles[target.name],
+                                         baudrate=args.baudrate, poll_period_ms=args.poll_ms)
+            except ValueError as exc:
+                raise EdgeAgentError(f"diag watch: {exc}") from None
+            hub.add(port)
+        early = _settle_network_links(hub)
         _refuse_unusable_ports(hub)
         steady = SteadyClock()
         while not stop["signal"]:
@@ -174,7 +199,8 @@ def run_watch(args: argparse.Namespace) -> int:
                 break
             if args.count is not None and seen >= args.count:
                 break
-            for name, message in hub.poll(WATCH_POLL_S):
+            batch, early = early + hub.poll(WATCH_POLL_S), []
+            for name, message in batch:
                 if args.count is not None and seen >= args.count:
                     break
                 seen += 1

@@ -130,8 +130,10 @@ def run_show(args: argparse.Namespace) -> int:
     )
     for key in ("name", "kind", "vendor", "description"):
         print(f"{key} = {_toml_value(document[key])}")
-    for section in ("line", "framing", "polling", "decode"):
-        values = document[section]
+    for section in ("line", "framing", "polling", "decode", "tcp"):
+        values = document.get(section)
+        if not values and section == "tcp":
+            continue  # only a device with a heartbeat or an idle timeout of its own has one
         print(f"\n[{section}]")
         tables = {key: value for key, value in values.items() if isinstance(value, dict)}
         for key, value in values.items():

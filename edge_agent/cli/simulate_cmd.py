@@ -37,6 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             help=f"firmware profile to speak (default {default})")
         parser.add_argument("--link", type=Path,
                             help="stable symlink to the pty, like a /dev/serial/by-id name")
+        network = parser.add_mutually_exclusive_group()
+        network.add_argument("--tcp", type=_address, metavar="HOST:PORT",
+                             help="on the network instead of a pty: listen there (the agent "
+                             "connects, tcp://HOST:PORT)")
+        network.add_argument("--connect", type=_address, metavar="HOST:PORT",
+                             help="on the network: connect to an agent listening there "
+                             "(tcp-listen://HOST:PORT)")
         parser.add_argument("--json", action="store_true", help="print the paths as JSON")
         parser.set_defaults(handler=run_simulate, simulate_kind=kind)
         return parser
@@ -59,7 +66,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_line_parser(kinds)
 
 
+def _address(text: str) -> tuple[str, int]:
+    """HOST:PORT for --tcp/--connect, HOST an IP address (checked as the agent checks it)."""
+    from edge_agent.devices.tcp_endpoint import parse_endpoint
+
+    try:
+        endpoint = parse_endpoint("tcp://" + text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("'tcp://")) from None
+    assert endpoint is not None
+    return endpoint.host, endpoint.port
+
+
 def _make_simulator(args: argparse.Namespace) -> Any:
+    simulator = _make_device(args)
+    if getattr(args, "tcp", None):
+        simulator.serve_tcp(*args.tcp)
+    elif getattr(args, "connect", None):
+        simulator.connect_tcp(*args.connect)
+    return simulator
+
+
+def _make_device(args: argparse.Namespace) -> Any:
     from edge_agent.devices.simulators import (
         DwsSimulator,
         ScaleSimulator,
@@ -141,9 +169,15 @@ def run_simulate(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, lambda signum, _frame: stopping.append(signum))
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        on_network = bool(getattr(args, "tcp", None) or getattr(args, "connect", None))
         if args.json:
+            where = ({"url": simulator.url} if on_network else
+                     {"pty": simulator.slave_path, "link": str(simulator.path)})
             _print_line(json.dumps({"device": args.simulate_kind, "profile": args.profile,
-                                    "pty": simulator.slave_path, "link": str(simulator.path)}))
+                                    **where}))
+        elif on_network:
+            _print_line(f"simulated {args.simulate_kind} ({args.profile}) on the network: the "
+                        f"agent's port is {simulator.url}")
         else:
             _print_line(f"simulated {args.simulate_kind} ({args.profile}) on "
                         f"{simulator.slave_path}, link {simulator.path}")

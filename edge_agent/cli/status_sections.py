@@ -176,6 +176,10 @@ def devices_table(devices: Mapping[str, Any], zone: tzinfo | None) -> Group:
         if fields.get("last_error"):
             errors.append(Text.assemble(
                 (f"  {safe(name)}: ", "bold red"), safe(fields["last_error"])))
+        elif fields.get("role") == "server" and state != "connected":
+            errors.append(Text.assemble(
+                (f"  {safe(name)}: ", "bold"),
+                f"listening on {safe(fields.get('path'))}, no device connected yet"))
     return Group(table, *errors)
 
 

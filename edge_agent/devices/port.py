@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import stat
 import time
 from collections.abc import Callable
@@ -59,6 +60,9 @@ def _wall_clock_iso() -> str:
 class SupervisedPort:
     """A serial device by path (by-id symlinks followed at each open) with its profile's codec."""
 
+    transport = "serial"
+    END_OF_FILE = "end of file (device gone)"
+
     def __init__(
         self,
         name: str,
@@ -68,12 +72,7 @@ class SupervisedPort:
         baudrate: int | None = None,
         poll_period_ms: int | None = None,
         clock: Callable[[], int] = time.monotonic_ns,
-        quiet: bool = False,
-        on_bytes: Callable[[bytes, int], None] | None = None,
     ) -> None:
-        """`quiet`: send the device nothing (no start-up or shutdown commands, no polls), only
-        listen. `on_bytes(chunk, received_ns)`: every chunk as read, before it is decoded (a
-        raw capture of what the device sent)."""
         from edge_agent.devices.codec import make_codec
 
         self.name = name
@@ -81,8 +80,6 @@ class SupervisedPort:
         self.profile = profile
         self.baudrate = baudrate
         self.clock = clock
-        self.quiet = quiet
-        self._on_bytes = on_bytes
         self.codec: DeviceCodec = make_codec(profile)
         period_ms = poll_period_ms or profile.polling.period_ms
         self.poll_period_ns = int(period_ms) * 1_000_000 if period_ms else None
@@ -96,25 +93,38 @@ class SupervisedPort:
         }
         self.last_frame_ns: int | None = None
         self._last_frame_wall: float | None = None
-        self._serial: serial.Serial | None = None
+        # The open connection: a serial.Serial here, a socket in TcpPort. Both have fileno() and
+        # close(), which is all the reading and writing below needs.
+        self._handle: Any = None
         self._unsent = b""  # the tail of the last command, when the output buffer was full
         self._connected_once = False
         self.connection_number = 0  # counts opens, so the hub can tell a reused fd number apart
         self._retry_delay_s = RECONNECT_INITIAL_S
         self._retry_at_ns: int | None = None
         self._next_poll_ns: int | None = None
+        # Sees every chunk as read, with its time (diag capture records the raw bytes this way).
+        self.tap: Callable[[bytes, int], None] | None = None
 
     # -- what the hub asks -----------------------------------------------------------------
     def fileno(self) -> int | None:
-        return self._serial.fileno() if self._serial is not None else None
+        return self._handle.fileno() if self._handle is not None else None
 
     @property
     def connected(self) -> bool:
-        return self._serial is not None
+        return self._handle is not None
+
+    def watched(self) -> tuple[tuple[int, int], ...]:
+        """(fd, selector events) the hub must watch for this port now; empty while closed."""
+        fd = self.fileno()
+        return () if fd is None else ((fd, selectors.EVENT_READ),)
+
+    def on_ready(self, fd: int, events: int) -> list[Message]:
+        """The hub saw `events` on one of the watched fds."""
+        return self.read_ready()
 
     def next_deadline_ns(self) -> int | None:
         """The earliest time this port needs `run_timers()`: a retry, a poll or a flush."""
-        if self._serial is None:
+        if self._handle is None:
             return self._retry_at_ns
         # Called several times per turn of the decision loop: no list, no min() of one value.
         poll, flush = self._next_poll_ns, self.codec.next_deadline_ns()
@@ -139,8 +149,12 @@ class SupervisedPort:
         except (OSError, serial.SerialException, ValueError) as exc:
             self._open_failed(now, _describe(exc))
             return False
-        self._serial = port
-        self.device = resolved
+        return self._opened(port, resolved, now)
+
+    def _opened(self, handle: Any, device: str, now: int) -> bool:
+        """The link is up (serial or TCP): fresh framing, start-up commands, then polls."""
+        self._handle = handle
+        self.device = device
         self.connection_number += 1
         if self._connected_once:
             self.counters["reconnects"] += 1
@@ -150,21 +164,21 @@ class SupervisedPort:
         self.codec.reset()  # half a frame from before an unplug must not glue onto the next
         self._unsent = b""  # nor half a command we could not finish sending
         self._set_state(PortState.CONNECTED, None)
-        log.info("device_connected", device=self.name, path=self.path, resolved=resolved,
+        log.info("device_connected", device=self.name, path=self.path, resolved=device,
                  profile=self.profile.name)
-        for command in () if self.quiet else self.codec.startup_commands():
+        for command in self.codec.startup_commands():
             if not self.send(command):
                 return False  # lost again at once; the retry is already scheduled
-        request = self.codec.poll_request() if self.poll_period_ns and not self.quiet else None
+        request = self.codec.poll_request() if self.poll_period_ns else None
         self._next_poll_ns = now if request is not None else None
         return True
 
     def read_ready(self) -> list[Message]:
         """The fd is readable: take one chunk, stamp it, decode it."""
-        if self._serial is None:
+        if self._handle is None:
             return []
         try:
-            data = os.read(self._serial.fileno(), READ_CHUNK_BYTES)
+            data = os.read(self._handle.fileno(), READ_CHUNK_BYTES)
         except (BlockingIOError, InterruptedError):
             return []
         except OSError as exc:
@@ -173,19 +187,19 @@ class SupervisedPort:
             return []
         received_ns = self.clock()
         if not data:
-            self._lost("end of file (device gone)")
+            self._lost(self.END_OF_FILE)
             return []
         self.counters["bytes_in"] += len(data)
+        if self.tap is not None:
+            self.tap(data, received_ns)
         if raw_frames_enabled():
             log.debug("serial_in", device=self.name, hex=data.hex(" "))
-        if self._on_bytes is not None:
-            self._on_bytes(data, received_ns)
         return self._account(self.codec.feed(data, received_ns))
 
     def run_timers(self) -> list[Message]:
         """Do whatever is due: reconnect, send a poll, or flush an idle-gap frame."""
         now = self.clock()
-        if self._serial is None:
+        if self._handle is None:
             if self._retry_at_ns is not None and now >= self._retry_at_ns:
                 self.connect()
             return []
@@ -204,7 +218,7 @@ class SupervisedPort:
 
     def send(self, data: bytes) -> bool:
         """Write a command; False when the port is not connected or the write failed."""
-        if self._serial is None:
+        if self._handle is None:
             return False
         if raw_frames_enabled():
             log.debug("serial_out", device=self.name, hex=data.hex(" "))
@@ -214,7 +228,7 @@ class SupervisedPort:
             # (a third of a lane command's cost). Nothing here ever waits: a device that stops
             # taking bytes (flow control held, a controller that hung) must not stop the reading
             # of every other port on the line.
-            fd = self._serial.fileno()
+            fd = self._handle.fileno()
             if self._unsent:
                 # The tail of a command the buffer could not take whole goes first, so the
                 # device never sees two commands interleaved.
@@ -236,10 +250,10 @@ class SupervisedPort:
 
     def close(self) -> None:
         """Stop for good: send the profile's shutdown commands and release the port."""
-        if self._serial is not None and not self.quiet:
+        if self._handle is not None:
             for command in self.codec.shutdown_commands():
                 self.send(command)
-        self._close_serial()
+        self._close_handle()
         self._retry_at_ns = None
         self._set_state(PortState.DISCONNECTED, self.last_error)
 
@@ -260,6 +274,7 @@ class SupervisedPort:
             "device": self.device,
             "profile": self.profile.name,
             "kind": self.profile.kind,
+            "transport": self.transport,
             "state": self.state.value,
             "since": self.since,
             "last_error": self.last_error,
@@ -282,17 +297,21 @@ class SupervisedPort:
             log.warning("device_open_failed", device=self.name, path=self.path, error=error,
                         retry_s=self._retry_delay_s)
         self._set_state(PortState.DISCONNECTED, error)
-        self._retry_at_ns = now + int(self._retry_delay_s * NS_PER_S)
+        self._retry_at_ns = now + self._backoff_ns()
         self._retry_delay_s = min(self._retry_delay_s * 2, RECONNECT_MAX_S)
 
     def _lost(self, error: str) -> None:
         log.warning("device_disconnected", device=self.name, path=self.path, error=error)
-        self._close_serial()
+        self._close_handle()
         self._set_state(PortState.DISCONNECTED, error)
-        self._retry_at_ns = self.clock() + int(self._retry_delay_s * NS_PER_S)
+        self._retry_at_ns = self.clock() + self._backoff_ns()
 
-    def _close_serial(self) -> None:
-        port, self._serial = self._serial, None
+    def _backoff_ns(self) -> int:
+        """How long until the next try: the current backoff step."""
+        return int(self._retry_delay_s * NS_PER_S)
+
+    def _close_handle(self) -> None:
+        port, self._handle = self._handle, None
         self._next_poll_ns = None
         if port is not None:
             with contextlib.suppress(OSError, serial.SerialException):

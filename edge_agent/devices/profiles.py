@@ -172,6 +172,26 @@ Framing = Annotated[
 ]
 
 
+class TcpSettings(StrictModel):
+    """What a device on the network needs beyond its framing (docs/PROTOCOLS.md, "Devices on
+    the network"): bytes that keep the link alive, and how long a silent link may live."""
+
+    # Sent whenever the agent has sent nothing for heartbeat_period_ms (a device that drops a
+    # silent link, as the public sorter specs' hosts and devices do after 30 s).
+    heartbeat: NonEmptyWire | None = None
+    heartbeat_period_ms: int | None = Field(default=None, gt=0, le=3_600_000)
+    # No bytes from the device for this long: the link is dead, make it again. A device that
+    # sends a heartbeat of its own allows a few of its periods; one that talks only when a
+    # parcel passes has none (a quiet line would reconnect all night).
+    idle_timeout_ms: int | None = Field(default=None, gt=0, le=86_400_000)
+
+    @model_validator(mode="after")
+    def _heartbeat_whole(self) -> TcpSettings:
+        if (self.heartbeat is None) != (self.heartbeat_period_ms is None):
+            raise ValueError("heartbeat and heartbeat_period_ms go together")
+        return self
+
+
 class Polling(StrictModel):
     """What the agent sends. `request` every `period_ms` in mode "poll"; `startup` once the port
     opens (e.g. start continuous output, trigger on); `shutdown` before it closes."""
@@ -382,6 +402,7 @@ class Profile(StrictModel):
     framing: Framing
     polling: Polling = Polling()
     decode: Decode
+    tcp: TcpSettings = TcpSettings()
 
     _source: str = PrivateAttr(default="")
 

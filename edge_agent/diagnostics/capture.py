@@ -37,12 +37,11 @@ class CaptureWriter:
     """Appends chunks to FILE and their arrival times to FILE.times, flushed as they come so a
     capture cut short (Ctrl-C, unplug) keeps everything read until then."""
 
-    def __init__(self, path: Path, start_ns: int | None = None):
-        """`start_ns`: when the capture began (time.monotonic_ns()), if before this call."""
+    def __init__(self, path: Path):
         self.path = path
         self._data: IO[bytes] = path.open("wb")
         self._times: IO[str] = times_path(path).open("w")
-        self._start_ns = time.monotonic_ns() if start_ns is None else start_ns
+        self._start_ns = time.monotonic_ns()
         self.bytes = 0
         self.chunks = 0
 

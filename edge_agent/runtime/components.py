@@ -17,7 +17,7 @@ import structlog
 from edge_agent.config import AgentConfig
 from edge_agent.devices.hub import DeviceHub
 from edge_agent.devices.line_devices import line_problems
-from edge_agent.devices.port import SupervisedPort
+from edge_agent.devices.ports import port_for_device
 from edge_agent.devices.profiles import load_profile
 from edge_agent.errors import ConfigError
 from edge_agent.runtime import rules_store
@@ -96,8 +96,7 @@ def _build_locked(config: AgentConfig, state_lock: StateDirLock) -> Components:
 
     hub = DeviceHub()
     for name, device in config.devices.items():
-        port = SupervisedPort(name, device.port, profiles[name], baudrate=device.baudrate,
-                              poll_period_ms=device.poll_period_ms)
+        port = port_for_device(name, device, profiles[name])
         if config.pairing.mode == "poll-after-scan" and roles[name] == "scale":
             # Each reply must answer the request made for one parcel: a periodic poll's reply
             # looks the same on the wire (MT-SICS S and SI) and would answer the wrong parcel.

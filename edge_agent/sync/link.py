@@ -45,10 +45,6 @@ log = structlog.get_logger(__name__)
 
 # The publisher wakes at least this often even with nothing to do (telemetry, retry timers).
 PUBLISHER_IDLE_S = 0.5
-# After a wake-up the publisher lets this much more arrive before it works, so at hundreds of
-# events a second it reads and publishes batches instead of one row per wake-up. Delivery to
-# central is a few milliseconds later; the belt never waits on it.
-PUBLISHER_COALESCE_S = 0.005
 # Delivered rows are deleted in batches: each delete is a write transaction on the outbox, whose
 # lock the decision thread's appends also take. A kill before the delete only means the rows are
 # published again after the restart (consumers de-duplicate by event_id).
@@ -108,6 +104,7 @@ class MqttLink:
         self._delivered: list[int] = []  # acknowledged, not yet deleted from the outbox
         self._delete_due = 0.0
         self._wake = threading.Event()
+        self._wake_on_acks = max(1, self.mqtt_config.max_inflight // 2)
         self._stopping = threading.Event()
         self._connected = threading.Event()
         # Set when the broker acknowledged the subscription to commands (cleared on connect):
@@ -338,8 +335,13 @@ class MqttLink:
 
     def _handle_publish(self, client: mqtt.Client, userdata: Any, mid: int,
                         reason_code: Any, properties: Any) -> None:
-        self._puback_queue.append((mid, int(reason_code.value), str(reason_code)))
-        self._wake.set()
+        code = int(reason_code.value)
+        self._puback_queue.append((mid, code, str(reason_code)))
+        # Acknowledgements are settled on the publisher's next pass (the next event's, or the
+        # idle timer's). They wake it only when that cannot wait: a refusal, or an in-flight
+        # window half taken. A wake-up per PUBACK doubled the publisher's passes per event.
+        if code >= 0x80 or len(self._puback_queue) >= self._wake_on_acks:
+            self._wake.set()
 
     def _handle_message(self, client: mqtt.Client, userdata: Any,
                         message: mqtt.MQTTMessage) -> None:
@@ -385,8 +387,11 @@ class MqttLink:
     def _publish_loop(self) -> None:
         next_telemetry = time.monotonic() + self.mqtt_config.telemetry_period_s
         while True:
-            if self._wake.wait(PUBLISHER_IDLE_S) and not self._stopping.is_set():
-                self._stopping.wait(PUBLISHER_COALESCE_S)
+            # An event wakes the publisher, which publishes it at once: no timer holds it back.
+            # Events appended while a pass runs wait for the next pass and go out together, so
+            # batches form only when events queue (hundreds a second), never when they trickle.
+            # Acknowledgements waiting to be settled shorten the idle wait (see _settle_acks).
+            self._wake.wait(ACK_DELETE_MAX_DELAY_S if self._puback_queue else PUBLISHER_IDLE_S)
             self._wake.clear()
             try:
                 self._settle_acks()

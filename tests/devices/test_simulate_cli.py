@@ -7,6 +7,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -143,3 +144,42 @@ def test_dws_stdin_lines_that_are_not_records(line) -> None:
 
     with pytest.raises(ValueError):
         parse_dws_line(line)
+
+
+def test_simulated_dws_unit_on_the_network_serves_its_records(run_simulate) -> None:
+    import socket
+
+    from edge_agent.devices.codec import make_codec
+    from edge_agent.devices.profiles import load_profile
+    from edge_agent.simulation.local_broker import free_port
+
+    port = free_port()
+    proc, info = run_simulate("dws", "--tcp", f"127.0.0.1:{port}")
+    assert info["url"] == f"tcp://127.0.0.1:{port}"
+    codec = make_codec(load_profile("generic-dws"))
+    with socket.create_connection(("127.0.0.1", port), timeout=READ_TIMEOUT_S) as link:
+        # The simulator takes the connection on its own thread: a record typed before that goes
+        # nowhere (as from a unit whose link is down), so type one until a record arrives.
+        link.settimeout(0.2)
+        data = b""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while b"\n" not in data and time.monotonic() < deadline:
+            proc.stdin.write("LP1 1.25 300x200x100\n")
+            proc.stdin.flush()
+            try:
+                while b"\n" not in data:
+                    chunk = link.recv(4096)
+                    assert chunk, "the simulator closed the link"
+                    data += chunk
+            except TimeoutError:
+                continue
+    record = codec.feed(data, 0)[0]
+    assert (record.barcodes, record.weight_kg, record.height_mm) == (("LP1",), 1.25, 100.0)
+    assert stop(proc) == 0
+
+
+def test_simulate_refuses_a_network_address_that_is_not_one(capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["simulate", "dws", "--tcp", "dws.local:4001"])
+    assert exited.value.code == 2
+    assert "not an IP address" in capsys.readouterr().err

@@ -117,3 +117,13 @@ def test_a_device_unplugged_mid_capture_ends_it_keeping_what_was_read(capsys, pt
     assert "the device went away" in capsys.readouterr().out
     assert time.monotonic() - started < WAIT_S * 2  # ended by the unplug, not the time limit
     assert [m["data"] for m in _decoded(capsys, "generic-scanner", out)] == ["RB123456785GB"]
+
+
+def test_listen_only_sends_a_polled_scale_nothing(capsys, pty_bench, tmp_path):
+    pty_bench.scale("mt-sics", weight_kg=1.25)  # answers only when asked
+    out = tmp_path / "quiet.bin"
+    code = main(["diag", "capture", "--port", str(pty_bench.link("scale")), "--profile",
+                 "mt-sics", "--out", str(out), "--seconds", "1", "--listen-only"])
+    assert code == 1  # nothing read: nothing was asked
+    assert "0 bytes in 0 reads" in capsys.readouterr().out
+    assert out.exists() and out.stat().st_size == 0
