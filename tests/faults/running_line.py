@@ -46,6 +46,10 @@ class RunningLine:
         self._stack.callback(client.close)
         return client
 
+    def client(self, kind: Callable[[str, int, str], Any]) -> Any:
+        """A client of central's made for this line's broker and topics, and `connected`."""
+        return self.connected(kind(self.broker.host, self.broker.port, self.prefix))
+
 
 @contextlib.contextmanager
 def fault_line(

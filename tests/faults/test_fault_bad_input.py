@@ -51,12 +51,11 @@ def line(tmp_path_factory: pytest.TempPathFactory):
         sim.config_path.write_text(sim.config_path.read_text()
                                    + f"max_command_bytes = {MAX_COMMAND_BYTES}\n")
 
-    def connect(line: RunningLine) -> None:
-        line.sim.raw = line.connected(RawSender(line.broker.host, line.broker.port, line.prefix))
+    def raw_sender(line: RunningLine) -> None:
+        line.sim.raw, line.sim.next_batch = line.client(RawSender), 0
 
     with fault_line(tmp_path_factory.mktemp("bad_input"), parcel_mix(400, seed=61), rate=RATE,
-                    rules_from_file=True, configure=small_commands, connect=connect) as running:
-        running.sim.next_batch = 0
+                    rules_from_file=True, configure=small_commands, connect=raw_sender) as running:
         yield running.sim, running.agent
 
 

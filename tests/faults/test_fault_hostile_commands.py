@@ -62,13 +62,12 @@ EXIT_PROBLEMS = 2
 
 @pytest.fixture(scope="module")
 def line(tmp_path_factory: pytest.TempPathFactory):
-    def connect(line: RunningLine) -> None:
-        line.sim.sender = line.connected(
-            CommandSender(line.broker.host, line.broker.port, line.prefix))
+    """One agent for the module, with a command sender that keeps its place in the parcel mix."""
+    def command_sender(line: RunningLine) -> None:
+        line.sim.sender, line.sim.position = line.client(CommandSender), 0
 
     with fault_line(tmp_path_factory.mktemp("hostile"), parcel_mix(3000, seed=71), rate=RATE,
-                    rules_from_file=True, connect=connect) as running:
-        running.sim.position = 0
+                    rules_from_file=True, connect=command_sender) as running:
         yield running.sim, running.agent
 
 
