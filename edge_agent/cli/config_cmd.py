@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edge_agent.config import AgentConfig, load_config
 from edge_agent.errors import ConfigError
+from edge_agent.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -98,7 +99,7 @@ def run_check(args: argparse.Namespace) -> int:
         assert config is not None
         print(f"{args.file}: OK (site {config.site}, line {config.line}, "
               f"{len(config.devices)} devices)")
-    return 2 if problems else 0
+    return EXIT_BAD_INPUT if problems else EXIT_OK
 
 
 

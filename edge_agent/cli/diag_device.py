@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import EdgeAgentError
+from edge_agent.exit_codes import EXIT_FAILED, EXIT_OK
 
 # A scale answers zero/tare once stable: within a second or two of the load settling.
 REPLY_WAIT_S = 3.0
@@ -86,6 +87,22 @@ def check_profile(target: DeviceTarget, kind: str, command: str) -> None:
             f"profile {profile.name} has no {command!r} command (its commands: {have})")
 
 
+def open_failure_text(path: str, reason: str | None, endpoint: Any = None) -> str:
+    """Why a port would not open and what to do, for every `diag` command that opens one;
+    `endpoint`: the device's network address, when it is on the network."""
+    from edge_agent.devices.open_errors import is_busy
+
+    if endpoint is not None:
+        advice = ("is the device on and its address right? edge-agent doctor checks the link"
+                  if endpoint.role == "client" else
+                  "no device connected: is it set to connect to this address?")
+    elif is_busy(reason):
+        advice = BUSY_ADVICE
+    else:
+        advice = "check the path: edge-agent diag ports"
+    return f"{path}: {reason or 'did not open'}; {advice}"
+
+
 def open_port(target: DeviceTarget, profile: Any = None) -> tuple[Any, Any]:
     """(hub, port) with the port open; EdgeAgentError naming why it would not open. `profile`
     overrides the target's (a capture that sends nothing)."""
@@ -109,17 +126,8 @@ def open_port(target: DeviceTarget, profile: Any = None) -> tuple[Any, Any]:
     while not port.connected and time.monotonic() < deadline:
         hub.poll(HUB_STEP_S)
     if not port.connected:
-        error = port.last_error or "did not open"
         hub.close()
-        if endpoint is not None:
-            advice = ("is the device on and its address right? edge-agent doctor checks the link"
-                      if endpoint.role == "client" else
-                      "no device connected: is it set to connect to this address?")
-        elif "busy" in error:
-            advice = BUSY_ADVICE
-        else:
-            advice = "check the path: edge-agent diag ports"
-        raise EdgeAgentError(f"{target.path}: {error}; {advice}")
+        raise EdgeAgentError(open_failure_text(target.path, port.last_error, endpoint))
     return hub, port
 
 
@@ -143,7 +151,7 @@ def register_device_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run_scale(args: argparse.Namespace) -> int:
-    from edge_agent.cli.diag_cmd import describe
+    from edge_agent.cli.diag_format import describe
 
     target = device_target(args, "scale")
     check_profile(target, "scale", args.command)
@@ -157,7 +165,7 @@ def run_scale(args: argparse.Namespace) -> int:
             for name, message in hub.poll(HUB_STEP_S):
                 if message.kind in ("reply", "error"):
                     print(describe(name, message))
-                    return 0 if message.kind == "reply" else 1
+                    return EXIT_OK if message.kind == "reply" else EXIT_FAILED
     finally:
         hub.close()
     print(f"no reply in {REPLY_WAIT_S:g} s: is the load stable? is the profile right?")
@@ -165,7 +173,7 @@ def run_scale(args: argparse.Namespace) -> int:
 
 
 def run_scanner(args: argparse.Namespace) -> int:
-    from edge_agent.cli.diag_cmd import describe
+    from edge_agent.cli.diag_format import describe
 
     target = device_target(args, "scanner")
     check_profile(target, "scanner", "trigger_on")
@@ -186,4 +194,4 @@ def run_scanner(args: argparse.Namespace) -> int:
     finally:
         hub.close()
     print(f"{reads} reads")
-    return 0 if reads else 1
+    return EXIT_OK if reads else EXIT_FAILED

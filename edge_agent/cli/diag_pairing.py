@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import EdgeAgentError
+from edge_agent.exit_codes import EXIT_FAILED, EXIT_OK
+from edge_agent.units import NS_PER_MS
 
-MS = 1_000_000
 # Live: opening a pty or a USB adapter takes milliseconds; a port still closed after this is
 # not going to open.
 OPEN_WAIT_S = 1.0
@@ -129,7 +130,7 @@ def run_pairing(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         print("\n".join(_human(report)))
-    return 0 if result.proposal is not None else 1
+    return EXIT_OK if result.proposal is not None else EXIT_FAILED
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -211,7 +212,7 @@ def _read_captures(scanner: Device, scale: Device) -> Traffic:
 def _read_live(args: argparse.Namespace, scanner: Device, scale: Device) -> Traffic:
     """Both ports through one selector, as the agent reads them, so the stamps are the ones
     the agent's pairing would see."""
-    from edge_agent.cli.diag_device import BUSY_ADVICE
+    from edge_agent.cli.diag_device import open_failure_text
     from edge_agent.devices.hub import DeviceHub
     from edge_agent.devices.ports import port_for_location
 
@@ -230,16 +231,14 @@ def _read_live(args: argparse.Namespace, scanner: Device, scale: Device) -> Traf
             hub.poll(HUB_STEP_S)
         for port in hub.ports.values():
             if not port.connected:
-                error = port.last_error or "did not open"
-                advice = BUSY_ADVICE if "busy" in error else "check the path: edge-agent diag ports"
-                raise EdgeAgentError(f"{port.path}: {error}; {advice}")
+                raise EdgeAgentError(open_failure_text(port.path, port.last_error))
         if not args.json:
             limit = f" or {args.parcels} parcels" if args.parcels else ""
             print(f"measuring for {args.live:g} s{limit}: run parcels through (Ctrl-C ends it)",
                   flush=True)
         end = time.monotonic() + args.live
         # A stop on --parcels waits for the last parcel's reading too.
-        settle_ns = int(args.max_offset_ms * MS)
+        settle_ns = int(args.max_offset_ms * NS_PER_MS)
         try:
             while time.monotonic() < end:
                 batch = hub.poll(HUB_STEP_S)

@@ -23,7 +23,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+from edge_agent.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+
 # Technicians' terminals: `profiles list` fits one screen width.
 LIST_WIDTH = 80
 

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from edge_agent.safe_text import terminal_safe
+from edge_agent.units import MIB
 
 # The sections laid out by this view; any other top-level key is shown generically.
 KNOWN_SECTIONS = ("agent", "devices", "lanes", "counters", "exceptions_by_reason", "latency",
@@ -32,7 +33,6 @@ DEVICE_COUNTERS = (("frames", "FRAMES"), ("decode_errors", "DECODE ERR"),
 PERCENTILES = (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9"), ("max_us", "max"))
 # Width under which the lanes and the counters stack instead of standing side by side.
 SIDE_BY_SIDE_MIN_WIDTH = 72
-MIB = 1024 * 1024
 # The decisions' fixed columns (time, lane, latency and the gaps) take this much; of the rest,
 # the reasons keep REASONS_WIDTH (weight_mismatch) and the barcode gets what is left: 34
 # characters at 80 columns (a GS1 string with its AIs runs to ~40: cut with an ellipsis).

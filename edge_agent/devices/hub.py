@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable
 
 from edge_agent.devices.messages import Message
-from edge_agent.devices.port import NS_PER_S, SupervisedPort
+from edge_agent.devices.port import SupervisedPort
+from edge_agent.units import NS_PER_S
 
 # Upper bound on one wait, so a caller that passes a long timeout still sees a stuck clock or a
 # port added from a callback within this time.

@@ -2,9 +2,10 @@
 
 A SupervisedPort does no waiting of its own. The DeviceHub owns one selector for every port and
 calls `read_ready()` when the port's fd is readable and `run_timers()` when `next_deadline_ns()`
-passes. Keeping all reads in one thread is deliberate (see DESIGN.md): each chunk is stamped
-with time.monotonic_ns() the moment it is read, so a scan and a weight are paired by when their
-bytes arrived, never by which thread happened to run first.
+passes. Keeping all reads in one thread is deliberate: each chunk is stamped with
+time.monotonic_ns() the moment it is read, so a scan and a weight are paired by when their
+bytes arrived, never by which thread happened to run first (with a reader thread per port, a
+parcel can take its neighbour's weight; docs/PAIRING.md says how stamps are used).
 
 Reads take whatever the OS has (one os.read per readiness event), never pyserial's readline(),
 which costs a system call per byte and hides arrival times.
@@ -26,7 +27,9 @@ import serial
 import structlog
 
 from edge_agent.devices.messages import DecodeError, Message
+from edge_agent.devices.open_errors import classify_open_error
 from edge_agent.logs import raw_frames_enabled
+from edge_agent.units import NS_PER_S
 
 if TYPE_CHECKING:
     from edge_agent.devices.codec import DeviceCodec
@@ -42,8 +45,6 @@ RECONNECT_MAX_S = 5.0
 READ_CHUNK_BYTES = 4096
 # A blocked write (flow control stuck, adapter wedged) must not stall every other port's reads.
 WRITE_TIMEOUT_S = 0.2
-
-NS_PER_S = 1_000_000_000
 
 
 class PortState(StrEnum):
@@ -330,8 +331,5 @@ def _is_device(path: str) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
-    """A one-line reason a technician can act on."""
-    text = str(exc) or type(exc).__name__
-    if "exclusively lock" in text or "Resource temporarily unavailable" in text:
-        return f"port busy (held by another program): {text}"
-    return text
+    """A one-line reason a technician can act on (open_errors says busy the one way)."""
+    return classify_open_error(exc).reason

@@ -36,8 +36,8 @@ from pydantic import (
     model_validator,
 )
 
-from edge_agent.errors import EdgeAgentError
-from edge_agent.validation import StrictModel
+from edge_agent.errors import ProblemsError
+from edge_agent.validation import StrictModel, UnionTag, problems_from
 
 PROFILE_PATH_ENV = "EDGE_AGENT_PROFILE_PATH"
 PACKAGED_PROFILES = "edge_agent.firmware_profiles"
@@ -45,16 +45,11 @@ PACKAGED_PROFILES = "edge_agent.firmware_profiles"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 
 
-class ProfileError(EdgeAgentError):
+class ProfileError(ProblemsError):
     """A profile is missing, unreadable or invalid, or lacks what was asked of it.
 
     `source` names the file (or the profile), each of `problems` the field: `framing.end: ...`.
     """
-
-    def __init__(self, source: str, problems: Sequence[str]):
-        self.source = source
-        self.problems = list(problems)
-        super().__init__(f"{source}: " + "; ".join(self.problems))
 
 
 def _to_wire(value: Any) -> bytes:
@@ -511,41 +506,17 @@ class Profile(StrictModel):
 # --- loading -------------------------------------------------------------------------------------
 
 
+# The tagged unions a profile holds, for naming a bad or missing tag (see validation.UnionTag).
+PROFILE_UNIONS = {
+    "framing": UnionTag("mode", ("terminator", "stx_etx", "fixed_length", "idle_gap",
+                                 "length_header")),
+    "decode": UnionTag("protocol", tuple(PROTOCOL_KIND)),
+}
+
+
 def _problems(exc: ValidationError) -> list[str]:
     """`field.path: message` lines, without pydantic's union tags in the path."""
-    problems = []
-    for error in exc.errors(include_url=False):
-        loc = [str(part) for part in error["loc"]]
-        # A tagged union puts the tag in the path (framing.stx_etx.end): drop it.
-        if len(loc) > 1 and loc[0] in ("framing", "decode"):
-            del loc[1]
-        message = error["msg"]
-        kind = error["type"]
-        if kind == "extra_forbidden":
-            message = "unknown setting (a typo?)"
-        elif kind == "value_error":
-            message = message.removeprefix("Value error, ")
-        elif kind == "missing":
-            message = "missing (required)"
-        elif kind in ("union_tag_invalid", "union_tag_not_found"):
-            tag = "mode" if loc and loc[0] == "framing" else "protocol"
-            loc.append(tag)
-            expected = (error.get("ctx") or {}).get("expected_tags")
-            if expected is None:
-                expected = ", ".join(
-                    repr(t)
-                    for t in (
-                        ("terminator", "stx_etx", "fixed_length", "idle_gap", "length_header")
-                        if tag == "mode"
-                        else tuple(PROTOCOL_KIND)
-                    )
-                )
-            got = (error.get("ctx") or {}).get("tag")
-            message = (f"unknown value {got!r}" if got else "missing") + f" (one of {expected})"
-        elif kind == "model_attributes_type":
-            message = "must be a table"
-        problems.append(f"{'.'.join(loc) or '(top level)'}: {message}")
-    return problems
+    return problems_from(exc, plain=True, unions=PROFILE_UNIONS)
 
 
 def _parse(source: str, data: bytes, expected_name: str | None) -> Profile:

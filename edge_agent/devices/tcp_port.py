@@ -43,8 +43,9 @@ from typing import TYPE_CHECKING
 import structlog
 
 from edge_agent.devices.messages import Message
-from edge_agent.devices.port import NS_PER_S, RECONNECT_INITIAL_S, PortState, SupervisedPort
+from edge_agent.devices.port import RECONNECT_INITIAL_S, PortState, SupervisedPort
 from edge_agent.devices.tcp_endpoint import TcpEndpoint
+from edge_agent.units import NS_PER_S
 
 if TYPE_CHECKING:
     from edge_agent.devices.profiles import Profile

@@ -119,8 +119,10 @@ def check_free(name: str, path: str, agent_view: dict[str, Any] | None) -> Check
     except (OSError, serial.SerialException) as exc:
         holders = processes_holding(os.path.realpath(path))
         who = ", ".join(f"{pid} {cmd}" for pid, cmd in holders) or "unknown process"
+        from edge_agent.devices.open_errors import classify_open_error
+
         text = str(exc)
-        if "lock" in text or "Resource temporarily unavailable" in text:
+        if classify_open_error(exc).busy:
             if any("edge_agent run" in cmd or "edge-agent run" in cmd for _, cmd in holders):
                 return failed(check, f"held by the agent ({who}), whose status socket did "
                               "not answer", "pass its socket: edge-agent doctor --socket PATH")

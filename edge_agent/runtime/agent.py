@@ -65,10 +65,9 @@ from edge_agent.sorting.lanes import LaneState
 from edge_agent.sorting.pairing import Pairer
 from edge_agent.sorting.rules import RulesError, RuleSet
 from edge_agent.sync.command_checks import capped_problems
+from edge_agent.units import NS_PER_MS, NS_PER_S
 
 log = structlog.get_logger(__name__)
-
-NS = 1_000_000_000
 
 
 def _utc_now() -> datetime:
@@ -85,7 +84,8 @@ REPORT_PERIOD_S = 0.5
 # latency every time the loop came back from a system call; 0.5 ms costs a few more switches.
 GIL_SWITCH_INTERVAL_S = 0.0005
 # The latency percentiles in the status snapshot are recomputed this often, not at every
-# housekeeping turn: they sort a window of up to 20,000 samples (~2 ms each time).
+# housekeeping turn: no reader (status screen, telemetry) looks more often, though reading them
+# is now a walk over the window's histogram (latency_window.py), not a sort of its samples.
 LATENCY_REFRESH_S = 1.0
 # A clean stop waits at most this long for parcels in flight and their sorter acks.
 STOP_DRAIN_S = 3.0
@@ -127,7 +127,7 @@ class Agent:
         self.started_at = wall_clock()
         self._started_ns = time.monotonic_ns()
         self._awaiting_ack: dict[str, tuple[int, int]] = {}  # parcel id -> (bin, deadline ns)
-        self._ack_timeout_ns = config.sorter.ack_timeout_ms * 1_000_000
+        self._ack_timeout_ns = config.sorter.ack_timeout_ms * NS_PER_MS
         ledger, waiting = OutcomeLedger.open(
             config.state_dir, lambda: outcomes_in_outbox(parts.outbox))
         self.outcomes = OutcomeTracker(config.sorter, ledger, waiting, self._emit_outcome,
@@ -357,7 +357,7 @@ class Agent:
             self._parcel_alarms.report(
                 "sorter_ack_missing", "warning", "no acknowledgement from the sorter",
                 {"parcel_id": parcel_id, "bin": bin_},
-                {"timeout_ms": self.config.sorter.ack_timeout_ms}, now_ns / NS)
+                {"timeout_ms": self.config.sorter.ack_timeout_ms}, now_ns / NS_PER_S)
 
     # -- the decision --------------------------------------------------------------------------
 
@@ -412,7 +412,7 @@ class Agent:
             self._parcel_alarms.report(
                 "sorter_unreachable", "critical", "the sorter did not take the lane command "
                 "(disconnected, or not reading): a decided parcel was not diverted",
-                {"parcel_id": parcel.parcel_id, "bin": decision.bin}, {}, now_ns / NS)
+                {"parcel_id": parcel.parcel_id, "bin": decision.bin}, {}, now_ns / NS_PER_S)
         self.after_decision(parcel, decision, now_ns)
         return decision
 
@@ -532,12 +532,12 @@ class Agent:
         wait = max_wait_s
         deadline = self.pairer.next_deadline_ns()
         if deadline is not None:
-            wait = min(wait, max(0.0, (deadline - time.monotonic_ns()) / NS))
+            wait = min(wait, max(0.0, (deadline - time.monotonic_ns()) / NS_PER_S))
         if self._awaiting_ack:
             wait = min(wait, 0.01)
         outcome_due = self.outcomes.next_deadline_ns()
         if outcome_due is not None:
-            wait = min(wait, max(0.0, (outcome_due - time.monotonic_ns()) / NS))
+            wait = min(wait, max(0.0, (outcome_due - time.monotonic_ns()) / NS_PER_S))
         return wait
 
     def _housekeeping(self, force: bool = False) -> None:
@@ -621,7 +621,7 @@ class Agent:
         return f"{totals['parcels']} parcels; rules {self.rules.version}; {devices}"
 
     def _uptime_s(self) -> float:
-        return (time.monotonic_ns() - self._started_ns) / NS
+        return (time.monotonic_ns() - self._started_ns) / NS_PER_S
 
     def _telemetry(self) -> dict[str, Any]:
         return {

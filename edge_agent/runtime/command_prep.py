@@ -22,10 +22,10 @@ from edge_agent.sorting.hold_store import HoldStore
 from edge_agent.sorting.holds import Hold, HoldRequest, holds_from_requests
 from edge_agent.sorting.manifest import Manifest, ManifestEntry
 from edge_agent.sorting.rules import RuleSet
+from edge_agent.units import MIB
 
 log = structlog.get_logger(__name__)
 
-MIB = 1024 * 1024
 # Bytes a manifest row takes on disk, with its share of the B-tree: ~50 bytes measured at a
 # million rows; rounded up so a batch is never let past the budget by the estimate.
 ROW_BYTES_ESTIMATE = 96

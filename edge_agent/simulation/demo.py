@@ -28,6 +28,7 @@ from typing import TextIO
 
 from edge_agent.simulation.line_sim import LineSimulation
 from edge_agent.simulation.parcel_mix import parcel_mix
+from edge_agent.sync.topics import Topics
 
 # How long the demo waits for the broker to have every event after the last lane command.
 EVENTS_TIMEOUT_S = 20.0
@@ -60,8 +61,9 @@ class EventCollector:
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                    protocol=mqtt.MQTTv5)
         self._subscribed = threading.Event()
-        topics = [(prefix + "events/parcel", 1), (prefix + "events/outcome", 1)]
-        self._client.on_connect = lambda c, u, f, rc, p: c.subscribe(topics)
+        topics = Topics.for_prefix(prefix)
+        wanted = [(topics.parcel_events, 1), (topics.outcome_events, 1)]
+        self._client.on_connect = lambda c, u, f, rc, p: c.subscribe(wanted)
         self._client.on_subscribe = lambda c, u, mid, rcs, p: self._subscribed.set()
         self._client.on_message = self._on_message
         self._client.connect(host, port)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from edge_agent.errors import EdgeAgentError
+from edge_agent.errors import ProblemsError
 from edge_agent.safe_text import shown
 from edge_agent.sorting.constraints import (
     check_currency,
@@ -26,13 +26,8 @@ MAX_SERVICE_CHARS = 32
 # No parcel on this line weighs more; a bigger number is a unit mistake (grams for kg).
 MAX_DECLARED_WEIGHT_KG = 1000.0
 
-class ManifestError(EdgeAgentError):
+class ManifestError(ProblemsError):
     """A manifest entry, file or store is bad; `problems` names each line or field."""
-
-    def __init__(self, source: str, problems: list[str]):
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(problems))
 
 
 # The usual field: printable ASCII with no space at either end. One C-level match accepts it;

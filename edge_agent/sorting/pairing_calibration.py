@@ -46,8 +46,8 @@ from pydantic import ValidationError
 from edge_agent.config import PairingConfig
 from edge_agent.devices.messages import Weight
 from edge_agent.sorting.scale_readings import Episode, PlatterEpisodes
+from edge_agent.units import NS_PER_MS
 
-MS = 1_000_000
 # Fewer parcels than this and the 1st and 99th percentiles are one or two parcels' luck.
 MIN_PARCELS = 50
 # How far from its scan a parcel's reading is looked for, unless told otherwise.
@@ -97,7 +97,7 @@ def parcel_scans(scans: Iterable[tuple[int, str | None]], debounce_ms: int) -> l
         if data is not None:
             previous = last_read.get(data)
             last_read[data] = stamp
-            if previous is not None and stamp - previous <= debounce_ms * MS:
+            if previous is not None and stamp - previous <= debounce_ms * NS_PER_MS:
                 continue
         times.append(stamp)
     return times
@@ -110,7 +110,7 @@ def platter_episodes(weights: Sequence[Weight], *, min_weight_kg: float, settle_
 
     PlatterEpisodes keeps only its latest episodes; each is kept here as it starts (its
     object goes on being updated until the parcel leaves), so a long capture loses none."""
-    detector = PlatterEpisodes(min_weight_kg=min_weight_kg, gap_ns=settle_gap_ms * MS)
+    detector = PlatterEpisodes(min_weight_kg=min_weight_kg, gap_ns=settle_gap_ms * NS_PER_MS)
     found: list[Episode] = []
     for index, weight in enumerate(weights):
         detector.add(weight, errors_ns[index] if errors_ns is not None else 0)
@@ -126,12 +126,12 @@ def coarse_centres(scans_ns: Sequence[int], readings_ns: Sequence[int],
     within max_offset_ms, then of the densest at least RIVAL_DISTANCE_MS from it (a rival:
     on a nearly periodic line the next parcel's reading follows each scan as regularly as the
     parcel's own precedes it). Empty when no reading lies within reach of any scan."""
-    reach = max_offset_ms * MS
+    reach = max_offset_ms * NS_PER_MS
     differences: list[float] = []
     for scan in scans_ns:
         low = bisect.bisect_left(readings_ns, scan - reach)
         high = bisect.bisect_right(readings_ns, scan + reach)
-        differences += [(reading - scan) / MS for reading in readings_ns[low:high]]
+        differences += [(reading - scan) / NS_PER_MS for reading in readings_ns[low:high]]
     differences.sort()
     windows: list[tuple[int, float, float]] = []  # (count, -|centre|, centre)
     end = 0
@@ -156,7 +156,7 @@ def _matched_from(scans_ns: Sequence[int], readings_ns: Sequence[int], centre_ms
                   max_offset_ms: float) -> list[int | None]:
     """Steps 2 and 3 of the module doc from one coarse centre."""
     matched = match_readings(scans_ns, readings_ns, centre_ms, max_offset_ms)
-    first = [(reading - scan) / MS for scan, reading in zip(scans_ns, matched, strict=True)
+    first = [(reading - scan) / NS_PER_MS for scan, reading in zip(scans_ns, matched, strict=True)
              if reading is not None]
     if first:
         matched = match_readings(scans_ns, readings_ns, percentile(first, 50), max_offset_ms)
@@ -167,7 +167,7 @@ def _spread_ms(scans_ns: Sequence[int], matched: Sequence[int | None]) -> float:
     """How tightly the matched readings sit around their median offset (p90 of the
     deviations): a parcel's own reading sits where the line's geometry puts it, a neighbour's
     wherever the gap between the two parcels does."""
-    offsets = [(reading - scan) / MS for scan, reading in zip(scans_ns, matched, strict=True)
+    offsets = [(reading - scan) / NS_PER_MS for scan, reading in zip(scans_ns, matched, strict=True)
                if reading is not None]
     if not offsets:
         return math.inf
@@ -209,13 +209,13 @@ def match_readings(scans_ns: Sequence[int], readings_ns: Sequence[int], centre_m
     than half the gap to a neighbouring scan."""
     found: list[int | None] = []
     for index, scan in enumerate(scans_ns):
-        expected = scan + centre_ms * MS
+        expected = scan + centre_ms * NS_PER_MS
         nearest = _nearest(readings_ns, expected)
         neighbours = [abs(scans_ns[i] - scan) for i in (index - 1, index + 1)
                       if 0 <= i < len(scans_ns)]
         reach = min(neighbours) / 2 if neighbours else math.inf
         if (nearest is None or abs(nearest - expected) >= reach
-                or abs(nearest - scan) > max_offset_ms * MS):
+                or abs(nearest - scan) > max_offset_ms * NS_PER_MS):
             found.append(None)
         else:
             found.append(nearest)
@@ -314,18 +314,18 @@ def calibrate(scans_ns: Sequence[int], readings_ns: Sequence[int], *,
     for stamp, error in zip(readings_ns, reading_errors_ns or [0] * len(readings_ns),
                             strict=True):
         reading_error[stamp] = max(error, reading_error.get(stamp, 0))
-    gaps = [(later - earlier) / MS for earlier, later in itertools.pairwise(scans)]
+    gaps = [(later - earlier) / NS_PER_MS for earlier, later in itertools.pairwise(scans)]
     matched, ambiguity = best_matching(scans, readings, max_offset_ms)
     offsets, unmatched, blurred = [], [], []
     for index, ((scan, error), reading) in enumerate(zip(scan_stamps, matched, strict=True)):
         if reading is not None:
             error += reading_error[reading]
-        if error > BLURRED_MS * MS:
+        if error > BLURRED_MS * NS_PER_MS:
             blurred.append(index)
         elif reading is None:
             unmatched.append(index)
         else:
-            offsets.append((reading - scan) / MS)
+            offsets.append((reading - scan) / NS_PER_MS)
     proposal = None
     if len(offsets) >= min_parcels:
         proposal = propose(offsets, gaps, base)

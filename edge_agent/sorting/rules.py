@@ -18,11 +18,11 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
-from edge_agent.errors import EdgeAgentError
+from edge_agent.errors import ProblemsError
 from edge_agent.sorting.conditions import Conditions, Facts, compile_rules
 from edge_agent.sorting.constraints import CustomsLimits, air_problems
 from edge_agent.sorting.lanes import Lane, LaneState
-from edge_agent.validation import StrictModel, read_toml
+from edge_agent.validation import StrictModel, problems_from, read_toml
 
 # A stable reason code: lower-case words joined by underscores (consumers group by it).
 REASON_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
@@ -35,13 +35,8 @@ MAX_RULES = 500
 MAX_LANES = 99
 
 
-class RulesError(EdgeAgentError):
+class RulesError(ProblemsError):
     """A rules file or text is invalid; `problems` names each place and what is wrong."""
-
-    def __init__(self, source: str, problems: list[str]):
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(problems))
 
 
 # What a rule decides: (rule id, lane, reason or None).
@@ -199,16 +194,7 @@ def _cross_check(rule_set: RuleSet) -> list[str]:
 
 def _problems(exc: ValidationError) -> list[str]:
     """`rules[3].when.weight_max_kg: ...`: list positions in brackets, as people count them."""
-    problems = []
-    for error in exc.errors(include_url=False):
-        location = ""
-        for part in error["loc"]:
-            location += f"[{part}]" if isinstance(part, int) else (f".{part}" if location else part)
-        message = error["msg"]
-        if error["type"] == "extra_forbidden":
-            message = "unknown setting (a typo?)"
-        problems.append(f"{location or '(top level)'}: {message}")
-    return problems
+    return problems_from(exc, list_positions=True)
 
 
 def parse_rules(data: dict | str, source: str = "rules") -> RuleSet:

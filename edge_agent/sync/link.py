@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import collections
 import json
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -37,11 +36,9 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edge_agent import __version__
 from edge_agent.config import AgentConfig
 from edge_agent.sync.commands import Command, error_reply
-from edge_agent.sync.credentials import read_password
-from edge_agent.sync.errors import CredentialError
+from edge_agent.sync.mqtt_client import SETUP_ERRORS, new_client, secure
 from edge_agent.sync.outbox import Outbox
 from edge_agent.sync.payloads import SCHEMA_VERSION
-from edge_agent.sync.tls_files import tls_problems
 from edge_agent.sync.topics import Topics
 
 log = structlog.get_logger(__name__)
@@ -128,21 +125,15 @@ class MqttLink:
 
     def _make_client(self) -> mqtt.Client:
         cfg = self.mqtt_config
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
-            # Under 3.1.1 a clean session; under v5 clean_start is chosen in connect_async.
-            clean_session=None if self._v5 else True,
-        )
+        client = new_client(cfg, self.client_id)
         # Exceptions in our callbacks would end paho's loop thread; ours catch everything, and
         # this is the second line of defence.
         client.suppress_exceptions = True
         client.max_inflight_messages_set(cfg.max_inflight)
         client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
         try:
-            self._secure(client)
-        except (CredentialError, OSError, ssl.SSLError, ValueError) as exc:
+            secure(client, cfg)
+        except SETUP_ERRORS as exc:
             self.config_problem = str(exc) or type(exc).__name__
             self._last_error = f"not started: {self.config_problem}"
         client.will_set(self.topics.status, self._status_body("offline", "connection lost"),
@@ -153,25 +144,6 @@ class MqttLink:
         client.on_message = self._guarded(self._handle_message)
         client.on_subscribe = self._guarded(self._handle_subscribe)
         return client
-
-    def _secure(self, client: mqtt.Client) -> None:
-        """Credentials and TLS; raises (see config_problem) if a file is missing or bad."""
-        cfg = self.mqtt_config
-        if cfg.username:
-            client.username_pw_set(cfg.username, read_password(cfg))
-        if cfg.tls is None:
-            return
-        problems = tls_problems(cfg.tls)
-        if problems:
-            raise ValueError("; ".join(problems))
-        client.tls_set(
-            ca_certs=str(cfg.tls.ca_file),
-            certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
-            keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
-            cert_reqs=ssl.CERT_REQUIRED,
-            tls_version=ssl.PROTOCOL_TLS_CLIENT,
-        )
-        client.tls_insecure_set(cfg.tls.insecure_skip_hostname_check)
 
     def _guarded(self, callback: Callable[..., None]) -> Callable[..., None]:
         def guarded(*args: Any) -> None:

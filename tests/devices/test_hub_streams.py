@@ -5,19 +5,12 @@ from __future__ import annotations
 import os
 import time
 
-import pytest
-from support import pty_devices
 from support.pty_devices import PtyBench, collect_until, of_kind, wait_until
 
 from edge_agent.devices.hub import DeviceHub
 from edge_agent.devices.messages import LaneFull, SorterAck
 from edge_agent.devices.port import PortState, SupervisedPort
 from edge_agent.devices.profiles import load_profile
-
-# The fixtures, where pytest looks for them.
-pty_bench = pty_devices.pty_bench
-fresh_logging = pty_devices.fresh_logging
-pytestmark = pytest.mark.usefixtures("fresh_logging")
 
 POLL_PERIOD_MS = 50
 

@@ -13,12 +13,8 @@ from pathlib import Path
 
 import pytest
 import serial
-from support import pty_devices
 
 from edge_agent.cli.main import main
-
-fresh_logging = pty_devices.fresh_logging  # the fixture, where pytest looks for it
-pytestmark = pytest.mark.usefixtures("fresh_logging")
 
 # Starting Python and importing the CLI takes well under this on a loaded 2-core machine.
 START_TIMEOUT_S = 10.0

@@ -12,21 +12,17 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from support import pty_devices
 from support.pty_devices import PtyBench, collect_until, of_kind, wait_until
 
 from edge_agent.devices.hub import DeviceHub
-from edge_agent.devices.port import NS_PER_S, PortState
+from edge_agent.devices.port import PortState
 from edge_agent.devices.ports import port_for_location
 from edge_agent.devices.profiles import TcpSettings, load_profile
 from edge_agent.devices.simulators import DwsSimulator
 from edge_agent.devices.tcp_endpoint import TcpEndpoint
 from edge_agent.devices.tcp_port import TcpPort
 from edge_agent.simulation.local_broker import free_port
-
-pty_bench = pty_devices.pty_bench
-fresh_logging = pty_devices.fresh_logging
-pytestmark = pytest.mark.usefixtures("fresh_logging")
+from edge_agent.units import NS_PER_S
 
 LOOPBACK = "127.0.0.1"
 RECORD = (["LP00000000000017"], 4.2, (300.0, 200.0, 150.0))

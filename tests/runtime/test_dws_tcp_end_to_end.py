@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from line_harness import AgentProcess, EventCollector, wait_for
-from support.broker import MosquittoBroker, mosquitto  # noqa: F401
+from support.broker import MosquittoBroker
 
 from edge_agent.devices.simulators import DwsSimulator, SorterSimulator
 from edge_agent.runtime.status_server import StatusError, query_status
@@ -79,7 +79,7 @@ def dws_state(state_dir: Path) -> dict:
 @pytest.mark.parametrize(("role", "profile"), [
     ("client", "generic-dws"), ("server", "generic-dws"), ("client", "cubiscan-style")])
 def test_dws_over_tcp_survives_a_link_drop_without_inventing_parcels(
-    tmp_path: Path, mosquitto: MosquittoBroker, role: str, profile: str  # noqa: F811
+    tmp_path: Path, mosquitto: MosquittoBroker, role: str, profile: str
 ) -> None:
     out = tmp_path / "line"
     (out / "dev").mkdir(parents=True)

@@ -14,7 +14,7 @@ from line_harness import (
     sorter_records,
     wait_for,
 )
-from support.broker import MosquittoBroker, mosquitto  # noqa: F401
+from support.broker import MosquittoBroker
 from support.weights import assert_mostly_own, own_or_none
 
 from edge_agent.config import load_config
@@ -25,7 +25,7 @@ from edge_agent.sync.payloads import ParcelEvent
 
 
 @pytest.fixture
-def line(tmp_path: Path, mosquitto: MosquittoBroker):  # noqa: F811
+def line(tmp_path: Path, mosquitto: MosquittoBroker):
     def make(parcels: int, rate: float, seed: int = 11) -> LineSimulation:
         sim = LineSimulation(tmp_path / "line", parcel_mix(parcels, seed=seed), rate=rate,
                              broker=f"{mosquitto.host}:{mosquitto.port}")
@@ -40,7 +40,7 @@ def line(tmp_path: Path, mosquitto: MosquittoBroker):  # noqa: F811
 
 
 @pytest.fixture
-def central(mosquitto: MosquittoBroker):  # noqa: F811
+def central(mosquitto: MosquittoBroker):
     collectors: list[EventCollector] = []
 
     def connect(sim: LineSimulation) -> EventCollector:
@@ -145,7 +145,7 @@ def _status_if(sim: LineSimulation, condition) -> dict | None:
 
 
 def test_central_commands_reach_the_running_agent_and_a_clean_stop_says_offline(
-    line, central, mosquitto  # noqa: F811
+    line, central, mosquitto
 ):
     sim = line(parcels=60, rate=100, seed=3)
     collector = central(sim)

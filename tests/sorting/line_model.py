@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edge_agent.devices.messages import Scan, Weight, WeightStatus
+from edge_agent.units import NS_PER_MS
 
-MS = 1_000_000
 FAULTS = ("unsettled", "lost", "corrupt", "extra", "no_read", "double_scan", "missed_scan",
           "busy")
 # Faults that cost nothing: the parcel is still paired right (or, for a no-read, still has
@@ -63,7 +63,7 @@ class Line:
         return len(hit)
 
     def own_weight_by_scan_ns(self) -> dict[int, float]:
-        return {int(p.scan_ms * MS): p.weight_kg for p in self.parcels}
+        return {int(p.scan_ms * NS_PER_MS): p.weight_kg for p in self.parcels}
 
 
 def window_line(gaps_ms: list[float], offset_ms: float, jitters_ms: list[tuple[float, float]],
@@ -93,14 +93,14 @@ def window_line(gaps_ms: list[float], offset_ms: float, jitters_ms: list[tuple[f
 
 
 def _scans(parcel: LineParcel, fault: str | None) -> list[Scan]:
-    at = int(parcel.scan_ms * MS)
+    at = int(parcel.scan_ms * NS_PER_MS)
     data = f"P{parcel.index}"
     if fault == "missed_scan":
         return []
     if fault == "no_read":
         return [Scan(data="NOREAD", no_read=True, received_ns=at)]
     if fault == "double_scan":
-        return [Scan(data=data, received_ns=at), Scan(data=data, received_ns=at + 3 * MS)]
+        return [Scan(data=data, received_ns=at), Scan(data=data, received_ns=at + 3 * NS_PER_MS)]
     return [Scan(data=data, received_ns=at)]
 
 
@@ -128,18 +128,18 @@ def _frames(kg: float, settle_ms: float, fault: str | None, settle_frames: int) 
 def _weight(kg: float | None, at_ms: float, *, stable: bool = True,
             status: WeightStatus = WeightStatus.OK) -> Weight:
     return Weight(value=kg, unit="kg", value_kg=kg, stable=stable, status=status,
-                  received_ns=int(at_ms * MS))
+                  received_ns=int(at_ms * NS_PER_MS))
 
 
 def _late(message: Scan | Weight, away_from_ms: float, back_ms: float
           ) -> tuple[Scan | Weight, int]:
     """What arrived while the loop was away is stamped when it came back, with the error."""
-    arrived_ms = message.received_ns / MS
+    arrived_ms = message.received_ns / NS_PER_MS
     if arrived_ms > back_ms:
         return message, 0
     fields = {name: getattr(message, name) for name in message.__slots__ if name != "kind"}
-    late = type(message)(**{**fields, "received_ns": int(back_ms * MS)})
-    return late, int((back_ms - away_from_ms) * MS)
+    late = type(message)(**{**fields, "received_ns": int(back_ms * NS_PER_MS)})
+    return late, int((back_ms - away_from_ms) * NS_PER_MS)
 
 
 # --- a polled scale ---------------------------------------------------------------------------
@@ -172,12 +172,12 @@ def run_polled_line(pairer, parcels: list[PolledParcel], reply_ms: list[float],
     for p in parcels:
         if p.fault == "no_read":
             at(p.scan_ms, "scan",
-               Scan(data="NOREAD", no_read=True, received_ns=int(p.scan_ms * MS)))
+               Scan(data="NOREAD", no_read=True, received_ns=int(p.scan_ms * NS_PER_MS)))
         else:
-            at(p.scan_ms, "scan", Scan(data=f"P{p.index}", received_ns=int(p.scan_ms * MS)))
+            at(p.scan_ms, "scan", Scan(data=f"P{p.index}", received_ns=int(p.scan_ms * NS_PER_MS)))
             if p.fault == "double_scan":
                 at(p.scan_ms + 4, "scan", Scan(data=f"P{p.index}",
-                                               received_ns=int((p.scan_ms + 4) * MS)))
+                                               received_ns=int((p.scan_ms + 4) * NS_PER_MS)))
         if p.fault == "spurious":  # the print key pressed: the platter's weight, unasked
             at(p.placed_ms + 1, "reply", ("platter", None))
     handed: list = []
@@ -189,7 +189,7 @@ def run_polled_line(pairer, parcels: list[PolledParcel], reply_ms: list[float],
 
     while events:
         now, _, kind, payload = heapq.heappop(events)
-        now_ns = int(now * MS)
+        now_ns = int(now * NS_PER_MS)
         handed += pairer.ready(now_ns)
         if kind == "scan":
             pairer.on_scan(payload)
@@ -227,5 +227,5 @@ def run_polled_line(pairer, parcels: list[PolledParcel], reply_ms: list[float],
                     at(answer_ms, "reply", ("weight", on.weight_kg))
         deadline = pairer.next_deadline_ns()
         if deadline is not None:
-            at(max(deadline / MS, now + 0.001), "wake")
+            at(max(deadline / NS_PER_MS, now + 0.001), "wake")
     return handed + pairer.ready(10**15)

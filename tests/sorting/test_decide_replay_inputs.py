@@ -5,30 +5,14 @@ from __future__ import annotations
 
 import json
 
-import pytest
-import structlog
-
 from edge_agent.cli import state_location
-from edge_agent.cli.main import main
+
+from .helpers import run
 
 GS1_SHANGHAI = "]C100376130321109103420421156200001"
 MORNING = "2026-11-20T10:00:00+08:00"
 # A label (or a scanner) that retitles the terminal and clears it.
 HOSTILE = "\x1b]0;owned\x07\x1b[2J"
-
-
-@pytest.fixture(autouse=True)
-def _no_installed_config(monkeypatch, tmp_path):
-    monkeypatch.setattr(state_location, "DEFAULT_CONFIG", tmp_path / "absent" / "agent.toml")
-    monkeypatch.setattr(state_location, "DEFAULT_STATE_DIR", tmp_path / "absent" / "state")
-    yield
-    structlog.reset_defaults()
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_decide_reads_the_manifest_of_the_configured_state_dir(capsys, tmp_path, monkeypatch):

@@ -5,9 +5,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from edge_agent.devices.messages import Scan
+from edge_agent.units import NS_PER_MS
 from tests.sorting.line_model import (
     FAULTS,
-    MS,
     PARCEL_FRAMES_MS,
     POLL_FAULTS,
     PolledParcel,
@@ -124,7 +124,7 @@ def test_polled_scale_never_gives_a_neighbours_weight(case):
                   poll_reorder_ms=2.0, debounce_ms=50, decision_deadline_ms=60_000)
     handed = run_polled_line(pairer, parcels, replies, late_by_ms=timeout + 5)
     assert len(handed) == len(parcels)
-    by_scan = {int(p.scan_ms * MS): p.weight_kg for p in parcels}
+    by_scan = {int(p.scan_ms * NS_PER_MS): p.weight_kg for p in parcels}
     wrong = [(p.barcode, p.weight_kg, p.weight_pairing) for p in handed
              if p.weight_kg is not None and p.weight_kg != (
                  parcels[int(p.barcode[1:])].weight_kg if p.barcode else by_scan[p.scanned_ns])]

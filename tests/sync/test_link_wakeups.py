@@ -9,7 +9,7 @@ from pathlib import Path
 
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
-from support.broker import MosquittoBroker, mosquitto  # noqa: F401
+from support.broker import MosquittoBroker
 from sync_helpers import Subscriber, agent_config, wait_for
 from test_link import PREFIX, parcel
 
@@ -19,7 +19,7 @@ from edge_agent.sync.outbox import Outbox
 
 
 def test_an_event_is_published_when_appended_not_when_a_timer_fires(
-        mosquitto: MosquittoBroker, tmp_path: Path, monkeypatch):  # noqa: F811
+        mosquitto: MosquittoBroker, tmp_path: Path, monkeypatch):
     monkeypatch.setattr(link_module, "PUBLISHER_IDLE_S", 60.0)  # only a wake-up can publish
     config = agent_config(tmp_path / "state", mosquitto.port)
     central = Subscriber(mosquitto.port, [PREFIX + "events/#"])
