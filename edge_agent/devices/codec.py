@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from edge_agent.devices.dws import CubiscanDecoder, DwsDelimitedDecoder
-from edge_agent.devices.framing import Counters, Frame, make_framer
+from edge_agent.devices.framers import make_framer
+from edge_agent.devices.framing import Counters, Frame
 from edge_agent.devices.messages import DecodeError, Message
 from edge_agent.devices.profiles import Profile, ProfileError
 from edge_agent.devices.scales import (

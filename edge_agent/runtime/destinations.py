@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING, NamedTuple
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol
 
 from edge_agent.devices.messages import (
     DestinationRequest,
@@ -32,10 +33,27 @@ from edge_agent.devices.messages import (
 )
 from edge_agent.devices.sorter_host import ACK, REPLY
 from edge_agent.ids import new_id
+from edge_agent.runtime.outcome_rates import RateChange
+from edge_agent.sorting.decision import Decision, Parcel
 from edge_agent.sorting.dws_parcels import parcel_from_dws
 
-if TYPE_CHECKING:
-    from edge_agent.runtime.agent import Agent
+
+class DecidingAgent(Protocol):
+    """What the service uses of the running agent (runtime.agent.Agent), named here so that
+    the two modules do not import each other."""
+
+    hub: Any
+    config: Any
+    counters: Any
+    outcomes: Any
+    parts: Any
+    rules: Any
+
+    def wall_time(self) -> datetime: ...
+    def decide(self, parcel: Parcel) -> tuple[Parcel, Decision]: ...
+    def after_decision(self, parcel: Parcel, decision: Decision,
+                       now_ns: int | None = None) -> None: ...
+    def on_outcome_changes(self, changes: list[RateChange]) -> None: ...
 
 # Replies kept for re-sent requests, and parcels kept for their next passes and late results.
 REMEMBERED = 20_000
@@ -55,7 +73,7 @@ def _remember(table: OrderedDict, key: object, value: object) -> None:
 
 
 class DestinationService:
-    def __init__(self, agent: Agent, device: str):
+    def __init__(self, agent: DecidingAgent, device: str):
         self._agent = agent
         self._device = device
         self._codec = agent.hub.ports[device].codec

@@ -25,7 +25,6 @@ from edge_agent.devices.messages import SorterOutcome
 from edge_agent.runtime.outcome_ledger import OutcomeLedger, Waiting
 from edge_agent.runtime.outcome_rates import OutcomeRates, RateChange
 
-NS = 1_000_000_000
 # Parcel ids remembered after their outcome, to tell a confirmation that came after the
 # timeout (counted confirmations_late) from one about a parcel this agent never commanded.
 RECENTLY_RESOLVED = 10_000

@@ -22,6 +22,8 @@ INPUT_FIELDS = (
     "lane_states", "local_time", "destination_known", "manifest_hit", "late",
     "weight_pairing", "weight_offset_ms", "clock_synchronised",
     "length_mm", "width_mm", "height_mm", "volume_cm3", "chargeable_weight_kg", "labels",
+    "order_id", "hold_id", "hold_reason", "dangerous_goods", "declared_value", "currency",
+    "customs_mode", "customs_value", "customs_check",
 )
 
 
@@ -38,7 +40,8 @@ def test_every_value_lands_under_its_own_name():
         weight_offset_ms=12.5, length_mm=400.0, width_mm=300.0, height_mm=200.0,
         labels=("RB123456785GB", "LABEL-2"),
     )
-    entry = ManifestEntry("RB123456785GB", "CN", "200001", 2.4, "express")
+    entry = ManifestEntry("RB123456785GB", "CN", "200001", 2.4, "express", order_id="ORD-9",
+                          declared_value=300.0, currency="HKD", customs_mode="personal_postal")
     decision = decide(dws_parcel, rules, entry, {"SHANGHAI": LaneState.FULL}, MORNING)
 
     assert (decision.parcel_id, decision.barcode) == ("p1", "RB123456785GB")
@@ -62,6 +65,9 @@ def test_every_value_lands_under_its_own_name():
         "length_mm": 400.0, "width_mm": 300.0, "height_mm": 200.0, "volume_cm3": volume,
         "chargeable_weight_kg": volume / rules.volumetric_divisor_cm3_per_kg,
         "labels": ("RB123456785GB", "LABEL-2"),
+        "order_id": "ORD-9", "hold_id": None, "hold_reason": None, "dangerous_goods": None,
+        "declared_value": 300.0, "currency": "HKD", "customs_mode": "personal_postal",
+        "customs_value": 300.0 * rules.customs.rates["HKD"], "customs_check": "within_limit",
     }
     # The two left to decide() above, named here so that they too are checked by name.
     assert inputs["identifier_kind"] == "s10" and inputs["province"] == "Shanghai"
