@@ -7,8 +7,12 @@ Measures, in one process and one run:
 - manifest import: a CSV of --rows rows into a fresh SQLite manifest (rows per second, file size);
 - manifest look-up alone (SQLite primary-key search), p50/p99/p99.9;
 - decide() alone (barcode parsed in it, manifest entry already fetched), then parse + look-up +
-  decide() given the parsed barcode (the agent's path);
+  hold look-up + decide() given the parsed barcode (the agent's path), with --holds of central's
+  holds active (every tenth on a parcel of the mix, by barcode or by order id; the rest on
+  other barcodes);
 - the baseline: a dict look-up and a trivial if/else rule, the least a decision could cost.
+Manifest rows declare an order id, dangerous goods (a few), a declared value, currency and
+customs mode, so decide() converts values and checks limits and the air guard as on a real line.
 The parcels are the simulated line's mix (edge_agent/simulation/parcel_mix.py: S10 and GS1 labels,
 no-reads, exports, bad check digits, mismatched weights...), their manifest rows among --rows.
 Objects made during set-up are moved out of the garbage collector's way (gc.freeze()).
@@ -36,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edge_agent.simulation.parcel_mix import SimParcel, parcel_mix
 from edge_agent.sorting.decision import Parcel, decide, identifier_of
+from edge_agent.sorting.holds import Hold, HoldIndex
 from edge_agent.sorting.identifiers import s10_check_digit
 from edge_agent.sorting.lanes import LaneState
 from edge_agent.sorting.manifest import Manifest
@@ -55,14 +60,34 @@ def write_manifest_csv(path: Path, rows: int, mix: list[SimParcel], rng: random.
     """`rows` rows: the mix's own rows, and filler rows (other barcodes) up to the count."""
     own = [p.manifest for p in mix if p.manifest is not None]
     with path.open("w", encoding="utf-8") as out:
-        out.write("barcode,country,postal_code,declared_weight_kg,service\n")
+        out.write("barcode,country,postal_code,declared_weight_kg,service,order_id,"
+                  "dangerous_goods,declared_value,currency,customs_mode\n")
         for number in range(max(0, rows - len(own))):
             country, postal = rng.choice(POSTAL_CODES)
             weight = round(rng.uniform(0.1, 40.0), 2)
-            out.write(f"{barcode(number)},{country},{postal or ''},{weight},standard\n")
-        for row in own:
+            out.write(f"{barcode(number)},{country},{postal or ''},{weight},standard,"
+                      f"{declarations(number, rng)}\n")
+        for number, row in enumerate(own):
             out.write(f"{row['barcode']},{row['country']},{row['postal_code'] or ''},"
-                      f"{row['declared_weight_kg']},{row['service']}\n")
+                      f"{row['declared_weight_kg']},{row['service']},"
+                      f"{declarations(number, rng)}\n")
+
+
+def declarations(number: int, rng: random.Random) -> str:
+    """order_id, dangerous_goods, declared_value, currency, customs_mode for one row: most rows
+    declare a value (a few in a currency the rules have no rate for), some dangerous goods."""
+    flags = rng.choices(["none", "", "lithium_battery", "liquid"], weights=(80, 12, 5, 3))[0]
+    currency = rng.choices(["HKD", "CNY", "USD", "XAU"], weights=(60, 30, 9, 1))[0]
+    mode = rng.choice(["personal_postal", "cross_border_ecommerce"])
+    return f"ORD-{number // 3},{flags},{round(rng.uniform(5, 1200), 2)},{currency},{mode}"
+
+
+def _holds(count: int, mix: list[SimParcel], now: float) -> list[Hold]:
+    """`count` holds: one on every tenth labelled parcel of the mix, the rest on barcodes no
+    parcel carries (a hold is looked up for every parcel, held or not)."""
+    labelled = [sim.barcode for sim in mix[::10] if sim.barcode][:count]
+    keys = labelled + [barcode(90_000_000 + n) for n in range(count - len(labelled))]
+    return [Hold(f"H{n}", key, None, "bench", now + 3600, now) for n, key in enumerate(keys)]
 
 
 def cpu_ticks() -> tuple[int, int]:
@@ -109,6 +134,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--parcels", type=int, default=100_000)
+    parser.add_argument("--holds", type=int, default=10_000,
+                        help="active holds (10,000 is the agent's bound)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rng = random.Random(7)
@@ -154,10 +181,17 @@ def main() -> int:
                 near = row[1].startswith("20") and parcel.weight_kg <= 30
                 return "ZHUHAI" if near else "SHANGHAI"
 
-            def full_path(parcel: Parcel) -> None:
+            holds = HoldIndex(_holds(args.holds, mix, now.timestamp()))
+            results["holds_active"] = len(holds)
+
+            def full_path(parcel: Parcel) -> None:  # as runtime.agent does it
                 identifier = identifier_of(parcel)
                 entry = manifest.get(identifier.key)
-                decide(parcel, rules, entry, states, now, identifier=identifier)
+                hold = None
+                if holds:
+                    hold = holds.find(identifier.key, entry.order_id if entry else None,
+                                      now.timestamp())
+                decide(parcel, rules, entry, states, now, identifier=identifier, hold=hold)
 
             # Half the parcels warm the caches and the interpreter; the other half are measured.
             half = len(parcels) // 2
@@ -176,6 +210,8 @@ def main() -> int:
             results["baseline_dict_if_else"] = time_each(measured, baseline)
             results["manifest_get"] = time_each(
                 measured, lambda p: manifest.get(keys[p.parcel_id]))
+            results["hold_find"] = time_each(
+                measured, lambda p: holds.find(keys[p.parcel_id], None, now.timestamp()))
             results["decide_only"] = time_each(
                 measured, lambda p: decide(p, rules, entries[p.parcel_id], states, now))
             results["lookup_and_decide"] = time_each(measured, full_path)
@@ -196,7 +232,9 @@ def main() -> int:
         print(f"import: {imp['seconds']} s, {imp['rows_per_s']:,} rows/s, {imp['db_mb']} MB")
         print(f"{'':<24} {'wall p50':>9} {'p99':>7} {'p99.9':>8}   {'cpu p50':>8} {'p99':>7} "
               f"{'p99.9':>8}   (µs)")
-        for name in ("baseline_dict_if_else", "manifest_get", "decide_only", "lookup_and_decide"):
+        print(f"holds active: {results['holds_active']:,}")
+        for name in ("baseline_dict_if_else", "manifest_get", "hold_find", "decide_only",
+                     "lookup_and_decide"):
             w, c = results[name]["wall"], results[name]["cpu"]
             print(f"{name:<24} {w['p50_us']:9.1f} {w['p99_us']:7.1f} {w['p99.9_us']:8.1f}   "
                   f"{c['p50_us']:8.1f} {c['p99_us']:7.1f} {c['p99.9_us']:8.1f}")

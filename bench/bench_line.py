@@ -98,6 +98,11 @@ class RunResult:
     # The light line's own punctuality: how long after its due time each scan was written
     # (p50/p99, µs). Large values mean the simulator, not the process, made the latency.
     line_late_us: dict | None = None
+    # Scan (due) -> the parcel's event at central's subscriber (p50/p99/p99.9, µs), and how soon
+    # after exec the line's first parcel can reach central: READY=1 plus that parcel's scan ->
+    # event (the harness's own wait between the two is left out).
+    event_latency_us: dict[str, float | None] = field(default_factory=dict)
+    first_event_s: float | None = None
 
 
 # -- the process under test -------------------------------------------------------------------
@@ -182,7 +187,8 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def collect(host: str, port: int, topic: str, out: Path) -> int:
-    """Subscriber process: one line per event (barcode, weight, parcel id) until SIGTERM."""
+    """Subscriber process: one line per event (parcel id, barcode, weight, arrival as
+    time.monotonic_ns(), which compares across processes) until SIGTERM."""
     import paho.mqtt.client as mqtt
 
     sink = out.open("w", buffering=1)
@@ -190,9 +196,10 @@ def collect(host: str, port: int, topic: str, out: Path) -> int:
                          protocol=mqtt.MQTTv5)
 
     def on_message(client, userdata, message) -> None:
+        arrived_ns = time.monotonic_ns()
         event = json.loads(message.payload)
         sink.write(json.dumps([event.get("parcel_id"), event.get("barcode"),
-                               (event.get("inputs") or {}).get("weight_kg")]) + "\n")
+                               (event.get("inputs") or {}).get("weight_kg"), arrived_ns]) + "\n")
 
     client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
     client.on_subscribe = lambda c, u, mid, rcs, p: print("subscribed", flush=True)
@@ -348,8 +355,10 @@ def run_once_light(kind: str, rate: float, parcels: list[SimParcel], work: Path,
                      for label, _, _, arrived in commands if label in due_by_barcode]
         outcome = LineOutcome(latencies, len(commands),
                               max((c[3] for c in commands), default=0) / 1e9)
-        _finish(result, outcome, parcels, _lines(events_path), due[0] / 1e9 if due else 0.0,
+        events = _lines(events_path)
+        _finish(result, outcome, parcels, events, due[0] / 1e9 if due else 0.0,
                 due[-1] / 1e9 if due else 0.0, last_event)
+        _event_latencies(result, events, due_by_barcode, parcels, due)
     finally:
         _stop_run(process, notify, collector)
         line.stdin.close()  # the line closes its ptys and exits
@@ -442,7 +451,7 @@ def _finish(result: RunResult, outcome: LineOutcome, parcels: list[SimParcel], e
     result.latency_us = {name: _round(outcome.percentile_us(q))
                          for name, q in (("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999))}
     result.lane_commands = outcome.lane_commands
-    result.events = len({parcel_id for parcel_id, _, _ in events})
+    result.events = len({event[0] for event in events})
     result.lost = len(parcels) - min(result.lane_commands, result.events)
     # The lane command's own arrival, not our noticing it, ends the run on the line side.
     commands_end = outcome.commands_end_s
@@ -454,7 +463,7 @@ def _finish(result: RunResult, outcome: LineOutcome, parcels: list[SimParcel], e
                       and result.last_event_lag_s <= KEPT_UP_S)
     weights = {p.barcode: p.weight_kg for p in parcels if p.barcode is not None}
     right = safe = wrong = checked = 0
-    for _, barcode, weight in events:
+    for _, barcode, weight, *_ in events:
         expected = weights.get(barcode)
         if expected is None:  # no label, or a parcel that never settles: no weight to check
             continue
@@ -472,6 +481,20 @@ def _finish(result: RunResult, outcome: LineOutcome, parcels: list[SimParcel], e
     result.peak_rss_mb, result.rss_mb = round(result.peak_rss_mb, 1), round(result.rss_mb, 1)
 
 
+def _event_latencies(result: RunResult, events: list, due_by_barcode: dict[str, int],
+                     parcels: list[SimParcel], due: list[int]) -> None:
+    """Scan -> event at central, for every labelled parcel, and the first parcel's."""
+    arrivals = {barcode: arrived for _, barcode, _, arrived in events if barcode is not None}
+    latencies = [(arrivals[barcode] - due_ns) / 1000 for barcode, due_ns in due_by_barcode.items()
+                 if barcode in arrivals]
+    result.event_latency_us = {name: _round(_percentile(latencies, q))
+                               for name, q in (("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999))}
+    first = next((p.barcode for p in parcels[:len(due)] if p.barcode is not None), None)
+    if first in arrivals:
+        result.first_event_s = round(result.startup_s
+                                     + (arrivals[first] - due_by_barcode[first]) / 1e9, 3)
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
@@ -481,16 +504,21 @@ def _round(value: float | None) -> float | None:
 
 def table(results: list[RunResult]) -> str:
     rows = [
-        "| Process | Rate /s | Parcels | p50 ms | p99 ms | p99.9 ms | Kept up | CPU s/1000 |"
-        " Peak RSS MB | READY s | Lost | Weight right / safe / wrong |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| Process | Rate /s | Parcels | p50 ms | p99 ms | p99.9 ms | event p50 / p99 ms |"
+        " Kept up | CPU s/1000 | Peak RSS MB | READY s | first event s | Lost |"
+        " Weight right / safe / wrong |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         ms = {k: "-" if v is None else f"{v / 1000:.2f}" for k, v in r.latency_us.items()}
+        event_ms = {k: "-" if r.event_latency_us.get(k) is None
+                    else f"{r.event_latency_us[k] / 1000:.2f}" for k in ("p50", "p99")}
         rows.append(
             f"| {r.kind} | {r.rate:g} | {r.parcels} | {ms['p50']} | {ms['p99']} | {ms['p99.9']}"
+            f" | {event_ms['p50']} / {event_ms['p99']}"
             f" | {'yes' if r.kept_up else 'no'} ({r.achieved_per_s:g}/s) | {r.cpu_s_per_1000}"
-            f" | {r.peak_rss_mb} | {r.startup_s} | {r.lost} | {r.right_weight_share:.1%} /"
+            f" | {r.peak_rss_mb} | {r.startup_s} | {r.first_event_s or '-'} | {r.lost}"
+            f" | {r.right_weight_share:.1%} /"
             f" {r.safe_weight_share:.1%} / {r.wrong_weight_share:.1%} |"
         )
     return "\n".join(rows)

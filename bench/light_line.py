@@ -30,56 +30,17 @@ comparable across processes).
 from __future__ import annotations
 
 import json
-import os
 import selectors
 import sys
 import time
-import tty
 from pathlib import Path
-from urllib.parse import unquote
+
+from edge_agent.simulation.device_pty import DevicePty, acknowledge_divert, report_and_hold
 
 DRAIN_TIMEOUT_S = 30.0
-READ_CHUNK = 65536
 # The platter settles this long after a parcel arrives before `S` is answered (as the simulated
 # line's scale): longer than the agent's reorder margin, so a reply is provably after its scan.
 SETTLE_NS = 1_000_000
-
-
-class Pty:
-    """The device's end of a pseudo-terminal, with a link the agent opens by name."""
-
-    def __init__(self, link: Path):
-        self.master, slave = os.openpty()
-        tty.setraw(slave)
-        self.slave_name = os.ttyname(slave)
-        os.close(slave)  # the agent opens it by name; the master keeps the pty alive
-        os.set_blocking(self.master, False)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.unlink(missing_ok=True)
-        link.symlink_to(self.slave_name)
-        self.inbox = bytearray()
-        self.outbox = bytearray()
-
-    def lines(self, data: bytes) -> list[bytes]:
-        """Complete command lines (CR or LF ends one), the rest kept for the next read."""
-        self.inbox += data.replace(b"\n", b"\r")
-        *complete, rest = self.inbox.split(b"\r")
-        self.inbox = bytearray(rest)
-        return [line for line in complete if line]
-
-    def write(self, data: bytes) -> None:
-        """Queue bytes; whatever the pty takes now goes now, the rest when it has room."""
-        self.outbox += data
-        self.flush()
-
-    def flush(self) -> None:
-        if not self.outbox:
-            return
-        try:
-            written = os.write(self.master, self.outbox)
-        except (BlockingIOError, OSError):  # full (or no reader yet): retried on the next turn
-            return
-        del self.outbox[:written]
 
 
 def scan_frame(barcode: str | None, symbology: str | None) -> bytes:
@@ -120,7 +81,7 @@ def scale_answer(command: bytes, platter: Platter) -> bytes:
 
 
 def run(out_dir: Path, parcels: list[list], rate: float) -> dict:
-    scanner, scale, sorter = (Pty(out_dir / "dev" / name)
+    scanner, scale, sorter = (DevicePty(out_dir / "dev" / name)
                               for name in ("scanner", "scale", "sorter"))
     print("ready", flush=True)
     if sys.stdin.readline().strip() != "go":
@@ -170,30 +131,21 @@ def run(out_dir: Path, parcels: list[list], rate: float) -> dict:
             next_due = min(next_due, platter.settled_at())
         timeout = max(0.0, (next_due - time.monotonic_ns()) / 1e9)
         for key, mask in selector.select(timeout):
-            pty: Pty = key.data
-            if mask & selectors.EVENT_WRITE:
-                pty.flush()
-            if not mask & selectors.EVENT_READ:
-                continue
-            try:
-                data = os.read(pty.master, READ_CHUNK)
-            except BlockingIOError:
-                continue
-            except OSError:  # the agent closed its end (stopped): nothing more from it
+            pty: DevicePty = key.data
+            data = pty.serve(mask)
+            if data is None:  # the agent closed its end (stopped): nothing more from it
                 selector.unregister(pty.master)
                 open_masters.discard(pty.master)
+                continue
+            if not data:
                 continue
             arrived_ns = time.monotonic_ns()
             if pty is scale:
                 scale.write(b"".join(scale_answer(line, platter) for line in scale.lines(data)))
             elif pty is sorter:
                 for line in sorter.lines(data):
-                    parts = line.decode("ascii", "replace").split()
-                    if len(parts) not in (3, 4) or parts[0] != "DIV":
-                        continue
-                    label = unquote(parts[3]) if len(parts) == 4 else None
-                    commands.append([label, int(parts[2]), parts[1], arrived_ns])
-                    sorter.write(f"ACK {parts[1]} {parts[2]}\r\n".encode())
+                    if (command := acknowledge_divert(sorter, line, arrived_ns)) is not None:
+                        commands.append(command)
             else:
                 scanner.lines(data)  # trigger commands: nothing to answer on a fixed scanner
     return {"due_ns": due_ns, "commands": commands, "sent": sent, "late_ns": late_ns}
@@ -203,10 +155,7 @@ def main(argv: list[str]) -> int:
     out_dir, parcels_path, rate, results_path = Path(argv[0]), Path(argv[1]), float(argv[2]), \
         Path(argv[3])
     parcels = json.loads(parcels_path.read_text())
-    outcome = run(out_dir, parcels, rate)
-    results_path.write_text(json.dumps(outcome))
-    print("done", flush=True)
-    sys.stdin.read()  # until the parent closes it: the ptys stay open till then
+    report_and_hold(results_path, run(out_dir, parcels, rate))
     return 0
 
 

@@ -21,10 +21,47 @@ TOPIC_LEVEL_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
 class DeviceConfig(StrictModel):
-    port: str = Field(min_length=1, description="Serial port path, e.g. /dev/serial/by-id/...")
+    """One device: on a serial port (the default) or on the network over TCP.
+
+    Serial: `port` is the device path. TCP (`transport = "tcp"`): `port` is the TCP port number
+    and `host` an IP address: the device's when the agent connects to it (`role = "client"`,
+    the default), the local address to listen on when the device connects to the agent
+    (`role = "server"`). How each behaves: docs/PROTOCOLS.md, "Devices on the network".
+    """
+
+    transport: Literal["serial", "tcp"] = "serial"
+    port: str | int = Field(description="Serial port path (/dev/serial/by-id/...); TCP port number")
     profile: str = Field(min_length=1, description="Firmware profile (edge-agent profiles list)")
     baudrate: int | None = Field(default=None, gt=0, description="Overrides the profile's baud")
     poll_period_ms: int | None = Field(default=None, gt=0, le=60_000)
+    host: str | None = Field(default=None, description="TCP: the device's (client) or our "
+                             "listening (server) IP address")
+    role: Literal["client", "server"] | None = Field(default=None, description="TCP: who connects")
+    connect_timeout_s: float | None = Field(default=None, gt=0, le=60)
+    # No bytes from the device for this long: the link is taken as dead and made again. 0 turns
+    # it off; unset, the profile's [tcp] idle_timeout_ms (or off).
+    idle_timeout_s: float | None = Field(default=None, ge=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _transport_settings(self) -> DeviceConfig:
+        from edge_agent.devices.tcp_endpoint import endpoint_problems
+
+        if self.transport == "serial":
+            if not isinstance(self.port, str) or not self.port:
+                raise ValueError(
+                    f"port: {self.port!r} is not a serial device path; a device on the network "
+                    'needs transport = "tcp" and host')
+            tcp_only = [name for name in ("host", "role", "connect_timeout_s", "idle_timeout_s")
+                        if getattr(self, name) is not None]
+            if tcp_only:
+                raise ValueError(f"{', '.join(tcp_only)}: only for a device on the network "
+                                 '(transport = "tcp")')
+            return self
+        if self.baudrate is not None:
+            raise ValueError("baudrate: a device on the network (transport = \"tcp\") has none")
+        if problems := endpoint_problems(self.host, self.port, self.role or "client"):
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class PairingConfig(StrictModel):
@@ -94,9 +131,49 @@ class HealthConfig(StrictModel):
     max_scale_bias_fraction: float = Field(default=0.03, ge=0, le=1)
 
 
+# Outcomes whose rate over the last `outcome_window_parcels` may raise an alarm (see
+# edge_agent.runtime.outcome_rates), with their default limits: the share of parcels that
+# missed their bin because the command came too late, went round again, or were lost.
+OUTCOME_RATE_LIMITS = {"too_late": 0.02, "recirculated": 0.05, "tracking_lost": 0.01,
+                       "bin_full": 0.10, "bin_disabled": 0.10, "bin_jammed": 0.02}
+RATED_OUTCOMES = (*OUTCOME_RATE_LIMITS, "refused", "no_confirmation", "not_commanded")
+
+
 class SorterConfig(StrictModel):
     # The sorter must acknowledge a lane command within this time or an alarm is raised.
     ack_timeout_ms: int = Field(default=250, gt=0, le=10_000)
+    # After a lane command, how long the agent waits for the sorter's confirmation (sorted,
+    # too late, bin full...) before recording the outcome `no_confirmation`: longer than the
+    # belt takes from the divert command to the last bin. A sorter that sends only ACKs gets
+    # `no_confirmation` for every parcel, this long after its decision.
+    confirm_timeout_ms: int = Field(default=30_000, gt=0, le=600_000)
+    # A sorter-driven parcel (sorter-host) may come round this many times; a request for a
+    # later pass gets the exception chute.
+    max_passes: int = Field(default=3, ge=1, le=99)
+    # Outcome rates are measured over the last this many parcels of each lane...
+    outcome_window_parcels: int = Field(default=200, ge=10, le=100_000)
+    # ...and alarmed once a lane has this many outcomes in its window.
+    outcome_min_parcels: int = Field(default=50, ge=1, le=100_000)
+    # outcome -> the highest share of a lane's parcels it may take before an alarm. Outcomes
+    # left out raise none (no_confirmation is the normal outcome of an ACK-only sorter).
+    max_outcome_rates: dict[str, float] = Field(default_factory=lambda: dict(OUTCOME_RATE_LIMITS))
+
+    @field_validator("max_outcome_rates")
+    @classmethod
+    def _known_outcomes(cls, value: dict[str, float]) -> dict[str, float]:
+        for outcome, limit in value.items():
+            if outcome not in RATED_OUTCOMES:
+                known = ", ".join(RATED_OUTCOMES)
+                raise ValueError(f"unknown outcome {outcome!r} (one of {known})")
+            if not 0 <= limit <= 1:
+                raise ValueError(f"{outcome}: limit {limit} is not a share from 0 to 1")
+        return value
+
+    @model_validator(mode="after")
+    def _window_holds_minimum(self) -> SorterConfig:
+        if self.outcome_min_parcels > self.outcome_window_parcels:
+            raise ValueError("outcome_min_parcels is larger than outcome_window_parcels")
+        return self
 
 
 class RulesConfig(StrictModel):

@@ -7,15 +7,23 @@ catch what they can handle and the CLI turns any EdgeAgentError into a clear mes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class EdgeAgentError(Exception):
     """Something named and explainable went wrong (bad input, missing device...)."""
 
 
-class ConfigError(EdgeAgentError):
-    """A configuration file is unreadable or invalid. `problems` lists each one with its place."""
+class ProblemsError(EdgeAgentError):
+    """Bad input from one source (a file, a profile, a command): `source` names it, each of
+    `problems` one place in it and what is wrong there (`devices.scale.port: ...`). The base of
+    ConfigError, ProfileError, RulesError and ManifestError, so they read and print alike."""
 
-    def __init__(self, source: str, problems: list[str]):
+    def __init__(self, source: str, problems: Sequence[str]):
         self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(problems))
+        self.problems = list(problems)
+        super().__init__(f"{source}: " + "; ".join(self.problems))
+
+
+class ConfigError(ProblemsError):
+    """A configuration file is unreadable or invalid. `problems` lists each one with its place."""

@@ -59,6 +59,13 @@ def test_good_config_is_ok_and_paths_are_relative_to_the_file(tmp_path, capsys):
         (GOOD.replace('profile = "mt-sics"', 'profile = "generic-scanner"'),
          "devices: more than one scanner (scale, scanner)"),
         ("site = 'HKG1'\nline = [", "not valid TOML"),
+        (GOOD + "\n[sorter]\nmax_outcome_rates = { too_lat = 0.1 }\n",
+         "sorter.max_outcome_rates: Value error, unknown outcome 'too_lat'"),
+        (GOOD + "\n[sorter]\nmax_outcome_rates = { too_late = 1.5 }\n",
+         "sorter.max_outcome_rates: Value error, too_late: limit 1.5 is not a share"),
+        (GOOD + "\n[sorter]\noutcome_window_parcels = 20\noutcome_min_parcels = 50\n",
+         "sorter: Value error, outcome_min_parcels is larger than outcome_window_parcels"),
+        (GOOD + "\n[sorter]\nconfirm_timeout_ms = 0\n", "sorter.confirm_timeout_ms: Input"),
     ],
 )
 def test_each_problem_is_named_with_its_place(tmp_path, capsys, text, problem):

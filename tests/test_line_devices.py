@@ -35,6 +35,14 @@ def test_valid_and_refused_lines(kinds, problem):
         assert len(problems) == 1 and problem in problems[0], problems
 
 
+def test_a_sorter_driven_sorter_is_the_lines_only_device():
+    assert line_problems({"sorter": "sorter"}, sorter_driven=True) == []
+    [problem] = line_problems({"sorter": "sorter", "scan": "scanner", "scale": "scale"},
+                              sorter_driven=True)
+    assert "a sorter-driven sorter (sorter) reports what it read" in problem
+    assert "remove scale, scan" in problem
+
+
 def test_two_dws_units_are_one_too_many():
     assert line_problems({"dws1": "dws", "dws2": "dws"}) == ["devices: more than one dws "
                                                              "(dws1, dws2)"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edge_agent.config import AgentConfig, load_config
 from edge_agent.errors import ConfigError
+from edge_agent.exit_codes import EXIT_BAD_INPUT, EXIT_OK
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,6 +32,7 @@ def device_problems(config: AgentConfig) -> list[str]:
 
     problems = []
     kinds: dict[str, str] = {}
+    sorter_driven = False
     for name, device in config.devices.items():
         try:
             profile = load_profile(device.profile)
@@ -38,7 +40,8 @@ def device_problems(config: AgentConfig) -> list[str]:
             problems.append(f"devices.{name}.profile: {exc}")
             continue
         kinds[name] = profile.kind
-    return problems + line_problems(kinds)
+        sorter_driven = sorter_driven or profile.decode.protocol == "sorter-host"
+    return problems + line_problems(kinds, sorter_driven)
 
 
 def file_problems(config: AgentConfig) -> list[str]:
@@ -96,7 +99,7 @@ def run_check(args: argparse.Namespace) -> int:
         assert config is not None
         print(f"{args.file}: OK (site {config.site}, line {config.line}, "
               f"{len(config.devices)} devices)")
-    return 2 if problems else 0
+    return EXIT_BAD_INPUT if problems else EXIT_OK
 
 
 

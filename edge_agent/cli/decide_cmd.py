@@ -1,9 +1,9 @@
 """`edge-agent decide BARCODE`: dry-run one decision and say why, without any device.
 
-With no options it decides as the installed agent would: the manifest, rules, time zone and
-default country of the state directory and config that state_location.py finds (--state-dir,
---config, /etc/edge-agent/agent.toml); each option overrides one of them. Where there is no
-manifest it says so and where it looked, and decides without one.
+With no options it decides as the installed agent would: the manifest, central's holds, rules,
+time zone and default country of the state directory and config that state_location.py finds
+(--state-dir, --config, /etc/edge-agent/agent.toml); each option overrides one of them. Where
+there is no manifest it says so and where it looked, and decides without one.
 """
 
 from __future__ import annotations
@@ -137,8 +137,10 @@ def run_decide(args: argparse.Namespace) -> int:
         parcel, identifier, entry, manifest_note = _resolve_labels(location, parcel, rules)
     else:
         entry, manifest_note = _manifest_entry(location, identifier_of(parcel).key)
+    key = (identifier or identifier_of(parcel)).key
+    hold = _hold(location, key, entry.order_id if entry is not None else None, now)
     decision = decide(parcel, rules, entry, states, now, identifier=identifier,
-                      default_country=args.default_country, timezone=args.timezone)
+                      default_country=args.default_country, timezone=args.timezone, hold=hold)
     if args.json:
         print(json.dumps(decision.to_dict()))
         return 0
@@ -165,8 +167,41 @@ def run_decide(args: argparse.Namespace) -> int:
               f"{inputs.volume_cm3:g} cm³; chargeable weight {inputs.chargeable_weight_kg:g} kg")
     if inputs.labels:
         print("labels read: " + ", ".join(safe(label) for label in inputs.labels))
+    _print_declarations(inputs, rules.customs.currency)
     print(f"local time: {inputs.local_time}")
     return 0
+
+
+def _print_declarations(inputs, currency: str) -> None:
+    """Central's hold, dangerous goods and the customs declaration, where there are any."""
+    from edge_agent.safe_text import terminal_safe as safe
+
+    if inputs.hold_id is not None:
+        print(f"hold: {safe(inputs.hold_id)} from central: {safe(inputs.hold_reason or '')}")
+    if inputs.dangerous_goods is not None:
+        flags = ", ".join(inputs.dangerous_goods) or "declared none"
+        print(f"dangerous goods: {flags}")
+    if inputs.declared_value is not None:
+        converted = ("?" if inputs.customs_value is None
+                     else f"{inputs.customs_value:,.2f} {currency}")
+        print(f"customs: declared {inputs.declared_value:,.2f} {safe(inputs.currency or '?')} "
+              f"= {converted}, {inputs.customs_mode or 'no customs mode'}: "
+              f"{inputs.customs_check or 'no limit applied'}")
+
+
+def _hold(location: StateLocation, key: str | None, order_id: str | None, now: datetime):
+    """The installed agent's hold on this parcel at `now`, if it keeps any."""
+    from edge_agent.sorting.hold_store import HoldStore
+    from edge_agent.sorting.holds import HoldIndex
+
+    store = HoldStore.open_read_only(location.state_dir)
+    if store is None:
+        return None
+    try:
+        active = store.active(now.timestamp())
+    finally:
+        store.close()
+    return HoldIndex(active).find(key, order_id, now.timestamp())
 
 
 def _resolve_labels(location: StateLocation, parcel, rules):

@@ -3,27 +3,31 @@
     edge-agent diag capture --config /etc/edge-agent/agent.toml --device scale --out scale.bin
     edge-agent profiles decode mt-sics --file scale.bin      # replays it through the profile
 
-By default the capture talks to the device the way the agent does (start-up commands, then the
-profile's poll at its period), because a polled scale says nothing unless asked; `--listen-only`
-sends nothing. It stops after --seconds or --bytes, or on Ctrl-C, keeping what was read.
+The capture reads through the agent's own port (a serial port or a TCP link, devices/ports.py),
+so it talks to the device the way the agent does (start-up commands, then the profile's poll at
+its period; a polled scale says nothing unless asked) and stamps each chunk as the agent would;
+`--listen-only` sends nothing. It stops after --seconds or --bytes, on Ctrl-C, or when a serial
+device goes away, keeping what was read; a network link that drops is made again and the
+capture goes on.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import select
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from edge_agent.cli.diag_device import BUSY_ADVICE, add_device_arguments, device_target
+from edge_agent.cli.diag_device import HUB_STEP_S, add_device_arguments, device_target
 from edge_agent.errors import EdgeAgentError
+from edge_agent.exit_codes import EXIT_FAILED, EXIT_OK
+
+if TYPE_CHECKING:
+    from edge_agent.devices.hub import DeviceHub
+    from edge_agent.devices.profiles import Profile
+    from edge_agent.diagnostics.capture import CaptureWriter
 
 DEFAULT_SECONDS = 10.0
-READ_CHUNK_BYTES = 4096
-# select() wakes at least this often, so the poll period and the time limit are kept.
-SELECT_STEP_S = 0.02
-NS_PER_MS = 1_000_000
 
 
 def add_capture_parser(commands: argparse._SubParsersAction) -> None:
@@ -35,69 +39,61 @@ def add_capture_parser(commands: argparse._SubParsersAction) -> None:
                          help=f"stop after this long (default {DEFAULT_SECONDS:g})")
     capture.add_argument("--bytes", type=int, dest="max_bytes", help="stop after this many")
     capture.add_argument("--listen-only", action="store_true",
-                         help="send nothing (no start-up commands, no polls)")
+                         help="send nothing (no start-up commands, polls or heartbeats)")
     capture.set_defaults(handler=run_capture)
 
 
 def run_capture(args: argparse.Namespace) -> int:
-    import serial
-
-    from edge_agent.devices.codec import make_codec
+    from edge_agent.cli.diag_device import open_port
     from edge_agent.devices.profiles import load_profile
+    from edge_agent.devices.tcp_endpoint import parse_endpoint
     from edge_agent.diagnostics.capture import CaptureWriter, times_path
 
     target = device_target(args, "device")
     profile = load_profile(target.profile)
-    codec = make_codec(profile)
-    options = dict(profile.serial_kwargs(baudrate=target.baudrate))
-    options.update(timeout=0, exclusive=True)
     try:
-        port = serial.Serial(os.path.realpath(target.path), **options)
-    except (OSError, serial.SerialException) as exc:
-        busy = "lock" in str(exc) or "Resource temporarily unavailable" in str(exc)
-        advice = BUSY_ADVICE if busy else "check the path: edge-agent diag ports"
-        raise EdgeAgentError(f"{target.path}: {'port busy: ' if busy else ''}{exc}; {advice}") \
-            from None
+        on_network = parse_endpoint(target.path) is not None
+    except ValueError as exc:
+        raise EdgeAgentError(str(exc)) from None
+    hub, port = open_port(target, _listening(profile) if args.listen_only else profile)
     try:
-        writer = CaptureWriter(args.out)
-    except OSError as exc:
-        port.close()
-        raise EdgeAgentError(f"--out {args.out}: {exc.strerror or exc}") from None
-    poll = codec.poll_request() if not args.listen_only else None
-    period_ns = (profile.polling.period_ms or 0) * NS_PER_MS
-    next_poll_ns = time.monotonic_ns()
-    deadline = time.monotonic() + args.seconds
-    try:
-        if not args.listen_only:
-            for command in codec.startup_commands():
-                port.write(command)
-        while time.monotonic() < deadline:
-            if args.max_bytes is not None and writer.bytes >= args.max_bytes:
-                break
-            if poll is not None and period_ns and time.monotonic_ns() >= next_poll_ns:
-                port.write(poll)
-                next_poll_ns += period_ns
-            readable, _, _ = select.select([port.fileno()], [], [], SELECT_STEP_S)
-            if readable:
-                chunk = os.read(port.fileno(), READ_CHUNK_BYTES)
-                if not chunk:
-                    print("the device went away; keeping what was read")
-                    break
-                writer.write(chunk, time.monotonic_ns())
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is the normal way to end a capture: keep the file
-    except OSError as exc:
-        print(f"read failed ({exc.strerror or exc}); keeping what was read")
+        try:  # once the port is open: a port that would not open leaves no file behind
+            writer = CaptureWriter(args.out)
+        except OSError as exc:
+            raise EdgeAgentError(f"--out {args.out}: {exc.strerror or exc}") from None
+        port.tap = writer.write  # every chunk as read, with the stamp the agent would give it
+        try:
+            _record(hub, port, writer, args, ends_when_gone=not on_network)
+        finally:
+            writer.close()
     finally:
-        if not args.listen_only:
-            for command in codec.shutdown_commands():
-                try:
-                    port.write(command)
-                except (OSError, serial.SerialException):
-                    break
-        port.close()
-        writer.close()
+        hub.close()
     print(f"{writer.bytes} bytes in {writer.chunks} reads -> {args.out} "
           f"(times in {times_path(args.out).name})")
     print(f"replay: edge-agent profiles decode {profile.name} --file {args.out}")
-    return 0 if writer.bytes else 1
+    return EXIT_OK if writer.bytes else EXIT_FAILED
+
+
+def _listening(profile: Profile) -> Profile:
+    """The same device, with nothing to send: no start-up or shutdown commands, no polls, no
+    heartbeats."""
+    quiet = profile.polling.model_copy(update={"mode": "none", "startup": [], "shutdown": [],
+                                               "request": None})
+    silent = profile.tcp.model_copy(update={"heartbeat": None, "heartbeat_period_ms": None})
+    return profile.model_copy(update={"polling": quiet, "tcp": silent})
+
+
+def _record(hub: DeviceHub, port: Any, writer: CaptureWriter, args: argparse.Namespace, *,
+            ends_when_gone: bool) -> None:
+    """Until --seconds or --bytes, Ctrl-C, or (`ends_when_gone`) the device goes away."""
+    deadline = time.monotonic() + args.seconds
+    try:
+        while time.monotonic() < deadline:
+            if args.max_bytes is not None and writer.bytes >= args.max_bytes:
+                break
+            hub.poll(min(HUB_STEP_S, max(0.0, deadline - time.monotonic())))
+            if ends_when_gone and not port.connected:
+                print(f"the device went away ({port.last_error}); keeping what was read")
+                break
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is the normal way to end a capture: keep the file

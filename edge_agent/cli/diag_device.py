@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import EdgeAgentError
+from edge_agent.exit_codes import EXIT_FAILED, EXIT_OK
 
 # A scale answers zero/tare once stable: within a second or two of the load settling.
 REPLY_WAIT_S = 3.0
@@ -24,6 +25,8 @@ TRIGGER_WINDOW_S = 3.0
 # Opening a pty or a USB adapter takes milliseconds; a port still closed after this is not
 # going to open.
 OPEN_WAIT_S = 1.0
+# A device that connects to the agent (tcp-listen://) retries on its own period: give it time.
+DEVICE_CONNECT_WAIT_S = 10.0
 HUB_STEP_S = 0.05
 BUSY_ADVICE = "the running agent holds its ports: systemctl stop edge-agent, then try again"
 
@@ -37,7 +40,8 @@ class DeviceTarget:
 
 
 def add_device_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", help="serial port path (with --profile)")
+    parser.add_argument("--port", help="serial port path, tcp://HOST:PORT or "
+                        "tcp-listen://HOST:PORT (with --profile)")
     parser.add_argument("--profile", help="firmware profile of the device on --port")
     parser.add_argument("--config", type=Path, metavar="FILE", help="the agent's config")
     parser.add_argument("--device", metavar="NAME", help="a device named in --config")
@@ -52,8 +56,10 @@ def device_target(args: argparse.Namespace, default_name: str) -> DeviceTarget:
         if name not in config.devices:
             have = ", ".join(config.devices) or "none"
             raise EdgeAgentError(f"{args.config}: no device {name!r} (has: {have})")
+        from edge_agent.devices.ports import device_location
+
         device = config.devices[name]
-        return DeviceTarget(name, device.port, device.profile, device.baudrate)
+        return DeviceTarget(name, device_location(device), device.profile, device.baudrate)
     if not (args.port and args.profile):
         raise EdgeAgentError("name the device with --port and --profile, or --config FILE")
     return DeviceTarget(default_name, args.port, args.profile)
@@ -81,23 +87,47 @@ def check_profile(target: DeviceTarget, kind: str, command: str) -> None:
             f"profile {profile.name} has no {command!r} command (its commands: {have})")
 
 
-def open_port(target: DeviceTarget) -> tuple[Any, Any]:
-    """(hub, port) with the port open; EdgeAgentError naming why it would not open."""
-    from edge_agent.devices.hub import DeviceHub
-    from edge_agent.devices.port import SupervisedPort
-    from edge_agent.devices.profiles import load_profile
+def open_failure_text(path: str, reason: str | None, endpoint: Any = None) -> str:
+    """Why a port would not open and what to do, for every `diag` command that opens one;
+    `endpoint`: the device's network address, when it is on the network."""
+    from edge_agent.devices.open_errors import is_busy
 
-    profile = load_profile(target.profile)
+    if endpoint is not None:
+        advice = ("is the device on and its address right? edge-agent doctor checks the link"
+                  if endpoint.role == "client" else
+                  "no device connected: is it set to connect to this address?")
+    elif is_busy(reason):
+        advice = BUSY_ADVICE
+    else:
+        advice = "check the path: edge-agent diag ports"
+    return f"{path}: {reason or 'did not open'}; {advice}"
+
+
+def open_port(target: DeviceTarget, profile: Any = None) -> tuple[Any, Any]:
+    """(hub, port) with the port open; EdgeAgentError naming why it would not open. `profile`
+    overrides the target's (a capture that sends nothing)."""
+    from edge_agent.devices.hub import DeviceHub
+    from edge_agent.devices.ports import port_for_location
+    from edge_agent.devices.profiles import load_profile
+    from edge_agent.devices.tcp_endpoint import parse_endpoint
+
+    profile = profile or load_profile(target.profile)
+    try:
+        endpoint = parse_endpoint(target.path)
+        port = port_for_location(target.name, target.path, profile, baudrate=target.baudrate)
+    except ValueError as exc:
+        raise EdgeAgentError(str(exc)) from None
     hub = DeviceHub()
-    port = hub.add(SupervisedPort(target.name, target.path, profile, baudrate=target.baudrate))
-    deadline = time.monotonic() + OPEN_WAIT_S
+    hub.add(port)
+    # A device on the network may take its connect timeout; one that connects to us, longer.
+    wait_s = OPEN_WAIT_S if endpoint is None else (
+        endpoint.connect_timeout_s if endpoint.role == "client" else DEVICE_CONNECT_WAIT_S)
+    deadline = time.monotonic() + wait_s
     while not port.connected and time.monotonic() < deadline:
         hub.poll(HUB_STEP_S)
     if not port.connected:
-        error = port.last_error or "did not open"
         hub.close()
-        advice = BUSY_ADVICE if "busy" in error else "check the path: edge-agent diag ports"
-        raise EdgeAgentError(f"{target.path}: {error}; {advice}")
+        raise EdgeAgentError(open_failure_text(target.path, port.last_error, endpoint))
     return hub, port
 
 
@@ -121,7 +151,7 @@ def register_device_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run_scale(args: argparse.Namespace) -> int:
-    from edge_agent.cli.diag_cmd import describe
+    from edge_agent.cli.diag_format import describe
 
     target = device_target(args, "scale")
     check_profile(target, "scale", args.command)
@@ -135,7 +165,7 @@ def run_scale(args: argparse.Namespace) -> int:
             for name, message in hub.poll(HUB_STEP_S):
                 if message.kind in ("reply", "error"):
                     print(describe(name, message))
-                    return 0 if message.kind == "reply" else 1
+                    return EXIT_OK if message.kind == "reply" else EXIT_FAILED
     finally:
         hub.close()
     print(f"no reply in {REPLY_WAIT_S:g} s: is the load stable? is the profile right?")
@@ -143,7 +173,7 @@ def run_scale(args: argparse.Namespace) -> int:
 
 
 def run_scanner(args: argparse.Namespace) -> int:
-    from edge_agent.cli.diag_cmd import describe
+    from edge_agent.cli.diag_format import describe
 
     target = device_target(args, "scanner")
     check_profile(target, "scanner", "trigger_on")
@@ -164,4 +194,4 @@ def run_scanner(args: argparse.Namespace) -> int:
     finally:
         hub.close()
     print(f"{reads} reads")
-    return 0 if reads else 1
+    return EXIT_OK if reads else EXIT_FAILED

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from edge_agent.cli.doctor_cmd import DEFAULT_CONFIG
+from edge_agent.exit_codes import EXIT_FAILED, EXIT_OK
 
 # Advice for the step that failed, in the words a technician acts on.
 ADVICE = {
@@ -47,7 +48,7 @@ def run_mqtt(args: argparse.Namespace) -> int:
     report = probe_broker(config, timeout_s=args.timeout)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
-        return 0 if report.ok else 1
+        return EXIT_OK if report.ok else EXIT_FAILED
 
     # The broker's certificate subject, reason codes and errors come from the network.
     def say(line: str) -> None:

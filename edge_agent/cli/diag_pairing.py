@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.errors import EdgeAgentError
+from edge_agent.exit_codes import EXIT_FAILED, EXIT_OK
+from edge_agent.units import NS_PER_MS
 
-MS = 1_000_000
 # Live: opening a pty or a USB adapter takes milliseconds; a port still closed after this is
 # not going to open.
 OPEN_WAIT_S = 1.0
@@ -129,7 +130,7 @@ def run_pairing(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         print("\n".join(_human(report)))
-    return 0 if result.proposal is not None else 1
+    return EXIT_OK if result.proposal is not None else EXIT_FAILED
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -152,7 +153,9 @@ def _device(args: argparse.Namespace, config: Any, role: str) -> Device:
         name, device = named[0]
         if profile_name is None:
             profile_name, named_by = device.profile, f"devices.{name}.profile"
-        port = port or device.port
+        from edge_agent.devices.ports import device_location
+
+        port = port or device_location(device)
         baudrate = device.baudrate
     if profile_name is None:
         raise EdgeAgentError(f"diag pairing: name the {role}'s profile with --{role}-profile, "
@@ -209,31 +212,33 @@ def _read_captures(scanner: Device, scale: Device) -> Traffic:
 def _read_live(args: argparse.Namespace, scanner: Device, scale: Device) -> Traffic:
     """Both ports through one selector, as the agent reads them, so the stamps are the ones
     the agent's pairing would see."""
-    from edge_agent.cli.diag_device import BUSY_ADVICE
+    from edge_agent.cli.diag_device import open_failure_text
     from edge_agent.devices.hub import DeviceHub
-    from edge_agent.devices.port import SupervisedPort
+    from edge_agent.devices.ports import port_for_location
 
     traffic = Traffic(source="live")
     hub = DeviceHub()
     try:
         for device in (scanner, scale):
-            hub.add(SupervisedPort(device.role, device.port or "", device.profile,
-                                   baudrate=device.baudrate))
+            try:
+                port = port_for_location(device.role, device.port or "", device.profile,
+                                         baudrate=device.baudrate)
+            except ValueError as exc:
+                raise EdgeAgentError(str(exc)) from None
+            hub.add(port)
         deadline = time.monotonic() + OPEN_WAIT_S
         while not all(p.connected for p in hub.ports.values()) and time.monotonic() < deadline:
             hub.poll(HUB_STEP_S)
         for port in hub.ports.values():
             if not port.connected:
-                error = port.last_error or "did not open"
-                advice = BUSY_ADVICE if "busy" in error else "check the path: edge-agent diag ports"
-                raise EdgeAgentError(f"{port.path}: {error}; {advice}")
+                raise EdgeAgentError(open_failure_text(port.path, port.last_error))
         if not args.json:
             limit = f" or {args.parcels} parcels" if args.parcels else ""
             print(f"measuring for {args.live:g} s{limit}: run parcels through (Ctrl-C ends it)",
                   flush=True)
         end = time.monotonic() + args.live
         # A stop on --parcels waits for the last parcel's reading too.
-        settle_ns = int(args.max_offset_ms * MS)
+        settle_ns = int(args.max_offset_ms * NS_PER_MS)
         try:
             while time.monotonic() < end:
                 batch = hub.poll(HUB_STEP_S)

@@ -13,9 +13,11 @@ import json
 import textwrap
 from pathlib import Path
 
+from edge_agent.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+
 # Where the shipped unit reads its config (docs/INSTALL.md).
 DEFAULT_CONFIG = Path("/etc/edge-agent/agent.toml")
-EXIT_CODES = {"pass": 0, "warn": 1, "fail": 2}
+VERDICT_EXIT_CODES = {"pass": EXIT_OK, "warn": EXIT_FAILED, "fail": EXIT_BAD_INPUT}
 WIDTH = 80
 INDENT = " " * 6
 
@@ -58,7 +60,7 @@ def run_doctor(args: argparse.Namespace) -> int:
                 print("\n".join(textwrap.wrap(terminal_safe(f"-> {result.advice}"), WIDTH,
                                                initial_indent=INDENT,
                                                subsequent_indent=INDENT + "   ")))
-        counts = {s: sum(r.status.value == s for r in results) for s in EXIT_CODES}
+        counts = {s: sum(r.status.value == s for r in results) for s in VERDICT_EXIT_CODES}
         print(f"\n{verdict.upper()}: {counts['pass']} pass, {counts['warn']} warn, "
               f"{counts['fail']} fail")
-    return EXIT_CODES[verdict]
+    return VERDICT_EXIT_CODES[verdict]

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from edge_agent import __version__
 from edge_agent.errors import EdgeAgentError
+from edge_agent.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK
 
 # The module of each command group, in the order `--help` lists them.
 COMMANDS = {
@@ -35,11 +36,6 @@ COMMANDS = {
     "completion": "edge_agent.cli.completion_cmd",
 }
 COMMAND_MODULES = tuple(COMMANDS.values())
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

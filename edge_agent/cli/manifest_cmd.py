@@ -15,9 +15,7 @@ import sys
 from pathlib import Path
 
 from edge_agent.cli.state_location import StateLocation, add_location_options, locate
-
-EXIT_OK = 0
-EXIT_NOT_FOUND = 1
+from edge_agent.exit_codes import EXIT_FAILED, EXIT_OK
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,7 +64,7 @@ def _no_store(location: StateLocation, as_json: bool) -> int:
     else:
         print(f"no manifest at {path} (state directory: {location.why}); nothing was created. "
               f"Import one with: edge-agent manifest import FILE", file=sys.stderr)
-    return EXIT_NOT_FOUND
+    return EXIT_FAILED
 
 
 def run_show(args: argparse.Namespace) -> int:
@@ -85,7 +83,7 @@ def run_show(args: argparse.Namespace) -> int:
     if entry is None:
         print(json.dumps(None) if args.json
               else f"{terminal_safe(args.barcode)}: not in the manifest ({manifest.path})")
-        return EXIT_NOT_FOUND
+        return EXIT_FAILED
     print(json.dumps(entry.to_dict()) if args.json else "\n".join(
         f"{name}: {terminal_safe(str(value)) if value is not None else '-'}"
         for name, value in entry.to_dict().items()

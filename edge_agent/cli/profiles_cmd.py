@@ -23,7 +23,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+from edge_agent.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+
 # Technicians' terminals: `profiles list` fits one screen width.
 LIST_WIDTH = 80
 
@@ -129,8 +130,10 @@ def run_show(args: argparse.Namespace) -> int:
     )
     for key in ("name", "kind", "vendor", "description"):
         print(f"{key} = {_toml_value(document[key])}")
-    for section in ("line", "framing", "polling", "decode"):
-        values = document[section]
+    for section in ("line", "framing", "polling", "decode", "tcp"):
+        values = document.get(section)
+        if not values and section == "tcp":
+            continue  # only a device with a heartbeat or an idle timeout of its own has one
         print(f"\n[{section}]")
         tables = {key: value for key, value in values.items() if isinstance(value, dict)}
         for key, value in values.items():

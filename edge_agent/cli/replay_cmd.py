@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from edge_agent.exit_codes import EXIT_BAD_INPUT, EXIT_OK
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -46,7 +48,7 @@ def run_replay(args: argparse.Namespace) -> int:
         _print_human(report, rules.version)
     for problem in report.problems:
         print(f"{args.events}: {terminal_safe(problem)}", file=sys.stderr)
-    return 2 if report.problems else 0
+    return EXIT_BAD_INPUT if report.problems else EXIT_OK
 
 
 def _print_human(report, version: str) -> None:

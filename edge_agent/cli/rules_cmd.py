@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from edge_agent.exit_codes import EXIT_BAD_INPUT, EXIT_OK
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     group = subparsers.add_parser("rules", help="check and show sorting rules")
@@ -59,7 +61,7 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"{args.file}: OK (version {rules.version}, {len(rules.lanes)} lanes, "
               f"{len(rules.rules)} rules), every bin within sorter profile {reach.profile!r} "
               f"({reach.lowest_bin}-{reach.highest_bin})")
-    return 2 if problems else 0
+    return EXIT_BAD_INPUT if problems else EXIT_OK
 
 
 def run_show(args: argparse.Namespace) -> int:

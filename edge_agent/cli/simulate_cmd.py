@@ -4,7 +4,10 @@ For bench tests and demos without hardware: point the agent (or `diag watch`) at
 path. The scanner sends each line typed on stdin as a barcode (`NOREAD` sends a no-read); the
 scale answers polls with `--weight`; the DWS unit sends one record per line typed on stdin,
 `LABEL[,LABEL...] WEIGHT_KG [LxWxH_MM]` (`NOREAD` for no label, no size: not measured); the
-sorter acknowledges lane commands and prints each as a JSON line. Runs until SIGINT or SIGTERM.
+sorter acknowledges lane commands and prints each as a JSON line; a sorter-driven one
+(`--profile sorter-host-json`) asks for a destination for each line typed on stdin,
+`TRACKING LABEL[,LABEL...] WEIGHT_KG [LxWxH_MM]`, prints each reply as a JSON line and reports
+the parcel sorted. Runs until SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -37,6 +40,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             help=f"firmware profile to speak (default {default})")
         parser.add_argument("--link", type=Path,
                             help="stable symlink to the pty, like a /dev/serial/by-id name")
+        network = parser.add_mutually_exclusive_group()
+        network.add_argument("--tcp", type=_address, metavar="HOST:PORT",
+                             help="on the network instead of a pty: listen there (the agent "
+                             "connects, tcp://HOST:PORT)")
+        network.add_argument("--connect", type=_address, metavar="HOST:PORT",
+                             help="on the network: connect to an agent listening there "
+                             "(tcp-listen://HOST:PORT)")
         parser.add_argument("--json", action="store_true", help="print the paths as JSON")
         parser.set_defaults(handler=run_simulate, simulate_kind=kind)
         return parser
@@ -49,17 +59,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     scale.add_argument("--unstable", action="store_true", help="the load never settles")
     add("dws", "a DWS unit: one parcel per line on stdin, LABEL[,LABEL...] KG [LxWxH]",
         DWS_PROFILES, "generic-dws")
-    sorter = add("sorter", "acknowledges lane commands, prints each as JSON",
-                 ("generic-divert",), "generic-divert")
+    sorter = add("sorter", "acknowledges lane commands (or, sorter-host-json: asks for "
+                 "destinations, one parcel per stdin line), prints each as JSON",
+                 ("generic-divert", "sorter-host-json"), "generic-divert")
     sorter.add_argument("--ack-delay-ms", type=float, default=0.0, metavar="MS",
                         help="how long the sorter waits before acknowledging (default 0)")
+    from edge_agent.devices.simulators.sorter import OUTCOME_LINES
+
+    sorter.add_argument("--outcome", choices=("none", *OUTCOME_LINES), default="none",
+                        help="the confirmation sent after each ACK (default none: ACK only)")
 
     from edge_agent.cli.simulate_line import add_line_parser
 
     add_line_parser(kinds)
 
 
+def _address(text: str) -> tuple[str, int]:
+    """HOST:PORT for --tcp/--connect, HOST an IP address (checked as the agent checks it)."""
+    from edge_agent.devices.tcp_endpoint import parse_endpoint
+
+    try:
+        endpoint = parse_endpoint("tcp://" + text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("'tcp://")) from None
+    assert endpoint is not None
+    return endpoint.host, endpoint.port
+
+
 def _make_simulator(args: argparse.Namespace) -> Any:
+    simulator = _make_device(args)
+    if getattr(args, "tcp", None):
+        simulator.serve_tcp(*args.tcp)
+    elif getattr(args, "connect", None):
+        simulator.connect_tcp(*args.connect)
+    return simulator
+
+
+def _make_device(args: argparse.Namespace) -> Any:
     from edge_agent.devices.simulators import (
         DwsSimulator,
         ScaleSimulator,
@@ -76,7 +112,12 @@ def _make_simulator(args: argparse.Namespace) -> Any:
                                    stable=not args.unstable)
         simulator.never_stabilises = args.unstable
         return simulator
+    if args.profile == "sorter-host-json":
+        from edge_agent.devices.simulators.host_sorter import HostSorterSimulator
+
+        return HostSorterSimulator(args.link)
     sorter = SorterSimulator(args.link, ack_delay_s=args.ack_delay_ms / 1000)
+    sorter.outcome = None if args.outcome == "none" else args.outcome
     sorter.on_lane_command = lambda command: _print_line(json.dumps({
         "parcel_id": command.parcel_id, "bin": command.bin, "received_ns": command.received_ns,
     }))
@@ -132,6 +173,29 @@ def _feed_dws_records(unit: Any, stopping: list[int]) -> None:
         unit.measure(labels, weight, dims)
 
 
+def _feed_sorter_parcels(sorter: Any, stopping: list[int]) -> None:
+    """`TRACKING LABEL[,LABEL...] KG [LxWxH]` per line: a parcel inducted; its reply printed."""
+    for line in sys.stdin:
+        if stopping:
+            return
+        tracking, _, rest = line.strip().partition(" ")
+        if not tracking:
+            continue
+        try:
+            labels, weight, dims = parse_dws_line(rest)
+        except ValueError as exc:
+            print(f"simulate sorter: TRACKING then {exc}", file=sys.stderr, flush=True)
+            continue
+        seq = sorter.induct(tracking, labels, weight, dims)
+        if sorter.wait_until(lambda t=tracking: sorter.parcels[t].replies, 2.0):
+            reply = sorter.parcels[tracking].replies[0]
+            _print_line(json.dumps({key: reply.get(key) for key in (
+                "seq", "tracking", "chutes", "fallback", "barcode", "late")}))
+        else:
+            print(f"simulate sorter: no reply to request {seq} within 2 s", file=sys.stderr,
+                  flush=True)
+
+
 def run_simulate(args: argparse.Namespace) -> int:
     simulator = _make_simulator(args)
     simulator.start()
@@ -141,13 +205,21 @@ def run_simulate(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, lambda signum, _frame: stopping.append(signum))
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        on_network = bool(getattr(args, "tcp", None) or getattr(args, "connect", None))
         if args.json:
+            where = ({"url": simulator.url} if on_network else
+                     {"pty": simulator.slave_path, "link": str(simulator.path)})
             _print_line(json.dumps({"device": args.simulate_kind, "profile": args.profile,
-                                    "pty": simulator.slave_path, "link": str(simulator.path)}))
+                                    **where}))
+        elif on_network:
+            _print_line(f"simulated {args.simulate_kind} ({args.profile}) on the network: the "
+                        f"agent's port is {simulator.url}")
         else:
             _print_line(f"simulated {args.simulate_kind} ({args.profile}) on "
                         f"{simulator.slave_path}, link {simulator.path}")
         feeders = {"scanner": _feed_barcodes, "dws": _feed_dws_records}
+        if args.simulate_kind == "sorter" and args.profile == "sorter-host-json":
+            feeders["sorter"] = _feed_sorter_parcels
         if args.simulate_kind in feeders:
             threading.Thread(target=feeders[args.simulate_kind], args=(simulator, stopping),
                              daemon=True).start()

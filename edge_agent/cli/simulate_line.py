@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from edge_agent.cli.demo_cmd import _positive_float, _positive_int
+from edge_agent.exit_codes import EXIT_FAILED, EXIT_OK
 
 # How long the line waits for someone to run the agent against it.
 WAIT_FOR_AGENT_S = 300.0
@@ -67,7 +68,7 @@ def run_line(args: argparse.Namespace) -> int:
         print(json.dumps({"sent": results.sent, "lane_commands": commanded,
                           "p50_us": results.percentile_us(0.5), "p99_us": p99,
                           "p999_us": results.percentile_us(0.999)}), flush=True)
-        return 0 if commanded == results.sent else 1
+        return EXIT_OK if commanded == results.sent else EXIT_FAILED
     finally:
         sim.close()
 

@@ -16,13 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# Where the shipped unit's agent listens (RuntimeDirectory=edge-agent; docs/INSTALL.md).
-DEFAULT_STATUS_SOCKET = Path("/run/edge-agent/status.sock")
+from edge_agent.exit_codes import EXIT_FAILED, EXIT_OK
+from edge_agent.runtime.status_server import DEFAULT_STATUS_SOCKET
+
 # Output that is not a terminal (a file, a pipe, the journal's pager): one screen wide.
 WIDTH = 80
 
-EXIT_OK = 0
-EXIT_FAILED = 1
 # The agent refreshes its snapshot a few times a second; once a second is readable by eye.
 FOLLOW_INTERVAL_S = 1.0
 

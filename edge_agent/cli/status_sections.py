@@ -16,17 +16,23 @@ from rich.table import Table
 from rich.text import Text
 
 from edge_agent.safe_text import terminal_safe
+from edge_agent.units import MIB
 
 # The sections laid out by this view; any other top-level key is shown generically.
 KNOWN_SECTIONS = ("agent", "devices", "lanes", "counters", "exceptions_by_reason", "latency",
-                  "outbox", "mqtt", "in_flight", "last_decisions")
+                  "outbox", "mqtt", "in_flight", "last_decisions", "holds", "outcomes")
+# The outcome columns (edge_agent.runtime.outcomes), in the order a sorter's parcel ends;
+# refused and not_commanded share OTHER.
+OUTCOME_COLUMNS = (("sorted", "SORTED"), ("too_late", "LATE"), ("bin_full", "FULL"),
+                   ("bin_disabled", "DISABL"), ("bin_jammed", "JAM"),
+                   ("recirculated", "RECIRC"), ("tracking_lost", "LOST"),
+                   ("no_confirmation", "NO CONF"))
 DEVICE_COUNTERS = (("frames", "FRAMES"), ("decode_errors", "DECODE ERR"),
                    ("io_errors", "I/O ERR"), ("garbage_bytes", "GARBAGE"),
                    ("reconnects", "RECONN"))
 PERCENTILES = (("p50_us", "p50"), ("p99_us", "p99"), ("p999_us", "p99.9"), ("max_us", "max"))
 # Width under which the lanes and the counters stack instead of standing side by side.
 SIDE_BY_SIDE_MIN_WIDTH = 72
-MIB = 1024 * 1024
 # The decisions' fixed columns (time, lane, latency and the gaps) take this much; of the rest,
 # the reasons keep REASONS_WIDTH (weight_mismatch) and the barcode gets what is left: 34
 # characters at 80 columns (a GS1 string with its AIs runs to ~40: cut with an ellipsis).
@@ -176,6 +182,10 @@ def devices_table(devices: Mapping[str, Any], zone: tzinfo | None) -> Group:
         if fields.get("last_error"):
             errors.append(Text.assemble(
                 (f"  {safe(name)}: ", "bold red"), safe(fields["last_error"])))
+        elif fields.get("role") == "server" and state != "connected":
+            errors.append(Text.assemble(
+                (f"  {safe(name)}: ", "bold"),
+                f"listening on {safe(fields.get('path'))}, no device connected yet"))
     return Group(table, *errors)
 
 
@@ -192,6 +202,29 @@ def lanes_table(lanes: Mapping[str, Any]) -> Table:
                       Text(state, style="" if state == "open" else "bold yellow"),
                       cell(fields.get("count")))
     return table
+
+
+def outcomes_table(outcomes: Mapping[str, Any]) -> Group:
+    """Per lane, how its parcels ended since the start; then the waiting and the rate alarms."""
+    table = plain_table()
+    table.add_column("OUTCOME", no_wrap=True)
+    for _, title in OUTCOME_COLUMNS:
+        table.add_column(title, justify="right")
+    table.add_column("OTHER", justify="right")
+    by_lane = outcomes.get("by_lane")
+    for lane, counts in (by_lane.items() if isinstance(by_lane, Mapping) else ()):
+        counts = counts if isinstance(counts, Mapping) else {}
+        known = {key for key, _ in OUTCOME_COLUMNS}
+        other = sum(v for k, v in counts.items() if k not in known and isinstance(v, int))
+        table.add_row(cell(lane, 16), *[cell(counts.get(key, 0)) for key, _ in OUTCOME_COLUMNS],
+                      cell(other))
+    rates = outcomes.get("rates")
+    active = rates.get("alarms_active") if isinstance(rates, Mapping) else None
+    summary = {"waiting": outcomes.get("waiting"),
+               "confirmations_late": outcomes.get("confirmations_late", 0),
+               "confirmations_unknown": outcomes.get("confirmations_unknown", 0),
+               "rate_alarms": ", ".join(map(str, active)) if active else "none"}
+    return Group(table, titled(("Outcomes", pairs(summary))))
 
 
 def latency_line(latency: Mapping[str, Any], width: int) -> Table:
@@ -219,6 +252,20 @@ def outbox_line(outbox: Mapping[str, Any]) -> Table:
     body.append("evicted", style="bold")
     body.append(f" {safe(evicted) if evicted else 'none'}")
     return titled(("Outbox", body))
+
+
+def holds_line(holds: Mapping[str, Any], zone: tzinfo | None) -> Table:
+    """How many of central's holds apply now, and the newest: what it names, why, until when."""
+    body = Text(f"{safe(holds.get('active'))} active")
+    newest = holds.get("newest")
+    if isinstance(newest, Mapping):
+        named = (f"barcode {shown_barcode(newest.get('barcode'))}" if newest.get("barcode")
+                 else f"order {safe(newest.get('order_id'))}")
+        body.append(" · newest ", style="dim")
+        body.append(f"{safe(newest.get('hold_id'))}", style="bold")
+        body.append(f" {named}: {safe(newest.get('reason'))}, until "
+                    f"{local_time(newest.get('expires_at'), zone, with_date=True)}")
+    return titled(("Holds", body))
 
 
 def decisions_table(decisions: list[Any], zone: tzinfo | None, rows: int | None,
@@ -297,6 +344,9 @@ def body_sections(document: Mapping[str, Any], zone: tzinfo | None,
         if lanes is not None:
             sections.append(lanes_table(lanes))
         sections.append(counted)
+    outcomes = _mapping(document, "outcomes")
+    if outcomes is not None:
+        sections.append(outcomes_table(outcomes))
     latency = _mapping(document, "latency")
     if latency is not None:
         sections.append(latency_line(latency, width))
@@ -306,6 +356,9 @@ def body_sections(document: Mapping[str, Any], zone: tzinfo | None,
     mqtt = _mapping(document, "mqtt")
     if mqtt is not None:
         sections.append(titled(("MQTT", pairs(mqtt))))
+    holds = _mapping(document, "holds")
+    if holds is not None:
+        sections.append(holds_line(holds, zone))
     for key in sorted(set(document) - set(KNOWN_SECTIONS) - {"error"}):  # added later
         value = document[key]
         title = terminal_safe(str(key).replace("_", " ").capitalize())[:24]

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from edge_agent.devices.dws import CubiscanDecoder, DwsDelimitedDecoder
-from edge_agent.devices.framing import Counters, Frame, make_framer
+from edge_agent.devices.framers import make_framer
+from edge_agent.devices.framing import Counters, Frame
 from edge_agent.devices.messages import DecodeError, Message
 from edge_agent.devices.profiles import Profile, ProfileError
 from edge_agent.devices.scales import (
@@ -22,6 +23,7 @@ from edge_agent.devices.scales import (
     ToledoDecoder,
 )
 from edge_agent.devices.scanners import ScannerDecoder
+from edge_agent.devices.sorter_host import SorterHostDecoder, encode_message
 from edge_agent.devices.sorter_protocol import GenericDivertDecoder, encode_divert
 
 
@@ -42,6 +44,7 @@ DECODERS = {
     "dws-delimited": DwsDelimitedDecoder,
     "cubiscan": CubiscanDecoder,
     "generic-divert": GenericDivertDecoder,
+    "sorter-host": SorterHostDecoder,
 }
 
 
@@ -52,7 +55,11 @@ class DeviceCodec:
         self.profile = profile
         self.counters = Counters()
         self._framer = make_framer(profile.framing, self.counters)
-        self._decoder: Decoder = DECODERS[profile.decode.protocol](profile.decode)
+        if profile.decode.protocol == "sorter-host":  # its header starts with the marker
+            self._decoder: Decoder = SorterHostDecoder(
+                profile.decode, len(profile.framing.start))  # type: ignore[arg-type, union-attr]
+        else:
+            self._decoder = DECODERS[profile.decode.protocol](profile.decode)
         self._mask_bit7 = profile.line.mask_bit7
 
     def feed(self, data: bytes, now_ns: int) -> list[Message]:
@@ -128,9 +135,25 @@ class DeviceCodec:
         id or bin the protocol cannot carry."""
         if self.profile.decode.protocol != "generic-divert":
             raise ProfileError(
-                self.profile.name, [f"kind: a {self.profile.kind} takes no lane commands"]
+                self.profile.name, [f"kind: a {self.profile.kind} takes no lane commands"
+                                    if self.profile.kind != "sorter" else
+                                    "decode.protocol: a sorter-driven profile asks, it takes no "
+                                    "lane commands"]
             )
         return encode_divert(parcel_id, bin, barcode)
+
+
+    @property
+    def sorter_driven(self) -> bool:
+        """True for a sorter that tracks parcels and asks for destinations (sorter-host)."""
+        return self.profile.decode.protocol == "sorter-host"
+
+    def host_message(self, kind: int, seq: int, body: dict | None = None) -> bytes:
+        """A sorter-host message (edge_agent.devices.sorter_host); ProfileError otherwise."""
+        if not self.sorter_driven:
+            raise ProfileError(self.profile.name, ["decode.protocol: not a sorter-host profile"])
+        return encode_message(self.profile.framing.start,  # type: ignore[union-attr]
+                              self.profile.decode.version, kind, seq, body)  # type: ignore[union-attr]
 
 
 def make_codec(profile: Profile) -> DeviceCodec:

@@ -18,13 +18,6 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
-from edge_agent.devices.profiles import (
-    FixedLengthFraming,
-    IdleGapFraming,
-    StxEtxFraming,
-    TerminatorFraming,
-)
-
 
 class Frame(NamedTuple):
     raw: bytes  # the whole frame as it came off the wire, markers included
@@ -339,29 +332,3 @@ class FixedLengthFramer(Framer):
         if pos:
             del buf[:pos]
         return frames
-
-
-def make_framer(
-    framing: TerminatorFraming | StxEtxFraming | FixedLengthFraming | IdleGapFraming,
-    counters: Counters | None = None,
-) -> Framer:
-    """The framer a profile's `framing` section describes."""
-    if isinstance(framing, TerminatorFraming):
-        return StreamFramer(list(framing.terminators), framing.max_length, counters=counters)
-    if isinstance(framing, IdleGapFraming):
-        return StreamFramer(
-            list(framing.terminators),
-            framing.max_length,
-            gap_ns=framing.gap_ms * 1_000_000,
-            counters=counters,
-        )
-    if isinstance(framing, StxEtxFraming):
-        return StartEndFramer(
-            framing.start,
-            framing.end,
-            framing.max_length,
-            framing.trailer_length,
-            framing.restart_on_start,
-            counters=counters,
-        )
-    return FixedLengthFramer(framing.length, framing.start, framing.end, counters=counters)

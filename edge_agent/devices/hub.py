@@ -1,4 +1,4 @@
-"""Every serial port of the line, read by one selector in the caller's thread.
+"""Every device port of the line (serial or TCP), read by one selector in the caller's thread.
 
 The hub does no threading: the agent's loop calls `poll(timeout_s)`, which waits until some
 port has bytes or some port's timer is due (a reconnect, a poll, an idle-gap flush), then
@@ -14,12 +14,14 @@ trust a stamp that cannot tell two parcels apart.
 from __future__ import annotations
 
 import contextlib
+import os
 import selectors
 import time
 from collections.abc import Callable
 
 from edge_agent.devices.messages import Message
-from edge_agent.devices.port import NS_PER_S, SupervisedPort
+from edge_agent.devices.port import SupervisedPort
+from edge_agent.units import NS_PER_S
 
 # Upper bound on one wait, so a caller that passes a long timeout still sees a stuck clock or a
 # port added from a callback within this time.
@@ -32,10 +34,14 @@ class DeviceHub:
     def __init__(self, clock: Callable[[], int] = time.monotonic_ns) -> None:
         self.clock = clock
         self.ports: dict[str, SupervisedPort] = {}
-        self._selector = selectors.DefaultSelector()
-        # port name -> (fd, connection number) in the selector. The OS reuses fd numbers, so a
-        # reconnect may bring back the same fd: the connection number tells them apart.
-        self._registered: dict[str, tuple[int, int]] = {}
+        # select(), not epoll: epoll waits in whole milliseconds (rounded up), so a parcel due in
+        # 0.3 ms (a reply's reorder margin) would wait a full millisecond more. select() takes
+        # microseconds; its limit (fds below 1024) is far above the few ports a line has.
+        self._selector = selectors.SelectSelector()
+        # port name -> ((fd, events)..., connection number) in the selector. The OS reuses fd
+        # numbers, so a reconnect may bring back the same fd: the connection number tells them
+        # apart.
+        self._registered: dict[str, tuple[tuple[tuple[int, int], ...], int]] = {}
         self._last_poll_end_ns: int | None = None
         # How late the stamps of the last poll's messages may be (see the module doc).
         self.stamp_error_ns = 0
@@ -57,11 +63,11 @@ class DeviceHub:
         if deadlines:
             wait_s = max(0.0, min(wait_s, (min(deadlines) - started) / NS_PER_S))
         out: list[tuple[str, Message]] = []
-        ready = self._selector.select(wait_s)
+        ready = self._select(wait_s)
         woke = self.clock()
-        for key, _ in ready:
+        for key, events in ready:
             port: SupervisedPort = key.data
-            out.extend((port.name, message) for message in port.read_ready())
+            out.extend((port.name, message) for message in port.on_ready(key.fd, events))
             self._sync(port)
         now = self.clock()
         if woke - started >= WAITED_NS or self._last_poll_end_ns is None:
@@ -101,17 +107,37 @@ class DeviceHub:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _select(self, wait_s: float) -> list:
+        try:
+            return self._selector.select(wait_s)
+        except (OSError, ValueError):
+            # select() refuses an fd that was closed behind the port's back, where epoll
+            # forgot it silently. Do as epoll did: stop watching that fd (it stays recorded, so
+            # it is watched again only once its port reconnects) and keep serving the others.
+            for watched, _ in self._registered.values():
+                for fd, _ in watched:
+                    try:
+                        os.fstat(fd)
+                    except OSError:
+                        with contextlib.suppress(KeyError, ValueError):
+                            self._selector.unregister(fd)
+            return []
+
     def _sync(self, port: SupervisedPort) -> None:
-        """Keep the selector in step with the port's fd, which changes on every reconnect."""
-        fd = port.fileno()
-        current = None if fd is None else (fd, port.connection_number)
+        """Keep the selector in step with the port's fds, which change on every reconnect (a
+        TCP port may watch two: its listening socket and its peer's, or wait to write while
+        connecting)."""
+        watched = port.watched()
+        current = (watched, port.connection_number) if watched else None
         old = self._registered.get(port.name)
         if current == old:
             return
         if old is not None:
-            with contextlib.suppress(KeyError, ValueError):  # already gone with its closed fd
-                self._selector.unregister(old[0])
+            for fd, _ in old[0]:
+                with contextlib.suppress(KeyError, ValueError):  # already gone with its fd
+                    self._selector.unregister(fd)
             del self._registered[port.name]
         if current is not None:
-            self._selector.register(current[0], selectors.EVENT_READ, port)
+            for fd, events in watched:
+                self._selector.register(fd, events, port)
             self._registered[port.name] = current

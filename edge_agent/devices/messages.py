@@ -83,6 +83,85 @@ class SorterAck:
 
 
 @dataclass(frozen=True, slots=True)
+class SorterOutcome:
+    """The sorter reports what finally happened to a parcel it was commanded to divert.
+
+    `outcome` is one of SORTER_OUTCOMES; `bin` is the bin it was commanded to, `actual_bin`
+    where the parcel went (None: the sorter does not say, or it did not drop), `pass_count` the
+    sorter's count of rounds for a recirculated parcel, `sorter_time` the sorter's own ISO-8601
+    stamp of the drop, as sent (None when the line carries none).
+    """
+
+    parcel_id: str
+    outcome: str
+    bin: int
+    actual_bin: int | None = None
+    pass_count: int | None = None
+    sorter_time: str | None = None
+    raw: bytes = b""
+    received_ns: int = 0
+    kind: str = field(default="sorter_outcome", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationRequest:
+    """A sorter that tracks parcels itself asks where one goes (sorter-host protocol).
+
+    `seq` is the message's sequence number: a request re-sent unchanged carries the same one.
+    `tracking` is the sorter's own number for the parcel; `pass_count` counts its rounds (1 on
+    the first). Measurements the sorter does not have are None.
+    """
+
+    seq: int
+    tracking: str
+    barcodes: tuple[str, ...]
+    weight_kg: float | None = None
+    length_mm: float | None = None
+    width_mm: float | None = None
+    height_mm: float | None = None
+    pass_count: int = 1
+    deadline_ms: int = 500  # how long the sorter waits for the answer, from its request
+    raw: bytes = b""
+    received_ns: int = 0
+    kind: str = field(default="destination_request", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SortReport:
+    """A sorter-driven parcel's result: intermediate (final=False, e.g. recirculated) or final.
+    `outcome` is one of SORTER_OUTCOMES; `chute` where it went (None: nowhere or unknown)."""
+
+    seq: int
+    tracking: str
+    outcome: str
+    chute: int | None
+    pass_count: int = 1
+    final: bool = True
+    sorter_time: str | None = None
+    raw: bytes = b""
+    received_ns: int = 0
+    kind: str = field(default="sort_report", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkMessage:
+    """Link upkeep from a sorter: a heartbeat, or the acknowledgement of our message `seq`."""
+
+    seq: int
+    heartbeat: bool
+    raw: bytes = b""
+    received_ns: int = 0
+    kind: str = field(default="link", init=False)
+
+
+# Final outcomes a sorter can report; the agent adds no_confirmation (nothing came in time),
+# refused (the sorter NAKed the command) and not_commanded (the command could not be sent).
+SORTER_OUTCOMES = ("sorted", "too_late", "bin_full", "bin_disabled", "bin_jammed",
+                   "recirculated", "tracking_lost", "recirculation_limit")
+AGENT_OUTCOMES = ("no_confirmation", "refused", "not_commanded")
+
+
+@dataclass(frozen=True, slots=True)
 class LaneFull:
     """The sorter reports that a bin is full (or no longer full)."""
 
@@ -116,7 +195,8 @@ class DecodeError:
     kind: str = field(default="error", init=False)
 
 
-Message = Scan | Weight | DwsRecord | SorterAck | LaneFull | DeviceReply | DecodeError
+Message = (Scan | Weight | DwsRecord | SorterAck | SorterOutcome | DestinationRequest
+           | SortReport | LinkMessage | LaneFull | DeviceReply | DecodeError)
 
 
 def message_to_dict(message: Message) -> dict[str, object]:

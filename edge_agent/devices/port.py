@@ -2,9 +2,10 @@
 
 A SupervisedPort does no waiting of its own. The DeviceHub owns one selector for every port and
 calls `read_ready()` when the port's fd is readable and `run_timers()` when `next_deadline_ns()`
-passes. Keeping all reads in one thread is deliberate (see DESIGN.md): each chunk is stamped
-with time.monotonic_ns() the moment it is read, so a scan and a weight are paired by when their
-bytes arrived, never by which thread happened to run first.
+passes. Keeping all reads in one thread is deliberate: each chunk is stamped with
+time.monotonic_ns() the moment it is read, so a scan and a weight are paired by when their
+bytes arrived, never by which thread happened to run first (with a reader thread per port, a
+parcel can take its neighbour's weight; docs/PAIRING.md says how stamps are used).
 
 Reads take whatever the OS has (one os.read per readiness event), never pyserial's readline(),
 which costs a system call per byte and hides arrival times.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import stat
 import time
 from collections.abc import Callable
@@ -25,7 +27,9 @@ import serial
 import structlog
 
 from edge_agent.devices.messages import DecodeError, Message
+from edge_agent.devices.open_errors import classify_open_error
 from edge_agent.logs import raw_frames_enabled
+from edge_agent.units import NS_PER_S
 
 if TYPE_CHECKING:
     from edge_agent.devices.codec import DeviceCodec
@@ -42,8 +46,6 @@ READ_CHUNK_BYTES = 4096
 # A blocked write (flow control stuck, adapter wedged) must not stall every other port's reads.
 WRITE_TIMEOUT_S = 0.2
 
-NS_PER_S = 1_000_000_000
-
 
 class PortState(StrEnum):
     CONNECTING = "connecting"
@@ -57,6 +59,9 @@ def _wall_clock_iso() -> str:
 
 class SupervisedPort:
     """A serial device by path (by-id symlinks followed at each open) with its profile's codec."""
+
+    transport = "serial"
+    END_OF_FILE = "end of file (device gone)"
 
     def __init__(
         self,
@@ -88,25 +93,38 @@ class SupervisedPort:
         }
         self.last_frame_ns: int | None = None
         self._last_frame_wall: float | None = None
-        self._serial: serial.Serial | None = None
+        # The open connection: a serial.Serial here, a socket in TcpPort. Both have fileno() and
+        # close(), which is all the reading and writing below needs.
+        self._handle: Any = None
         self._unsent = b""  # the tail of the last command, when the output buffer was full
         self._connected_once = False
         self.connection_number = 0  # counts opens, so the hub can tell a reused fd number apart
         self._retry_delay_s = RECONNECT_INITIAL_S
         self._retry_at_ns: int | None = None
         self._next_poll_ns: int | None = None
+        # Sees every chunk as read, with its time (diag capture records the raw bytes this way).
+        self.tap: Callable[[bytes, int], None] | None = None
 
     # -- what the hub asks -----------------------------------------------------------------
     def fileno(self) -> int | None:
-        return self._serial.fileno() if self._serial is not None else None
+        return self._handle.fileno() if self._handle is not None else None
 
     @property
     def connected(self) -> bool:
-        return self._serial is not None
+        return self._handle is not None
+
+    def watched(self) -> tuple[tuple[int, int], ...]:
+        """(fd, selector events) the hub must watch for this port now; empty while closed."""
+        fd = self.fileno()
+        return () if fd is None else ((fd, selectors.EVENT_READ),)
+
+    def on_ready(self, fd: int, events: int) -> list[Message]:
+        """The hub saw `events` on one of the watched fds."""
+        return self.read_ready()
 
     def next_deadline_ns(self) -> int | None:
         """The earliest time this port needs `run_timers()`: a retry, a poll or a flush."""
-        if self._serial is None:
+        if self._handle is None:
             return self._retry_at_ns
         # Called several times per turn of the decision loop: no list, no min() of one value.
         poll, flush = self._next_poll_ns, self.codec.next_deadline_ns()
@@ -131,8 +149,12 @@ class SupervisedPort:
         except (OSError, serial.SerialException, ValueError) as exc:
             self._open_failed(now, _describe(exc))
             return False
-        self._serial = port
-        self.device = resolved
+        return self._opened(port, resolved, now)
+
+    def _opened(self, handle: Any, device: str, now: int) -> bool:
+        """The link is up (serial or TCP): fresh framing, start-up commands, then polls."""
+        self._handle = handle
+        self.device = device
         self.connection_number += 1
         if self._connected_once:
             self.counters["reconnects"] += 1
@@ -142,7 +164,7 @@ class SupervisedPort:
         self.codec.reset()  # half a frame from before an unplug must not glue onto the next
         self._unsent = b""  # nor half a command we could not finish sending
         self._set_state(PortState.CONNECTED, None)
-        log.info("device_connected", device=self.name, path=self.path, resolved=resolved,
+        log.info("device_connected", device=self.name, path=self.path, resolved=device,
                  profile=self.profile.name)
         for command in self.codec.startup_commands():
             if not self.send(command):
@@ -153,10 +175,10 @@ class SupervisedPort:
 
     def read_ready(self) -> list[Message]:
         """The fd is readable: take one chunk, stamp it, decode it."""
-        if self._serial is None:
+        if self._handle is None:
             return []
         try:
-            data = os.read(self._serial.fileno(), READ_CHUNK_BYTES)
+            data = os.read(self._handle.fileno(), READ_CHUNK_BYTES)
         except (BlockingIOError, InterruptedError):
             return []
         except OSError as exc:
@@ -165,9 +187,11 @@ class SupervisedPort:
             return []
         received_ns = self.clock()
         if not data:
-            self._lost("end of file (device gone)")
+            self._lost(self.END_OF_FILE)
             return []
         self.counters["bytes_in"] += len(data)
+        if self.tap is not None:
+            self.tap(data, received_ns)
         if raw_frames_enabled():
             log.debug("serial_in", device=self.name, hex=data.hex(" "))
         return self._account(self.codec.feed(data, received_ns))
@@ -175,7 +199,7 @@ class SupervisedPort:
     def run_timers(self) -> list[Message]:
         """Do whatever is due: reconnect, send a poll, or flush an idle-gap frame."""
         now = self.clock()
-        if self._serial is None:
+        if self._handle is None:
             if self._retry_at_ns is not None and now >= self._retry_at_ns:
                 self.connect()
             return []
@@ -194,7 +218,7 @@ class SupervisedPort:
 
     def send(self, data: bytes) -> bool:
         """Write a command; False when the port is not connected or the write failed."""
-        if self._serial is None:
+        if self._handle is None:
             return False
         if raw_frames_enabled():
             log.debug("serial_out", device=self.name, hex=data.hex(" "))
@@ -204,7 +228,7 @@ class SupervisedPort:
             # (a third of a lane command's cost). Nothing here ever waits: a device that stops
             # taking bytes (flow control held, a controller that hung) must not stop the reading
             # of every other port on the line.
-            fd = self._serial.fileno()
+            fd = self._handle.fileno()
             if self._unsent:
                 # The tail of a command the buffer could not take whole goes first, so the
                 # device never sees two commands interleaved.
@@ -226,10 +250,10 @@ class SupervisedPort:
 
     def close(self) -> None:
         """Stop for good: send the profile's shutdown commands and release the port."""
-        if self._serial is not None:
+        if self._handle is not None:
             for command in self.codec.shutdown_commands():
                 self.send(command)
-        self._close_serial()
+        self._close_handle()
         self._retry_at_ns = None
         self._set_state(PortState.DISCONNECTED, self.last_error)
 
@@ -250,6 +274,7 @@ class SupervisedPort:
             "device": self.device,
             "profile": self.profile.name,
             "kind": self.profile.kind,
+            "transport": self.transport,
             "state": self.state.value,
             "since": self.since,
             "last_error": self.last_error,
@@ -272,17 +297,21 @@ class SupervisedPort:
             log.warning("device_open_failed", device=self.name, path=self.path, error=error,
                         retry_s=self._retry_delay_s)
         self._set_state(PortState.DISCONNECTED, error)
-        self._retry_at_ns = now + int(self._retry_delay_s * NS_PER_S)
+        self._retry_at_ns = now + self._backoff_ns()
         self._retry_delay_s = min(self._retry_delay_s * 2, RECONNECT_MAX_S)
 
     def _lost(self, error: str) -> None:
         log.warning("device_disconnected", device=self.name, path=self.path, error=error)
-        self._close_serial()
+        self._close_handle()
         self._set_state(PortState.DISCONNECTED, error)
-        self._retry_at_ns = self.clock() + int(self._retry_delay_s * NS_PER_S)
+        self._retry_at_ns = self.clock() + self._backoff_ns()
 
-    def _close_serial(self) -> None:
-        port, self._serial = self._serial, None
+    def _backoff_ns(self) -> int:
+        """How long until the next try: the current backoff step."""
+        return int(self._retry_delay_s * NS_PER_S)
+
+    def _close_handle(self) -> None:
+        port, self._handle = self._handle, None
         self._next_poll_ns = None
         if port is not None:
             with contextlib.suppress(OSError, serial.SerialException):
@@ -302,8 +331,5 @@ def _is_device(path: str) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
-    """A one-line reason a technician can act on."""
-    text = str(exc) or type(exc).__name__
-    if "exclusively lock" in text or "Resource temporarily unavailable" in text:
-        return f"port busy (held by another program): {text}"
-    return text
+    """A one-line reason a technician can act on (open_errors says busy the one way)."""
+    return classify_open_error(exc).reason

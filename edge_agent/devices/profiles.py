@@ -36,8 +36,8 @@ from pydantic import (
     model_validator,
 )
 
-from edge_agent.errors import EdgeAgentError
-from edge_agent.validation import StrictModel
+from edge_agent.errors import ProblemsError
+from edge_agent.validation import StrictModel, UnionTag, problems_from
 
 PROFILE_PATH_ENV = "EDGE_AGENT_PROFILE_PATH"
 PACKAGED_PROFILES = "edge_agent.firmware_profiles"
@@ -45,16 +45,11 @@ PACKAGED_PROFILES = "edge_agent.firmware_profiles"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 
 
-class ProfileError(EdgeAgentError):
+class ProfileError(ProblemsError):
     """A profile is missing, unreadable or invalid, or lacks what was asked of it.
 
     `source` names the file (or the profile), each of `problems` the field: `framing.end: ...`.
     """
-
-    def __init__(self, source: str, problems: Sequence[str]):
-        self.source = source
-        self.problems = list(problems)
-        super().__init__(f"{source}: " + "; ".join(self.problems))
 
 
 def _to_wire(value: Any) -> bytes:
@@ -171,10 +166,59 @@ class IdleGapFraming(StrictModel):
     _no_prefixes = field_validator("terminators")(_check_terminators)
 
 
+class LengthHeaderFraming(StrictModel):
+    """A binary header that starts with `start` and holds the body's length, then the body.
+
+    The length is an unsigned big-endian integer of `length_size` bytes at `length_offset` in
+    the header, counting the body only (the header is `header_length` bytes). A declared length
+    that would pass `max_length` is garbage: the framer skips one byte and looks for the next
+    start. For sorter host protocols (docs/PROTOCOLS.md, "Sorters").
+    """
+
+    mode: Literal["length_header"]
+    start: NonEmptyWire
+    header_length: int = Field(ge=2, le=256)
+    length_offset: int = Field(ge=0, le=255)
+    length_size: Literal[1, 2, 4] = 4
+    max_length: int = Field(default=4096, ge=3, le=65536,
+                            description="Longest frame, header included")
+
+    @model_validator(mode="after")
+    def _header_holds_its_fields(self) -> LengthHeaderFraming:
+        if len(self.start) > self.length_offset:
+            raise ValueError("length_offset falls inside the start marker")
+        if self.length_offset + self.length_size > self.header_length:
+            raise ValueError("the length field ends past header_length")
+        if self.header_length >= self.max_length:
+            raise ValueError("max_length leaves no room for a body")
+        return self
+
+
 Framing = Annotated[
-    TerminatorFraming | StxEtxFraming | FixedLengthFraming | IdleGapFraming,
+    TerminatorFraming | StxEtxFraming | FixedLengthFraming | IdleGapFraming
+    | LengthHeaderFraming,
     Field(discriminator="mode"),
 ]
+
+
+class TcpSettings(StrictModel):
+    """What a device on the network needs beyond its framing (docs/PROTOCOLS.md, "Devices on
+    the network"): bytes that keep the link alive, and how long a silent link may live."""
+
+    # Sent whenever the agent has sent nothing for heartbeat_period_ms (a device that drops a
+    # silent link, as the public sorter specs' hosts and devices do after 30 s).
+    heartbeat: NonEmptyWire | None = None
+    heartbeat_period_ms: int | None = Field(default=None, gt=0, le=3_600_000)
+    # No bytes from the device for this long: the link is dead, make it again. A device that
+    # sends a heartbeat of its own allows a few of its periods; one that talks only when a
+    # parcel passes has none (a quiet line would reconnect all night).
+    idle_timeout_ms: int | None = Field(default=None, gt=0, le=86_400_000)
+
+    @model_validator(mode="after")
+    def _heartbeat_whole(self) -> TcpSettings:
+        if (self.heartbeat is None) != (self.heartbeat_period_ms is None):
+            raise ValueError("heartbeat and heartbeat_period_ms go together")
+        return self
 
 
 class Polling(StrictModel):
@@ -350,6 +394,16 @@ class GenericDivertDecode(StrictModel):
     protocol: Literal["generic-divert"]
 
 
+class SorterHostDecode(StrictModel):
+    """The `sorter-host` protocol (edge_agent.devices.sorter_host): the sorter tracks parcels and
+    asks the agent for destinations. The header's layout is the framing's; these are the rest."""
+
+    protocol: Literal["sorter-host"]
+    version: int = Field(default=1, ge=0, le=255, description="Sent in every header")
+    # How long the sorter waits for a destination when its request names no deadline_ms.
+    default_deadline_ms: int = Field(default=500, ge=1, le=60_000)
+
+
 Decode = Annotated[
     MtSicsDecode
     | ToledoDecode
@@ -359,7 +413,8 @@ Decode = Annotated[
     | ScannerDecode
     | DwsDelimitedDecode
     | CubiscanDecode
-    | GenericDivertDecode,
+    | GenericDivertDecode
+    | SorterHostDecode,
     Field(discriminator="protocol"),
 ]
 
@@ -373,6 +428,7 @@ PROTOCOL_KIND = {
     "dws-delimited": "dws",
     "cubiscan": "dws",
     "generic-divert": "sorter",
+    "sorter-host": "sorter",
 }
 
 
@@ -387,6 +443,7 @@ class Profile(StrictModel):
     framing: Framing
     polling: Polling = Polling()
     decode: Decode
+    tcp: TcpSettings = TcpSettings()
 
     _source: str = PrivateAttr(default="")
 
@@ -398,6 +455,18 @@ class Profile(StrictModel):
                 f"decode.protocol {self.decode.protocol!r} is for a {protocol_kind}, "
                 f"but kind is {self.kind!r}"
             )
+        if isinstance(self.decode, SorterHostDecode) != isinstance(
+                self.framing, LengthHeaderFraming):
+            raise ValueError('sorter-host goes with framing mode "length_header", and only it')
+        if isinstance(self.framing, LengthHeaderFraming) and isinstance(
+                self.decode, SorterHostDecode):
+            marker = len(self.framing.start)  # then version, type, sequence (4), length (4)
+            if (self.framing.header_length, self.framing.length_offset,
+                    self.framing.length_size) != (marker + 10, marker + 6, 4):
+                raise ValueError(
+                    f"sorter-host's header is the start marker, version (1), type (1), "
+                    f"sequence (4) and length (4): header_length = {marker + 10}, "
+                    f"length_offset = {marker + 6}, length_size = 4")
         if isinstance(self.decode, ToledoDecode):
             want = 1 if self.decode.checksum else 0
             if not isinstance(self.framing, StxEtxFraming) or self.framing.trailer_length != want:
@@ -437,41 +506,17 @@ class Profile(StrictModel):
 # --- loading -------------------------------------------------------------------------------------
 
 
+# The tagged unions a profile holds, for naming a bad or missing tag (see validation.UnionTag).
+PROFILE_UNIONS = {
+    "framing": UnionTag("mode", ("terminator", "stx_etx", "fixed_length", "idle_gap",
+                                 "length_header")),
+    "decode": UnionTag("protocol", tuple(PROTOCOL_KIND)),
+}
+
+
 def _problems(exc: ValidationError) -> list[str]:
     """`field.path: message` lines, without pydantic's union tags in the path."""
-    problems = []
-    for error in exc.errors(include_url=False):
-        loc = [str(part) for part in error["loc"]]
-        # A tagged union puts the tag in the path (framing.stx_etx.end): drop it.
-        if len(loc) > 1 and loc[0] in ("framing", "decode"):
-            del loc[1]
-        message = error["msg"]
-        kind = error["type"]
-        if kind == "extra_forbidden":
-            message = "unknown setting (a typo?)"
-        elif kind == "value_error":
-            message = message.removeprefix("Value error, ")
-        elif kind == "missing":
-            message = "missing (required)"
-        elif kind in ("union_tag_invalid", "union_tag_not_found"):
-            tag = "mode" if loc and loc[0] == "framing" else "protocol"
-            loc.append(tag)
-            expected = (error.get("ctx") or {}).get("expected_tags")
-            if expected is None:
-                expected = ", ".join(
-                    repr(t)
-                    for t in (
-                        ("terminator", "stx_etx", "fixed_length", "idle_gap")
-                        if tag == "mode"
-                        else tuple(PROTOCOL_KIND)
-                    )
-                )
-            got = (error.get("ctx") or {}).get("tag")
-            message = (f"unknown value {got!r}" if got else "missing") + f" (one of {expected})"
-        elif kind == "model_attributes_type":
-            message = "must be a table"
-        problems.append(f"{'.'.join(loc) or '(top level)'}: {message}")
-    return problems
+    return problems_from(exc, plain=True, unions=PROFILE_UNIONS)
 
 
 def _parse(source: str, data: bytes, expected_name: str | None) -> Profile:

@@ -11,6 +11,20 @@ ASCII lines ending in CR LF, 9600 8N1.
   `NAK <parcel_id> <bin> <reason words>`   the command is refused    -> SorterAck(accepted=False)
   `FULL <bin>`                             the bin is full           -> LaneFull(full=True)
   `CLEAR <bin>`                            the bin takes parcels again -> LaneFull(full=False)
+  Confirmations, after the ACK, at most one per parcel (-> SorterOutcome): what finally
+  happened to it. <bin> repeats the commanded bin; <time> is the sorter's UTC clock as
+  `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`; <actual> is the bin the parcel dropped into, or `-`.
+  `SORTED <parcel_id> <bin> <time>`                      dropped into its bin  -> sorted
+  `LATE <parcel_id> <bin> <actual>`                      the command came too late -> too_late
+  `REDIRECT <parcel_id> <bin> FULL|DISABLED|JAMMED <actual> [<time>]`
+                                                         its bin could not take it, it went
+                                                         to <actual> -> bin_full, bin_disabled,
+                                                         bin_jammed
+  `RECIRC <parcel_id> <bin> <pass>`                      sent round again (pass 1-99)
+                                                         -> recirculated
+  `LOST <parcel_id> <bin>`                               tracking lost -> tracking_lost
+  A sorter that sends only ACKs still works: the agent records `no_confirmation` for a parcel
+  with no confirmation within `sorter.confirm_timeout_ms`.
   Anything else is a DecodeError.
 The pseudo-terminal simulator (edge_agent.devices.simulators) speaks the sorter's side.
 """
@@ -18,9 +32,16 @@ The pseudo-terminal simulator (edge_agent.devices.simulators) speaks the sorter'
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from edge_agent.devices.framing import Frame
-from edge_agent.devices.messages import DecodeError, LaneFull, Message, SorterAck
+from edge_agent.devices.messages import (
+    DecodeError,
+    LaneFull,
+    Message,
+    SorterAck,
+    SorterOutcome,
+)
 from edge_agent.devices.profiles import GenericDivertDecode
 
 PARCEL_ID_PATTERN = r"[0-9A-Za-z_-]{1,32}"
@@ -33,6 +54,19 @@ _ACK_NAK = re.compile(
     rb"(ACK|NAK) +(" + PARCEL_ID_PATTERN.encode() + rb") +([0-9]{1,2})(?: +(.*))?"
 )
 _LANE = re.compile(rb"(FULL|CLEAR) +([0-9]{1,2})")
+_PID_BIN = rb" +(" + PARCEL_ID_PATTERN.encode() + rb") +([0-9]{1,2})"
+_TIME = rb"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z)"
+_ACTUAL = rb"([0-9]{1,2}|-)"
+_CONFIRMATIONS = {
+    b"SORTED": re.compile(rb"SORTED" + _PID_BIN + rb" +" + _TIME),
+    b"LATE": re.compile(rb"LATE" + _PID_BIN + rb" +" + _ACTUAL),
+    b"REDIRECT": re.compile(
+        rb"REDIRECT" + _PID_BIN + rb" +(FULL|DISABLED|JAMMED) +" + _ACTUAL
+        + rb"(?: +" + _TIME + rb")?"),
+    b"RECIRC": re.compile(rb"RECIRC" + _PID_BIN + rb" +([0-9]{1,2})"),
+    b"LOST": re.compile(rb"LOST" + _PID_BIN),
+}
+_REDIRECT_OUTCOMES = {b"FULL": "bin_full", b"DISABLED": "bin_disabled", b"JAMMED": "bin_jammed"}
 
 
 def encode_label(barcode: str) -> str:
@@ -83,6 +117,48 @@ class GenericDivertDecoder:
             if not MIN_BIN <= bin <= MAX_BIN:
                 return DecodeError(f"bin {bin} out of range", frame.raw, frame.received_ns)
             return LaneFull(bin, verb == b"FULL", frame.raw, frame.received_ns)
+        verb = line.split(b" ", 1)[0]
+        pattern = _CONFIRMATIONS.get(verb)
+        if pattern is not None:
+            return _confirmation(verb, pattern.fullmatch(line), frame)
         return DecodeError(
             f"not a generic-divert reply: {line[:40]!r}", frame.raw, frame.received_ns
         )
+
+
+def _bin_or_none(text: bytes | None) -> int | None:
+    return None if text is None or text == b"-" else int(text)
+
+
+def _confirmation(verb: bytes, match: re.Match[bytes] | None, frame: Frame) -> Message:
+    """One confirmation line as a SorterOutcome, or a DecodeError naming what is wrong."""
+    if match is None:
+        return DecodeError(f"malformed {verb.decode()} confirmation: {frame.body[:60]!r}",
+                           frame.raw, frame.received_ns)
+    groups = match.groups()
+    parcel_id, bin = groups[0].decode(), int(groups[1])
+    actual = pass_count = time = None
+    if verb == b"SORTED":
+        outcome, actual, time = "sorted", bin, groups[2]
+    elif verb == b"LATE":
+        outcome, actual = "too_late", _bin_or_none(groups[2])
+    elif verb == b"REDIRECT":
+        outcome, actual, time = _REDIRECT_OUTCOMES[groups[2]], _bin_or_none(groups[3]), groups[4]
+    elif verb == b"RECIRC":
+        outcome, pass_count = "recirculated", int(groups[2])
+        if pass_count < 1:
+            return DecodeError("RECIRC pass count 0", frame.raw, frame.received_ns)
+    else:
+        outcome = "tracking_lost"
+    for value in (bin, actual):
+        if value is not None and not MIN_BIN <= value <= MAX_BIN:
+            return DecodeError(f"bin {value} out of range", frame.raw, frame.received_ns)
+    sorter_time = None
+    if time is not None:
+        sorter_time = time.decode()
+        try:  # the pattern admits 2026-13-45: only a real instant is kept
+            datetime.fromisoformat(sorter_time.replace("Z", "+00:00"))
+        except ValueError:
+            return DecodeError(f"not a time: {sorter_time!r}", frame.raw, frame.received_ns)
+    return SorterOutcome(parcel_id, outcome, bin, actual, pass_count, sorter_time,
+                         frame.raw, frame.received_ns)

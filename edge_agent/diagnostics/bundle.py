@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import socket
-import sqlite3
 import tarfile
 import time
 from datetime import UTC, datetime
@@ -88,7 +87,9 @@ def collect(config_path: Path, *, run_doctor: bool = True,
     else:
         notes["status.json"] = "; ".join(errors)
     if config is not None:
-        files["outbox.json"] = _json(outbox_stats(config.state_dir))
+        from edge_agent.sync.outbox_store import read_only_stats
+
+        files["outbox.json"] = _json(read_only_stats(config.state_dir))
     if run_doctor:
         from edge_agent.diagnostics.doctor import run_checks
 
@@ -103,26 +104,6 @@ def collect(config_path: Path, *, run_doctor: bool = True,
     else:
         files["journal.jsonl"] = journal[1].encode() + b"\n"
     return files, notes
-
-
-def outbox_stats(state_dir: Path) -> dict[str, Any]:
-    """Counts by kind and the oldest event's age, read-only, so a stopped agent's backlog shows."""
-    from edge_agent.sync.outbox import DB_NAME
-
-    path = state_dir / DB_NAME
-    sizes = {p.name: p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists()}
-    if not path.exists():
-        return {"present": False, "path": str(path)}
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            rows = db.execute("SELECT kind, COUNT(*), MIN(created_ms) FROM events "
-                              "GROUP BY kind").fetchall()
-    except sqlite3.Error as exc:
-        return {"present": True, "path": str(path), "files": sizes, "error": str(exc)}
-    oldest = min((row[2] for row in rows), default=None)
-    return {"present": True, "path": str(path), "files": sizes,
-            "pending_by_kind": {row[0]: row[1] for row in rows},
-            "oldest_age_s": round(time.time() - oldest / 1000, 3) if oldest else None}
 
 
 def write_bundle(out: Path, config_path: Path, *, run_doctor: bool = True,

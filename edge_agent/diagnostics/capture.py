@@ -20,9 +20,9 @@ from typing import IO
 
 from edge_agent.devices.codec import DeviceCodec
 from edge_agent.devices.messages import Message
+from edge_agent.units import NS_PER_MS
 
 TIMES_SUFFIX = ".times"
-NS_PER_MS = 1_000_000
 
 
 class CaptureError(ValueError):

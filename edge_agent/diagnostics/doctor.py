@@ -97,7 +97,7 @@ def agent_link_checks(status: dict[str, Any] | None) -> list[CheckResult]:
 def status_sockets(config: AgentConfig | None, explicit: Path | None) -> list[Path]:
     """Where the running agent may listen. A technician's shell lacks the service's
     $RUNTIME_DIRECTORY, so the unit's /run/edge-agent socket is tried after the config's."""
-    from edge_agent.cli.status_cmd import DEFAULT_STATUS_SOCKET
+    from edge_agent.runtime.status_server import DEFAULT_STATUS_SOCKET
 
     if explicit is not None:
         return [explicit]

@@ -14,13 +14,13 @@ from pathlib import Path
 from edge_agent.config import AgentConfig, load_config
 from edge_agent.diagnostics.results import CheckResult, failed, passed, warned
 from edge_agent.errors import ConfigError
+from edge_agent.units import MIB
 
 SERVICE_NAME = "edge-agent"
 # systemctl / timedatectl answer in milliseconds; a hung D-Bus must not hang the doctor.
 COMMAND_TIMEOUT_S = 5.0
 # systemd creates this directory at boot; its absence means PID 1 is something else.
 SYSTEMD_RUN_DIR = Path("/run/systemd/system")
-MB = 1024 * 1024
 
 
 def run_command(*argv: str) -> tuple[int, str] | None:
@@ -85,8 +85,8 @@ def check_state_dir(config: AgentConfig) -> list[CheckResult]:
                        f"chown {SERVICE_NAME}: {state_dir} (StateDirectory= in the unit)")]
     results = [passed(name, f"{state_dir} writable")]
     usage = shutil.disk_usage(state_dir)
-    budget = int(config.outbox.disk_budget_mb * MB)
-    free = f"{usage.free // MB} MB free, outbox budget {budget // MB} MB"
+    budget = int(config.outbox.disk_budget_mb * MIB)
+    free = f"{usage.free // MIB} MB free, outbox budget {budget // MIB} MB"
     if usage.free < budget:
         results.append(failed("free space", free, "free disk space or lower outbox.disk_budget_mb"))
     elif usage.free < 2 * budget:  # the journal and updates need room too

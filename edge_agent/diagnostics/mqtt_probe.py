@@ -51,30 +51,18 @@ def diag_topic(config: AgentConfig) -> str:
 
 
 def probe_broker(config: AgentConfig, timeout_s: float = STEP_TIMEOUT_S) -> ProbeReport:
-    import paho.mqtt.client as mqtt
-
-    from edge_agent.sync.credentials import read_password
     from edge_agent.sync.errors import CredentialError
+    from edge_agent.sync.mqtt_client import SETUP_ERRORS, new_client, secure
 
     cfg = config.mqtt
     report = ProbeReport(broker=f"{cfg.host}:{cfg.port}", topic=diag_topic(config))
-    v5 = cfg.protocol == "5"
     events = {name: threading.Event() for name in ("connack", "suback", "puback", "message",
                                                     "gone")}
     nonce = secrets.token_hex(8).encode()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                         client_id=config.mqtt_client_id + PROBE_SUFFIX,
-                         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311)
+    client = new_client(cfg, config.mqtt_client_id + PROBE_SUFFIX)
     try:
-        if cfg.username:
-            client.username_pw_set(cfg.username, read_password(cfg))
-        if cfg.tls is not None:
-            client.tls_set(ca_certs=str(cfg.tls.ca_file),
-                           certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
-                           keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
-                           cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-            client.tls_insecure_set(cfg.tls.insecure_skip_hostname_check)
-    except (CredentialError, OSError, ssl.SSLError, ValueError) as exc:
+        secure(client, cfg)
+    except SETUP_ERRORS as exc:
         return _fail(report, "credentials" if isinstance(exc, CredentialError) else "tls",
                      str(exc))
 

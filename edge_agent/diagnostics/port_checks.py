@@ -1,4 +1,4 @@
-"""Checks of each configured serial port: present, readable by the service, free, answering.
+"""Checks of each configured device port: present, readable by the service, free, answering.
 
 The order matters: a port that is missing cannot be busy, and a busy port cannot be opened to
 see whether the device answers. When the running agent holds a port (its status socket says the
@@ -16,13 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.config import DeviceConfig
+from edge_agent.diagnostics.network_checks import CAN_LISTEN, REACHABLE, check_network_device
 from edge_agent.diagnostics.results import CheckResult, failed, passed, warned
+from edge_agent.diagnostics.usb_serial_checks import check_latency_timer
 
 # Long enough for a polled scale (a few polls) or continuous output (many frames); a scanner
 # sends only when it reads, so silence from it is a warning, not a failure.
 ANSWER_WAIT_S = 2.0
 HUB_STEP_S = 0.05
 SERIAL_GROUP = "dialout"
+# The check after which a device is probed for frames: its port is free, or its link works.
+PROBE_AFTER = ("port free", REACHABLE, CAN_LISTEN)
 
 
 def check_ports(devices: dict[str, DeviceConfig], service_user: str,
@@ -32,7 +36,7 @@ def check_ports(devices: dict[str, DeviceConfig], service_user: str,
     per_device = {name: check_port(name, device, service_user, agent_devices)
                   for name, device in devices.items()}
     free = {name: devices[name] for name, results in per_device.items()
-            if results[-1].name.endswith("port free") and results[-1].status == "pass"}
+            if results[-1].name.endswith(PROBE_AFTER) and results[-1].status == "pass"}
     for name, result in check_answering(free).items():
         per_device[name].append(result)
     return [result for results in per_device.values() for result in results]
@@ -41,14 +45,21 @@ def check_ports(devices: dict[str, DeviceConfig], service_user: str,
 def check_port(name: str, device: DeviceConfig, service_user: str,
                agent_devices: dict[str, Any] | None = None) -> list[CheckResult]:
     """One device's static checks, stopping at the first that makes the rest meaningless; the
-    running agent's view stands in for the probe of a port it holds."""
-    present = check_present(name, device.port)
+    running agent's view stands in for the probe of a port it holds. A device on the network
+    has its own checks (reachable, or free to listen on)."""
+    agent_view = (agent_devices or {}).get(name)
+    if device.transport == "tcp":
+        link = check_network_device(name, device, agent_view)
+        return [link] if agent_view is None else [link, _agent_answering(name, agent_view)]
+    present = check_present(name, str(device.port))
     results = [present]
     if present.status != "pass":
         return results
-    results.append(check_access(name, device.port, service_user))
-    agent_view = (agent_devices or {}).get(name)
-    busy = check_free(name, device.port, agent_view)
+    results.append(check_access(name, str(device.port), service_user))
+    latency = check_latency_timer(name, str(device.port))
+    if latency is not None:
+        results.append(latency)
+    busy = check_free(name, str(device.port), agent_view)
     results.append(busy)
     if agent_view is not None:
         results.append(_agent_answering(name, agent_view))
@@ -108,8 +119,10 @@ def check_free(name: str, path: str, agent_view: dict[str, Any] | None) -> Check
     except (OSError, serial.SerialException) as exc:
         holders = processes_holding(os.path.realpath(path))
         who = ", ".join(f"{pid} {cmd}" for pid, cmd in holders) or "unknown process"
+        from edge_agent.devices.open_errors import classify_open_error
+
         text = str(exc)
-        if "lock" in text or "Resource temporarily unavailable" in text:
+        if classify_open_error(exc).busy:
             if any("edge_agent run" in cmd or "edge-agent run" in cmd for _, cmd in holders):
                 return failed(check, f"held by the agent ({who}), whose status socket did "
                               "not answer", "pass its socket: edge-agent doctor --socket PATH")
@@ -123,7 +136,7 @@ def check_answering(devices: dict[str, DeviceConfig]) -> dict[str, CheckResult]:
     """Open the ports briefly with their profiles (polling those that poll) and count frames
     that decode against frames that do not, for ANSWER_WAIT_S or until each has answered."""
     from edge_agent.devices.hub import DeviceHub
-    from edge_agent.devices.port import SupervisedPort
+    from edge_agent.devices.ports import port_for_device
     from edge_agent.devices.profiles import ProfileError, load_profile
 
     results: dict[str, CheckResult] = {}
@@ -139,9 +152,7 @@ def check_answering(devices: dict[str, DeviceConfig]) -> dict[str, CheckResult]:
     deadline = time.monotonic() + ANSWER_WAIT_S
     with DeviceHub() as hub:
         for name, profile in profiles.items():
-            device = devices[name]
-            hub.add(SupervisedPort(name, device.port, profile, baudrate=device.baudrate,
-                                   poll_period_ms=device.poll_period_ms))
+            hub.add(port_for_device(name, devices[name], profile))
         while time.monotonic() < deadline and not all(good.values()):
             for name, message in hub.poll(HUB_STEP_S):
                 if message.kind == "error":
@@ -149,7 +160,13 @@ def check_answering(devices: dict[str, DeviceConfig]) -> dict[str, CheckResult]:
                 else:
                     good[name] += 1
         errors = {name: port.last_error for name, port in hub.ports.items()}
+        unlinked = {name for name, port in hub.ports.items() if not port.connected}
     for name, profile in profiles.items():
+        if devices[name].role == "server" and name in unlinked and not errors[name]:
+            results[name] = warned(
+                f"device {name}: answering", f"no device connected in {ANSWER_WAIT_S:g} s",
+                "it connects on its own schedule: check its host/port settings point here")
+            continue
         results[name] = _verdict(name, profile, good[name], bad[name], errors[name])
     return results
 

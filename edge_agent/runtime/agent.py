@@ -18,6 +18,7 @@ woken. Deciding never waits on the network or on an fsync.
 from __future__ import annotations
 
 import gc
+import math
 import signal
 import sys
 import time
@@ -32,10 +33,14 @@ from edge_agent.config import AgentConfig
 from edge_agent.devices.hub import DeviceHub
 from edge_agent.devices.messages import (
     DecodeError,
+    DestinationRequest,
     DwsRecord,
     LaneFull,
+    LinkMessage,
     Scan,
     SorterAck,
+    SorterOutcome,
+    SortReport,
     Weight,
 )
 from edge_agent.errors import EdgeAgentError
@@ -43,21 +48,26 @@ from edge_agent.ids import new_id
 from edge_agent.runtime import rules_store
 from edge_agent.runtime.clock import clock_check
 from edge_agent.runtime.components import Components, build_components
+from edge_agent.runtime.destinations import DestinationService
 from edge_agent.runtime.input_health import InputHealth
 from edge_agent.runtime.line_state import LaneStates, LineCounters
+from edge_agent.runtime.outcome_ledger import OutcomeLedger, outcomes_in_outbox
+from edge_agent.runtime.outcome_rates import RateChange
+from edge_agent.runtime.outcomes import OutcomeTracker
 from edge_agent.runtime.parcel_alarms import ParcelAlarms
 from edge_agent.runtime.status_server import StatusServer
 from edge_agent.sorting.decision import Decision, Parcel, decide, identifier_of
 from edge_agent.sorting.dws_parcels import DWS_RECORD, parcel_from_dws
+from edge_agent.sorting.hold_store import KEEP_EXPIRED_S
+from edge_agent.sorting.holds import Hold, HoldIndex
 from edge_agent.sorting.labels import resolve_labels
 from edge_agent.sorting.lanes import LaneState
 from edge_agent.sorting.pairing import Pairer
 from edge_agent.sorting.rules import RulesError, RuleSet
 from edge_agent.sync.command_checks import capped_problems
+from edge_agent.units import NS_PER_MS, NS_PER_S
 
 log = structlog.get_logger(__name__)
-
-NS = 1_000_000_000
 
 
 def _utc_now() -> datetime:
@@ -74,7 +84,8 @@ REPORT_PERIOD_S = 0.5
 # latency every time the loop came back from a system call; 0.5 ms costs a few more switches.
 GIL_SWITCH_INTERVAL_S = 0.0005
 # The latency percentiles in the status snapshot are recomputed this often, not at every
-# housekeeping turn: they sort a window of up to 20,000 samples (~2 ms each time).
+# housekeeping turn: no reader (status screen, telemetry) looks more often, though reading them
+# is now a walk over the window's histogram (latency_window.py), not a sort of its samples.
 LATENCY_REFRESH_S = 1.0
 # A clean stop waits at most this long for parcels in flight and their sorter acks.
 STOP_DRAIN_S = 3.0
@@ -99,6 +110,12 @@ class Agent:
         self.lanes = LaneStates(config.state_dir)
         self.lanes.use_rules(self.rules)
         self.counters = LineCounters()
+        # Central's holds as the store had them at start; commands change both (the store on
+        # the worker, this index in a step on the loop). Those expired within the last week are
+        # loaded too: whether a hold expired is judged at each parcel by a clock that may be
+        # wrong at boot (_hold_time).
+        self.holds = HoldIndex(parts.holds.active(wall_clock().timestamp() - KEEP_EXPIRED_S)
+                               if parts.holds is not None else ())
         self._parcel_alarms = ParcelAlarms(self._raise_alarm)
         self.pairer = Pairer(config.pairing, new_parcel_id=new_id, wall_clock=wall_clock)
         self.health = InputHealth(config.health)
@@ -111,7 +128,15 @@ class Agent:
         self.started_at = wall_clock()
         self._started_ns = time.monotonic_ns()
         self._awaiting_ack: dict[str, tuple[int, int]] = {}  # parcel id -> (bin, deadline ns)
-        self._ack_timeout_ns = config.sorter.ack_timeout_ms * 1_000_000
+        self._ack_timeout_ns = config.sorter.ack_timeout_ms * NS_PER_MS
+        ledger, waiting = OutcomeLedger.open(
+            config.state_dir, lambda: outcomes_in_outbox(parts.outbox))
+        self.outcomes = OutcomeTracker(config.sorter, ledger, waiting, self._emit_outcome,
+                                       self.lanes.lane_for_bin)
+        sorter = parts.device_for_role.get("sorter")
+        self.destinations = None  # a sorter that asks for destinations (sorter-host)
+        if sorter is not None and self.hub.ports[sorter].codec.sorter_driven:
+            self.destinations = DestinationService(self, sorter)
         self._device_states: dict[str, str] = {}
         self._scale_connection = 0  # the scale port's connection_number at the last poll
         self._stop_requested = False
@@ -179,6 +204,8 @@ class Agent:
             self._poll_scale()  # a reply or a time-out may have freed the scale for the next
         if self._awaiting_ack:
             self._check_acks(now_ns)
+        if self.outcomes.waiting_count():
+            self.on_outcome_changes(self.outcomes.expire(now_ns))
         if self.parts.inbox is not None and self.parts.inbox.has_waiting():
             self.parts.inbox.process(self)
             self._next_report = 0.0  # what a command changed shows at once
@@ -209,8 +236,11 @@ class Agent:
             parts.link.stop()
         if parts.inbox is not None:
             parts.inbox.close()
+        self.outcomes.close()
         parts.outbox.close()
         parts.manifest.close()
+        if parts.holds is not None:
+            parts.holds.close()
         if parts.state_lock is not None:
             parts.state_lock.release()
         log.info("agent.stopped", parcels=self.counters.totals["parcels"])
@@ -250,6 +280,14 @@ class Agent:
             self._on_dws_record(message)
         elif isinstance(message, SorterAck):
             self._on_sorter_ack(message)
+        elif isinstance(message, SorterOutcome):
+            self.on_outcome_changes(self.outcomes.confirmed(message))
+        elif self.destinations is not None and isinstance(message, DestinationRequest):
+            self.destinations.on_request(message)
+        elif self.destinations is not None and isinstance(message, SortReport):
+            self.destinations.on_report(message)
+        elif self.destinations is not None and isinstance(message, LinkMessage):
+            self.destinations.on_link(message)
         elif isinstance(message, LaneFull):
             self.lanes.set_bin_full(message.bin, message.full)
             log.info("lane.full" if message.full else "lane.cleared", bin=message.bin,
@@ -290,6 +328,8 @@ class Agent:
             self.pairer.request_failed(now_ns)  # the scale is gone: nothing will answer
 
     def _on_sorter_ack(self, ack: SorterAck) -> None:
+        if not ack.accepted:  # the sorter will not divert it: that is the parcel's outcome
+            self.on_outcome_changes(self.outcomes.agent_outcome(ack.parcel_id, "refused"))
         expected = self._awaiting_ack.pop(ack.parcel_id, None)
         if expected is None:
             self.counters.totals["acks_unexpected"] += 1
@@ -316,11 +356,16 @@ class Agent:
             self._parcel_alarms.report(
                 "sorter_ack_missing", "warning", "no acknowledgement from the sorter",
                 {"parcel_id": parcel_id, "bin": bin_},
-                {"timeout_ms": self.config.sorter.ack_timeout_ms}, now_ns / NS)
+                {"timeout_ms": self.config.sorter.ack_timeout_ms}, now_ns / NS_PER_S)
 
     # -- the decision --------------------------------------------------------------------------
 
-    def _decide_and_divert(self, parcel: Parcel) -> Decision:
+    def wall_time(self) -> datetime:
+        return self._wall_clock()
+
+    def decide(self, parcel: Parcel) -> tuple[Parcel, Decision]:
+        """The decision core: the label that names the parcel, its manifest entry, the rules.
+        Returns the parcel as resolved (its barcode: the label chosen) and the decision."""
         if parcel.labels:  # several labels read: the one that names the parcel
             rules = self.rules
             parcel, identifier, entry = resolve_labels(
@@ -328,16 +373,31 @@ class Agent:
         else:  # parsed once: the manifest key and the decision's
             identifier = identifier_of(parcel)
             entry = self.parts.manifest.get(identifier.key)
+        now = self._wall_clock()
+        hold = None
+        if self.holds:  # most of the time there is none: no look-up at all
+            hold = self.holds.find(identifier.key, entry.order_id if entry else None,
+                                   self._hold_time(now))
+            if hold is not None:
+                self.counters.totals["parcels_held"] += 1
         decision = decide(
-            parcel, self.rules, entry, self.lanes.snapshot, self._wall_clock(),
+            parcel, self.rules, entry, self.lanes.snapshot, now,
             default_country=self.config.default_destination_country,
             timezone=self.config.timezone, identifier=identifier,
-            clock_synchronised=self._clock_synchronised,
+            clock_synchronised=self._clock_synchronised, hold=hold,
         )
+        return parcel, decision
+
+    def _decide_and_divert(self, parcel: Parcel) -> Decision:
+        parcel, decision = self.decide(parcel)
         sorter = self.parts.device_for_role.get("sorter")
         command = None
         if sorter is not None:
             command, decision = self._lane_command(sorter, parcel, decision)
+            # Before the decision's event: a kill between the two leaves no event without its
+            # outcome to come (outcome_ledger).
+            self.outcomes.expect(parcel.parcel_id, decision.lane, decision.bin,
+                                 time.monotonic_ns())
         self.parts.outbox.append("parcel", decision.to_dict())
         sent = False
         if command is not None:
@@ -347,16 +407,22 @@ class Agent:
             self._awaiting_ack[parcel.parcel_id] = (decision.bin, now_ns + self._ack_timeout_ns)
         elif sorter is not None:  # not taken, or no command the sorter could carry
             self.counters.totals["sorter_unreachable"] += 1
+            self.on_outcome_changes(self.outcomes.agent_outcome(parcel.parcel_id, "not_commanded"))
             self._parcel_alarms.report(
                 "sorter_unreachable", "critical", "the sorter did not take the lane command "
                 "(disconnected, or not reading): a decided parcel was not diverted",
-                {"parcel_id": parcel.parcel_id, "bin": decision.bin}, {}, now_ns / NS)
+                {"parcel_id": parcel.parcel_id, "bin": decision.bin}, {}, now_ns / NS_PER_S)
+        self.after_decision(parcel, decision, now_ns)
+        return decision
+
+    def after_decision(self, parcel: Parcel, decision: Decision,
+                       now_ns: int | None = None) -> None:
+        """Once the event is stored and the sorter told: wake the publisher, count."""
         if self.parts.link is not None:
             self.parts.link.notify_appended()
-        latency_us = (now_ns - parcel.scanned_ns) / 1000
+        latency_us = ((now_ns or time.monotonic_ns()) - parcel.scanned_ns) / 1000
         self.counters.record_decision(decision, latency_us, self.rules.exception_lane)
         self.health.record(decision)
-        return decision
 
     def _lane_command(self, sorter: str, parcel: Parcel,
                       decision: Decision) -> tuple[bytes | None, Decision]:
@@ -382,6 +448,20 @@ class Agent:
         except (ValueError, EdgeAgentError):
             return None, decision  # counted and alarmed as sorter_unreachable below
 
+    def _emit_outcome(self, payload: dict[str, Any]) -> None:
+        self.parts.outbox.append("outcome", payload)
+        if self.parts.link is not None:
+            self.parts.link.notify_appended()
+
+    def on_outcome_changes(self, changes: list[RateChange]) -> None:
+        for change in changes:
+            self._raise_alarm(change.alarm, "warning" if change.raised else "info",
+                              change.message(), {
+                                  "state": "raised" if change.raised else "cleared",
+                                  "lane": change.lane, "outcome": change.outcome,
+                                  "value": round(change.value, 4), "limit": change.limit,
+                                  "parcels": change.parcels})
+
     def _raise_alarm(self, alarm: str, severity: str, message: str, details: dict) -> None:
         log.warning("alarm", alarm=alarm, severity=severity, message=message, **details)
         self.parts.outbox.append(
@@ -404,6 +484,21 @@ class Agent:
             known = ", ".join(self.rules.lanes)
             raise ValueError(f"unknown lane {lane!r}; lanes: {known}") from None
         log.info("lane.set", lane=lane, state=state.value)
+
+    def apply_holds(self, put: list[Hold], lifted: list[str]) -> int:
+        for hold in put:
+            self.holds.put(hold)
+        for hold_id in lifted:
+            self.holds.lift(hold_id)
+        self.holds.purge(self._hold_time(self._wall_clock()))  # the count is of holds in force
+        log.info("holds.changed", put=len(put), lifted=len(lifted), active=len(self.holds))
+        return len(self.holds)
+
+    def _hold_time(self, now: datetime) -> float:
+        """The time holds' expiries are judged by: the wall clock, unless it is known to be
+        unsynchronised (a Pi that booted hours ahead would end holds early): then no hold
+        expires until it is synchronised again (fail safe: a held parcel stays held)."""
+        return now.timestamp() if self._clock_synchronised is not False else -math.inf
 
     def status(self) -> dict[str, Any]:
         """`status.get`: a snapshot made now (the periodic one may be half a second old)."""
@@ -436,9 +531,12 @@ class Agent:
         wait = max_wait_s
         deadline = self.pairer.next_deadline_ns()
         if deadline is not None:
-            wait = min(wait, max(0.0, (deadline - time.monotonic_ns()) / NS))
+            wait = min(wait, max(0.0, (deadline - time.monotonic_ns()) / NS_PER_S))
         if self._awaiting_ack:
             wait = min(wait, 0.01)
+        outcome_due = self.outcomes.next_deadline_ns()
+        if outcome_due is not None:
+            wait = min(wait, max(0.0, (outcome_due - time.monotonic_ns()) / NS_PER_S))
         return wait
 
     def _housekeeping(self, force: bool = False) -> None:
@@ -542,13 +640,14 @@ class Agent:
         return f"{totals['parcels']} parcels; rules {self.rules.version}; {devices}"
 
     def _uptime_s(self) -> float:
-        return (time.monotonic_ns() - self._started_ns) / NS
+        return (time.monotonic_ns() - self._started_ns) / NS_PER_S
 
     def _telemetry(self) -> dict[str, Any]:
         return {
             "counters": dict(self.counters.totals),
             "devices": dict(self._device_states),
             "lanes": self._lanes_view(),
+            "outcomes": self.outcomes.view(),
             **self._inputs_view(),
         }
 
@@ -562,6 +661,7 @@ class Agent:
             "input_health": self.health.view(),
             "clock": {"synchronised": self._clock_synchronised,
                       "source": self.config.clock.source},
+            "holds": self.holds.view(self._hold_time(self._wall_clock())),
         }
 
     def _lanes_view(self) -> dict[str, dict[str, Any]]:
@@ -598,7 +698,9 @@ class Agent:
             "commands": (parts.inbox.stats() if parts.inbox is not None
                          else {"state": "disabled"}),
             "in_flight": {"pairing": self.pairer.pending_count(),
-                          "awaiting_ack": len(self._awaiting_ack)},
+                          "awaiting_ack": len(self._awaiting_ack),
+                          "awaiting_outcome": self.outcomes.waiting_count()},
+            "outcomes": self.outcomes.view(),
             "last_decisions": self.counters.recent_decisions(),
             **self._inputs_view(),
         }

@@ -3,11 +3,13 @@
 What may take long happens here, off the decision loop: a pushed rule set is parsed, checked
 against the sorter's reach and written as last known good; manifest rows are counted against
 the manifest's budget and written through the manifest's writer connection. The loop is left
-with steps of microseconds (runtime.agent: swap_rules, set_lane, status).
+with steps of microseconds (runtime.agent: swap_rules, set_lane, apply_holds, status). Holds
+are checked and written to their store here, so a hold whose reply says ok is on disk.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,15 +18,21 @@ import structlog
 from edge_agent.config import AgentConfig
 from edge_agent.errors import EdgeAgentError
 from edge_agent.runtime import rules_store
+from edge_agent.sorting.hold_store import HoldStore
+from edge_agent.sorting.holds import Hold, HoldRequest, holds_from_requests
 from edge_agent.sorting.manifest import Manifest, ManifestEntry
 from edge_agent.sorting.rules import RuleSet
+from edge_agent.units import MIB
 
 log = structlog.get_logger(__name__)
 
-MIB = 1024 * 1024
 # Bytes a manifest row takes on disk, with its share of the B-tree: ~50 bytes measured at a
 # million rows; rounded up so a batch is never let past the budget by the estimate.
 ROW_BYTES_ESTIMATE = 96
+# Active holds at most. A hold is an exception to the routine (a cancelled order, a customs
+# inspection): a few hundred a day on a busy line. The bound keeps the loop's index (and the
+# status's scan of it) small; past it, central is told over_limit and nothing is stored.
+MAX_ACTIVE_HOLDS = 10_000
 
 RaiseAlarm = Callable[[str, str, str, dict[str, Any]], None]
 
@@ -39,12 +47,19 @@ class ManifestFull(EdgeAgentError):
         super().__init__("; ".join(problems))
 
 
+class HoldsFull(ManifestFull):
+    """A batch of holds would pass MAX_ACTIVE_HOLDS; the reply code is over_limit."""
+
+
 class AgentCommandPrep:
     """CommandPrep for the running agent (see edge_agent.sync.commands)."""
 
-    def __init__(self, config: AgentConfig, manifest: Manifest, raise_alarm: RaiseAlarm):
+    def __init__(self, config: AgentConfig, manifest: Manifest, raise_alarm: RaiseAlarm,
+                 holds: HoldStore | None = None, clock: Callable[[], float] = time.time):
         self._config = config
         self._manifest = manifest
+        self._holds = holds
+        self._clock = clock  # UNIX seconds: holds' expiries are wall-clock times
         # Replaced by the agent's own once it runs (its alarms go to the outbox).
         self.raise_alarm = raise_alarm
         self._warned = False  # the near-limit alarm is raised once per crossing
@@ -77,6 +92,25 @@ class AgentCommandPrep:
         removed = self._manifest.remove(barcodes)
         self._check_near_limit()
         return removed
+
+    def put_holds(self, requests: list[HoldRequest]) -> list[Hold]:
+        store = self._hold_store()
+        now = self._clock()
+        holds = holds_from_requests(requests, now)
+        ids = [hold.hold_id for hold in holds]
+        active, new = store.count_new(ids, now)
+        if active + new > MAX_ACTIVE_HOLDS:
+            raise HoldsFull([f"holds: {active} active + {new} new would pass the bound of "
+                             f"{MAX_ACTIVE_HOLDS}; lift holds no longer needed first"])
+        return store.put(holds, now)
+
+    def lift_holds(self, hold_ids: list[str]) -> list[str]:
+        return self._hold_store().lift(hold_ids)
+
+    def _hold_store(self) -> HoldStore:
+        if self._holds is None:
+            raise EdgeAgentError("this agent keeps no holds (no store was opened)")
+        return self._holds
 
     def _check_near_limit(self) -> None:
         budget = self._config.manifest

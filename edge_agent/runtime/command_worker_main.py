@@ -62,6 +62,7 @@ def worker_main(sock: socket.socket, config_pickle: bytes,
     from edge_agent.logs import configure_logging
     from edge_agent.runtime.command_prep import AgentCommandPrep
     from edge_agent.runtime.command_worker import command_rules
+    from edge_agent.sorting.hold_store import HoldStore
     from edge_agent.sorting.manifest import Manifest
     from edge_agent.sync.command_ids import SeenCommands
     from edge_agent.sync.commands import prepare
@@ -70,7 +71,8 @@ def worker_main(sock: socket.socket, config_pickle: bytes,
     configure_logging(*log_settings)  # type: ignore[arg-type]
     alarms: list[tuple[str, str, str, dict[str, Any]]] = []
     manifest = Manifest.open(config.state_dir)
-    prep = AgentCommandPrep(config, manifest, lambda *alarm: alarms.append(alarm))
+    holds = HoldStore.open(config.state_dir)  # the agent's loop reads what it stores
+    prep = AgentCommandPrep(config, manifest, lambda *alarm: alarms.append(alarm), holds)
     seen = SeenCommands.open(config.state_dir)
     rules = command_rules(config)
     send_message(sock, ("ready", os.getpid()))
@@ -90,4 +92,5 @@ def worker_main(sock: socket.socket, config_pickle: bytes,
                            pending=frozenset(map(tuple, pending)))
         send_message(sock, (prepared, list(alarms)))
     seen.close()
+    holds.close()
     manifest.close()

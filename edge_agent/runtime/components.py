@@ -17,7 +17,7 @@ import structlog
 from edge_agent.config import AgentConfig
 from edge_agent.devices.hub import DeviceHub
 from edge_agent.devices.line_devices import line_problems
-from edge_agent.devices.port import SupervisedPort
+from edge_agent.devices.ports import port_for_device
 from edge_agent.devices.profiles import load_profile
 from edge_agent.errors import ConfigError
 from edge_agent.logs import logging_settings
@@ -25,6 +25,7 @@ from edge_agent.runtime import rules_store
 from edge_agent.runtime.command_prep import AgentCommandPrep
 from edge_agent.runtime.command_worker import WorkerProcess, command_rules
 from edge_agent.runtime.systemd import SystemdNotifier, Watchdog
+from edge_agent.sorting.hold_store import HoldStore
 from edge_agent.sorting.manifest import Manifest
 from edge_agent.sorting.rules import RuleSet
 from edge_agent.state_lock import StateDirLock
@@ -57,6 +58,7 @@ class Components:
     # In-process preparation (tests that build an Agent by hand); the agent uses the worker.
     command_prep: AgentCommandPrep | None = None
     command_worker: WorkerProcess | None = None
+    holds: HoldStore | None = None  # central's holds, loaded into the loop's index at start
     pid: int = field(default_factory=os.getpid)
 
 
@@ -78,11 +80,13 @@ def _build_locked(config: AgentConfig, state_lock: StateDirLock) -> Components:
     rules, rules_source = rules_store.initial_rules(config)
     profiles = {name: load_profile(device.profile) for name, device in config.devices.items()}
     roles = {name: profile.kind for name, profile in profiles.items()}
-    if problems := line_problems(roles):
+    sorter_driven = any(p.decode.protocol == "sorter-host" for p in profiles.values())
+    if problems := line_problems(roles, sorter_driven):
         raise ConfigError("config", problems)
     device_for_role = {role: name for name, role in roles.items()}
 
     manifest = Manifest.open(config.state_dir)
+    holds = HoldStore.open(config.state_dir)
     outbox = Outbox.open(config.state_dir, config.outbox)
     inbox: CommandInbox | None = None
     link: MqttLink | None = None
@@ -95,14 +99,13 @@ def _build_locked(config: AgentConfig, state_lock: StateDirLock) -> Components:
             command_worker = WorkerProcess(config, _log_alarm, log_settings=logging_settings())
             inbox = CommandInbox(None, seen, preparer=command_worker)
         else:
-            command_prep = AgentCommandPrep(config, manifest, _log_alarm)
+            command_prep = AgentCommandPrep(config, manifest, _log_alarm, holds)
             inbox = CommandInbox(command_prep, seen, command_rules(config))
         link = MqttLink(config, outbox, inbox.submit, rules_version=rules.version)
 
     hub = DeviceHub()
     for name, device in config.devices.items():
-        port = SupervisedPort(name, device.port, profiles[name], baudrate=device.baudrate,
-                              poll_period_ms=device.poll_period_ms)
+        port = port_for_device(name, device, profiles[name])
         if config.pairing.mode == "poll-after-scan" and roles[name] == "scale":
             # Each reply must answer the request made for one parcel: a periodic poll's reply
             # looks the same on the wire (MT-SICS S and SI) and would answer the wrong parcel.
@@ -115,7 +118,7 @@ def _build_locked(config: AgentConfig, state_lock: StateDirLock) -> Components:
         hub=hub, roles=roles, device_for_role=device_for_role, rules=rules,
         rules_source=rules_source, manifest=manifest, outbox=outbox, link=link, inbox=inbox,
         notifier=notifier, watchdog=watchdog, state_lock=state_lock,
-        command_prep=command_prep, command_worker=command_worker,
+        command_prep=command_prep, command_worker=command_worker, holds=holds,
     )
 
 

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 from edge_agent.config import AgentConfig
 from edge_agent.devices.profiles import ProfileError, load_profile
+from edge_agent.devices.sorter_host import MAX_CHUTE, MIN_CHUTE
 from edge_agent.devices.sorter_protocol import MAX_BIN, MIN_BIN
 
 # The sorter profile assumed when no configuration names one (`rules check` without --config).
 DEFAULT_SORTER_PROFILE = "generic-divert"
 # Bins each sorter protocol can address.
-PROTOCOL_BINS = {"generic-divert": (MIN_BIN, MAX_BIN)}
+PROTOCOL_BINS = {"generic-divert": (MIN_BIN, MAX_BIN), "sorter-host": (MIN_CHUTE, MAX_CHUTE)}
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,9 @@ from edge_agent.errors import EdgeAgentError
 
 log = structlog.get_logger(__name__)
 
+# Where the shipped unit's agent listens (RuntimeDirectory=edge-agent; docs/INSTALL.md): the
+# default of `diag status` and the doctor's second guess when the config names no socket.
+DEFAULT_STATUS_SOCKET = Path("/run/edge-agent/status.sock")
 STATUS_REQUEST = "status"
 # A request is one short word; anything longer is not a client of ours.
 MAX_REQUEST_BYTES = 256

@@ -2,7 +2,9 @@
 
 The demo plays every part but the agent: a local mosquitto on a free loopback port (when one is
 installed; otherwise the agent runs offline and the demo says so), the line's scanner,
-checkweigher and sorter on pseudo-terminals, and a central subscriber counting parcel events.
+checkweigher and sorter on pseudo-terminals, and a central subscriber counting parcel and
+outcome events. The sorter confirms what happened to each parcel, mostly sorted, some too late,
+into a full bin or recirculated (DEMO_OUTCOMES), so the summary shows outcomes beside decisions.
 The agent itself runs as its own process (`edge-agent run`), exactly as systemd would run it,
 and the demo watches it through its status socket.
 
@@ -26,6 +28,7 @@ from typing import TextIO
 
 from edge_agent.simulation.line_sim import LineSimulation
 from edge_agent.simulation.parcel_mix import parcel_mix
+from edge_agent.sync.topics import Topics
 
 # How long the demo waits for the broker to have every event after the last lane command.
 EVENTS_TIMEOUT_S = 20.0
@@ -33,6 +36,14 @@ AGENT_STOP_TIMEOUT_S = 15.0
 PROGRESS_PERIOD_S = 0.5
 # The agent renews its status snapshot every 0.5 s (and its latency figures every 1 s).
 STATUS_CATCH_UP_S = 3.0
+# Shares of the simulated sorter's confirmations (the rest: sorted), and how long after its ACK
+# each comes (the parcel's ride to its bin, shortened).
+DEMO_OUTCOMES = {"too_late": 0.02, "bin_full": 0.02, "recirculated": 0.03, "tracking_lost": 0.01}
+CONFIRM_DELAY_S = 0.05
+# The summary's outcome columns: (outcome, title).
+OUTCOME_COLUMNS = (("sorted", "sorted"), ("too_late", "late"), ("bin_full", "full"),
+                   ("recirculated", "recirc"), ("tracking_lost", "lost"),
+                   ("no_confirmation", "no conf"))
 
 
 class EventCollector:
@@ -42,6 +53,7 @@ class EventCollector:
         import paho.mqtt.client as mqtt
 
         self.parcels: dict[str, dict] = {}
+        self.outcomes: dict[str, dict] = {}  # parcel_id -> its outcome event
         self.duplicates = 0
         self._lock = threading.Lock()
         # One broker may serve several lines at once (a bench's cells): each collector needs
@@ -49,8 +61,9 @@ class EventCollector:
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                    protocol=mqtt.MQTTv5)
         self._subscribed = threading.Event()
-        topic = prefix + "events/parcel"
-        self._client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        topics = Topics.for_prefix(prefix)
+        wanted = [(topics.parcel_events, 1), (topics.outcome_events, 1)]
+        self._client.on_connect = lambda c, u, f, rc, p: c.subscribe(wanted)
         self._client.on_subscribe = lambda c, u, mid, rcs, p: self._subscribed.set()
         self._client.on_message = self._on_message
         self._client.connect(host, port)
@@ -65,6 +78,9 @@ class EventCollector:
         except ValueError:
             return
         with self._lock:
+            if message.topic.endswith("/outcome"):
+                self.outcomes[event.get("parcel_id")] = event
+                return
             if event.get("parcel_id") in self.parcels:
                 self.duplicates += 1
             self.parcels[event.get("parcel_id")] = event
@@ -72,6 +88,10 @@ class EventCollector:
     def count(self) -> int:
         with self._lock:
             return len(self.parcels)
+
+    def outcome_count(self) -> int:
+        with self._lock:
+            return len(self.outcomes)
 
     def close(self) -> None:
         self._client.loop_stop()
@@ -98,6 +118,9 @@ def run_demo(parcels: int, rate: float, out_dir: Path | None, out: TextIO = sys.
         address = f"{broker.host}:{broker.port}" if broker else None
         sim = LineSimulation(work, parcel_mix(parcels), rate=rate, broker=address)
         config_path = sim.prepare()
+        sim.sorter.outcome = "sorted"
+        sim.sorter.use_outcome_rates(DEMO_OUTCOMES, seed=1)
+        sim.sorter.confirm_delay_s = CONFIRM_DELAY_S
         if broker is not None:
             from edge_agent.config import load_config
 
@@ -124,7 +147,7 @@ def run_demo(parcels: int, rate: float, out_dir: Path | None, out: TextIO = sys.
         delivered_ok = True
         if collector is not None:
             delivered_ok = _wait_for_events(sim, collector, commanded)
-        status = _status_counting(sim, commanded)
+        status = _status_counting(sim, commanded, outcomes=True)
         _stop_agent(agent)
         _summary(sim, status, collector, say)
         decided_ok = commanded == sim.results.sent
@@ -170,12 +193,18 @@ def _progress_line(sim: LineSimulation, status: dict) -> str:
             f"agent p99 {latency}")
 
 
-def _status_counting(sim: LineSimulation, decided: int) -> dict:
+def _status_counting(sim: LineSimulation, decided: int, outcomes: bool = False) -> dict:
     """The agent's status once it counts `decided` parcels (its snapshot is renewed every
-    0.5 s), or the last one after STATUS_CATCH_UP_S."""
+    0.5 s) and, with `outcomes`, none waits for its outcome any more; or the last one after
+    STATUS_CATCH_UP_S."""
+    def caught_up(status: dict) -> bool:
+        waiting = status.get("in_flight", {}).get("awaiting_outcome", 0)
+        return status.get("counters", {}).get("parcels", 0) >= decided and not (
+            outcomes and waiting)
+
     deadline = time.monotonic() + STATUS_CATCH_UP_S
     status = _agent_status(sim)
-    while status.get("counters", {}).get("parcels", 0) < decided and time.monotonic() < deadline:
+    while not caught_up(status) and time.monotonic() < deadline:
         time.sleep(0.05)  # another process: poll its status until the deadline
         status = _agent_status(sim)
     return status
@@ -185,7 +214,8 @@ def _wait_for_events(sim: LineSimulation, collector: EventCollector, expected: i
     deadline = time.monotonic() + EVENTS_TIMEOUT_S
     while time.monotonic() < deadline:
         depth = _agent_status(sim).get("outbox", {}).get("depth")
-        if collector.count() >= expected and depth == 0:
+        if collector.count() >= expected and collector.outcome_count() >= expected \
+                and depth == 0:
             return True
         time.sleep(0.1)  # another process and a broker: poll their state until the deadline
     return False
@@ -226,10 +256,17 @@ def _summary(sim: LineSimulation, status: dict, collector: EventCollector | None
     results = sim.results
     by_bin = Counter(command["bin"] for command in results.commands)
     lanes = status.get("lanes", {})
+    outcomes = status.get("outcomes", {}).get("by_lane", {})
     say("")
-    say("lane        bin  parcels")
+    say("decided                  | what the sorter confirmed (outcomes)")
+    say("lane        bin  parcels | " + " ".join(f"{t:>7}" for _, t in OUTCOME_COLUMNS))
     for name, lane in lanes.items():
-        say(f"{name:<11} {lane.get('bin', '?'):>3}  {by_bin.get(lane.get('bin'), 0):>7}")
+        counts = outcomes.get(name, {})
+        say(f"{name:<11} {lane.get('bin', '?'):>3}  {by_bin.get(lane.get('bin'), 0):>7} | "
+            + " ".join(f"{counts.get(o, 0):>7}" for o, _ in OUTCOME_COLUMNS))
+    say("  late: the lane command reached the sorter after the parcel passed its bin; full: "
+        "its bin was\n  full, it went to the catch-all; recirc: sent round again (rescanned "
+        "as a new parcel)")
     exceptions = status.get("exceptions_by_reason", {})
     if exceptions:
         say("exceptions: " + ", ".join(f"{reason} {n}" for reason, n in
@@ -243,3 +280,7 @@ def _summary(sim: LineSimulation, status: dict, collector: EventCollector | None
     if collector is not None:
         say(f"parcel events received by central: {collector.count()} "
             f"(duplicates {collector.duplicates})")
+        with collector._lock:
+            ended = set(collector.outcomes) & set(collector.parcels)
+        say(f"outcome events received by central: {collector.outcome_count()} "
+            f"({len(ended)} of them joined to a parcel event by parcel_id)")

@@ -47,17 +47,16 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
 import random
 import selectors
 import sys
 import time
-import tty
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import unquote
 
-MS = 1_000_000
+from edge_agent.simulation.device_pty import DevicePty, acknowledge_divert, report_and_hold
+from edge_agent.units import NS_PER_MS
+
 SCALES = ("streaming", "polled")
 STREAMING_FAULTS = ("unsettled", "frame_lost", "extra_reading", "host_busy")
 POLLED_FAULTS = ("reply_lost", "reply_garbled", "reply_late", "no_stable")
@@ -75,7 +74,6 @@ DRAIN_TIMEOUT_S = 15.0
 MAX_LATE_NS = 1_000_000
 # A pty the agent has not opened (or has closed) is listened to again after this long.
 HUNG_UP_RETRY_NS = 10_000_000
-READ_CHUNK = 65536
 SCANNER_PREFIX = "]C0"
 EMPTY_FRAME = b"S S      0.000 kg\r\n"
 GARBLED_FRAME = b"S S ###.#\x7f kg\r\n"
@@ -377,39 +375,10 @@ class PolledPlatter:
 # -- playing it on ptys --------------------------------------------------------------------------
 
 
-class Pty:
-    """The device's end of a pseudo-terminal, with a link the agent opens by name."""
-
+class Pty(DevicePty):
     def __init__(self, link: Path):
-        self.master, slave = os.openpty()
-        tty.setraw(slave)
-        slave_name = os.ttyname(slave)
-        os.close(slave)  # the agent opens it by name; the master keeps the pty alive
-        os.set_blocking(self.master, False)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.unlink(missing_ok=True)
-        link.symlink_to(slave_name)
-        self.inbox = bytearray()
-        self.outbox = bytearray()
-        self.hung_up_until_ns = 0
-
-    def lines(self, data: bytes) -> list[bytes]:
-        self.inbox += data.replace(b"\n", b"\r")
-        *complete, rest = self.inbox.split(b"\r")
-        self.inbox = bytearray(rest)
-        return [line.strip() for line in complete if line.strip()]
-
-    def write(self, data: bytes) -> None:
-        self.outbox += data
-        self.flush()
-
-    def flush(self) -> None:
-        if self.outbox:
-            try:
-                written = os.write(self.master, self.outbox)
-            except OSError:  # full, or nobody has it open yet: retried on the next turn
-                return
-            del self.outbox[:written]
+        super().__init__(link)
+        self.hung_up_until_ns = 0  # the agent's end was closed: listened to again after this
 
 
 def play(out_dir: Path, plan: LinePlan, *, stdin=None) -> dict:
@@ -424,19 +393,19 @@ def play(out_dir: Path, plan: LinePlan, *, stdin=None) -> dict:
     writes = timeline(plan)
     platter = PolledPlatter(plan)
     streaming = plan.scale == "streaming"
-    frame_ns = int(plan.geometry.frame_ms * MS)
+    frame_ns = int(plan.geometry.frame_ms * NS_PER_MS)
     expected = plan.expected_lane_commands()
     commands: list[list] = []
     answers: list[int] = []  # polled: when each `S` received is due to be answered (ns)
     replies: list[tuple[int, bytes]] = []  # polled: late replies, (due ns, frame)
-    state = {"start_ns": None if stdin is not None else time.monotonic_ns() + 20 * MS,
+    state = {"start_ns": None if stdin is not None else time.monotonic_ns() + 20 * NS_PER_MS,
              "streaming_on": False, "next_idle_frame": 0, "stalls": 0, "stalled_ns": 0}
     sent, finish_by = 0, None
     while len(commands) < expected:
         now = time.monotonic_ns()
         start = state["start_ns"]
         if start is not None:
-            if sent < len(writes) and (late := now - start - int(writes[sent][0] * MS)) \
+            if sent < len(writes) and (late := now - start - int(writes[sent][0] * NS_PER_MS)) \
                     > MAX_LATE_NS:
                 # This process was not run in time (a loaded host). Writing what fell due
                 # meanwhile in one go would hold scans and frames back together, a fault the
@@ -445,10 +414,10 @@ def play(out_dir: Path, plan: LinePlan, *, stdin=None) -> dict:
                 start = state["start_ns"] = start + late
                 state["stalls"] += 1
                 state["stalled_ns"] += late
-            while sent < len(writes) and start + int(writes[sent][0] * MS) <= now:
+            while sent < len(writes) and start + int(writes[sent][0] * NS_PER_MS) <= now:
                 # Everything due goes now; one write per port per turn, as a device would.
                 batch: dict[str, bytearray] = {}
-                while sent < len(writes) and start + int(writes[sent][0] * MS) <= now:
+                while sent < len(writes) and start + int(writes[sent][0] * NS_PER_MS) <= now:
                     _, port, data = writes[sent]
                     batch.setdefault(port, bytearray()).extend(data)
                     sent += 1
@@ -486,33 +455,26 @@ def play(out_dir: Path, plan: LinePlan, *, stdin=None) -> dict:
             if key.data == "stdin":
                 if stdin.readline().strip() != "go":
                     return {}  # the parent went away before the run
-                state["start_ns"] = time.monotonic_ns() + 20 * MS
+                state["start_ns"] = time.monotonic_ns() + 20 * NS_PER_MS
                 selector.unregister(stdin)
                 continue
             pty = ptys[key.data]
-            if mask & selectors.EVENT_WRITE:
-                pty.flush()
-            if not mask & selectors.EVENT_READ:
-                continue
-            try:
-                data = os.read(pty.master, READ_CHUNK)
-            except BlockingIOError:
-                continue
-            except OSError:  # the agent has not opened its end, or has closed it
+            data = pty.serve(mask)
+            if data is None:  # the agent has not opened its end, or has closed it
                 pty.hung_up_until_ns = time.monotonic_ns() + HUNG_UP_RETRY_NS
+                continue
+            if not data:
                 continue
             arrived = time.monotonic_ns()
             for line in pty.lines(data):
                 if key.data == "scale":
                     _on_scale_command(line, platter, pty, state, answers, arrived)
-                elif key.data == "sorter":
-                    parts = line.decode("ascii", "replace").split()
-                    if len(parts) in (3, 4) and parts[0] == "DIV":
-                        label = unquote(parts[3]) if len(parts) == 4 else None
-                        commands.append([label, int(parts[2]), parts[1], arrived])
-                        pty.write(f"ACK {parts[1]} {parts[2]}\r\n".encode())
+                elif key.data == "sorter" and \
+                        (command := acknowledge_divert(pty, line, arrived)) is not None:
+                    commands.append(command)
     return {"commands": commands, "writes": sent, "start_ns": state["start_ns"],
-            "line_stalls": state["stalls"], "line_stalled_ms": round(state["stalled_ns"] / MS, 1)}
+            "line_stalls": state["stalls"],
+            "line_stalled_ms": round(state["stalled_ns"] / NS_PER_MS, 1)}
 
 
 def _name_of(ptys: dict[str, Pty], pty: Pty) -> str:
@@ -527,8 +489,8 @@ def _on_scale_command(line: bytes, platter: PolledPlatter, pty: Pty, state: dict
         if start is None:
             pty.write(b"S S      0.000 kg\r\n")
             return
-        due_ms = platter.answer_at((arrived_ns - start) / MS)
-        answers.append(start + int(due_ms * MS))
+        due_ms = platter.answer_at((arrived_ns - start) / NS_PER_MS)
+        answers.append(start + int(due_ms * NS_PER_MS))
     elif command == b"SIR":
         state["streaming_on"] = True  # continuous output until C
     elif command == b"C":
@@ -544,16 +506,16 @@ def _answer(platter: PolledPlatter, scale: Pty, start_ns: int, now_ns: int, answ
             replies: list) -> None:
     """An `S` is due: if a new parcel arrived meanwhile, it waits for that one to settle (as
     MT-SICS `S` does); otherwise the platter's answer goes, now or late."""
-    now_ms = (now_ns - start_ns) / MS
+    now_ms = (now_ns - start_ns) / NS_PER_MS
     settled_ms = platter.answer_at(now_ms)
     if settled_ms > now_ms:
-        answers.append(start_ns + int(settled_ms * MS))
+        answers.append(start_ns + int(settled_ms * NS_PER_MS))
         return
     frame, later_ms = platter.answer(now_ms)
     if frame is None:
         return  # lost on the line
     if later_ms > 0:
-        replies.append((now_ns + int(later_ms * MS), frame))
+        replies.append((now_ns + int(later_ms * NS_PER_MS), frame))
     else:
         scale.write(frame)
 
@@ -561,10 +523,10 @@ def _answer(platter: PolledPlatter, scale: Pty, start_ns: int, now_ns: int, answ
 def _next_wake(state: dict, writes: list, sent: int, answers: list, replies: list,
                frame_ns: int) -> int:
     now = time.monotonic_ns()
-    wake = now + 50 * MS
+    wake = now + 50 * NS_PER_MS
     start = state["start_ns"]
     if start is not None and sent < len(writes):
-        wake = min(wake, start + int(writes[sent][0] * MS))
+        wake = min(wake, start + int(writes[sent][0] * NS_PER_MS))
     elif start is None and state["streaming_on"]:
         wake = min(wake, state["next_idle_frame"])
     for due in answers:
@@ -685,10 +647,7 @@ def score(plan: LinePlan, events: list[dict]) -> dict:
 def main(argv: list[str]) -> int:
     out_dir, plan_path, results_path = Path(argv[0]), Path(argv[1]), Path(argv[2])
     plan = LinePlan.from_json(plan_path.read_text())
-    outcome = play(out_dir, plan, stdin=sys.stdin)
-    results_path.write_text(json.dumps(outcome))
-    print("done", flush=True)
-    sys.stdin.read()  # until the parent closes it: the ptys stay open till then
+    report_and_hold(results_path, play(out_dir, plan, stdin=sys.stdin))
     return 0
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import marshal
 import types
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, field_validator
 
@@ -61,6 +61,10 @@ class Conditions(StrictModel):
     longest_side_over_mm: float | None = Field(default=None, ge=0)
     length_plus_girth_over_mm: float | None = Field(default=None, ge=0)
     chargeable_weight_over_kg: float | None = Field(default=None, ge=0)
+    dangerous_goods: list[Literal["lithium_battery", "liquid", "powder", "other"]] | None = None
+    dangerous_goods_known: bool | None = None
+    customs_mode: list[Literal["personal_postal", "cross_border_ecommerce"]] | None = None
+    customs_check: list[Literal["within_limit", "over_limit", "unknown_currency"]] | None = None
     time_before: str | None = Field(default=None, description="HH:MM local time, exclusive")
     time_from: str | None = Field(default=None, description="HH:MM local time, inclusive")
     lane_open: list[str] | None = None
@@ -116,7 +120,7 @@ Result = TypeVar("Result")
 # The boolean conditions and the set-membership ones, each testing the input of the same name.
 _FLAGS = ("no_read", "identifier_valid", "destination_known", "weight_stable")
 _MEMBERS = ("identifier_kind", "identifier_problem", "country", "province", "service",
-            "weight_status", "weight_pairing")
+            "weight_status", "weight_pairing", "customs_mode", "customs_check")
 
 
 def compile_rules(
@@ -201,6 +205,11 @@ def _tests(c: Conditions, constant: Callable[[object], str], after: bool) -> lis
                      f"abs(weight_kg - declared_weight_kg) > max({low}, {fraction} * "
                      "declared_weight_kg)")
     tests += _size_tests(c, constant)
+    if c.dangerous_goods_known is not None:
+        tests.append(f"(dangerous_goods is not None) == {constant(c.dangerous_goods_known)}")
+    if c.dangerous_goods is not None:  # any of the flags named; never matches the undeclared
+        tests.append(f"dangerous_goods is not None and not {constant(frozenset(c.dangerous_goods))}"
+                     ".isdisjoint(dangerous_goods)")
     minute = "local_time.hour * 60 + local_time.minute"
     synced = "clock_synchronised is not False"  # None: an old event, recorded without it
     if c.time_before is not None:

@@ -15,7 +15,9 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from edge_agent.sorting.constraints import dangerous_goods_flags
 from edge_agent.sorting.destinations import resolve_destination
+from edge_agent.sorting.holds import Hold
 from edge_agent.sorting.identifiers import Identifier, IdentifierKind, parse_identifier
 from edge_agent.sorting.inputs import DecisionInputs
 from edge_agent.sorting.lanes import Lane, LaneState
@@ -46,8 +48,18 @@ REASONS: dict[str, str] = {
     "clock_unsynchronised": "the wall clock was not synchronised: rules that look at the time "
     "took the rule set's safe branch (by default, as after the cutoff)",
     "multiple_labels": "the parcel carries two valid labels that name different parcels",
+    "air_restricted": "declared dangerous goods (lithium battery, liquid, powder, other) and the "
+    "lane's route flies (or does not say): the lane's ground lane takes it, else the exception "
+    "lane",
+    "customs_value_limit": "the declared value, converted into the rules' customs currency, is "
+    "over the limit of the parcel's customs mode",
+    "unknown_currency": "a declared value in a currency the rules have no rate for: its customs "
+    "value is not guessed",
+    "held": "central holds the parcel (by barcode or order id; its reason is in the inputs' "
+    "hold_reason): the rule set's hold lane, else the exception lane",
 }
 LATE_RULE_ID = "decision_late"
+HELD_RULE_ID = "held"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +142,14 @@ def decide(
     timezone: str = "Asia/Hong_Kong",
     identifier: Identifier | None = None,
     clock_synchronised: bool | None = True,
+    hold: Hold | None = None,
 ) -> Decision:
     """The decision for `parcel`. `identifier`, when given, must be `identifier_of(parcel)`:
     a caller that parsed the barcode to look the manifest up passes it to save parsing again.
     `clock_synchronised` False: `now` may be wrong, and time conditions take the rule set's
-    safe branch (`RuleSet.unsynchronised_clock`).
+    safe branch (`RuleSet.unsynchronised_clock`). `hold`: central's hold that applies to the
+    parcel now (the caller looked it up): no rule can route a held parcel, it goes to the rule
+    set's hold lane (reason held).
 
     Written for speed (it runs once per parcel, budget 50 µs at p99): records are built from
     values in field order, and the lane-state view is shared while the states do not change.
@@ -148,9 +163,12 @@ def decide(
     if weight is not None and not (math.isfinite(weight) and weight >= 0):
         weight, stable = None, False  # a value no scale can give: treat as no weight at all
     if manifest_entry is None:
-        declared = service = None
+        declared = service = order_id = None
+        declarations: tuple = _UNDECLARED
     else:
         declared, service = manifest_entry.declared_weight_kg, manifest_entry.service
+        order_id = manifest_entry.order_id
+        declarations = _declarations(manifest_entry, rules)
     states = rules.complete_states(lane_states)
     zone = _ZONES.get(timezone) or _ZONES.setdefault(timezone, ZoneInfo(timezone))
     late = parcel.late
@@ -164,20 +182,53 @@ def decide(
         destination.known, manifest_entry is not None, late,
         parcel.weight_pairing, parcel.weight_offset_ms, clock_synchronised,
         *_measured(parcel, weight, rules.volumetric_divisor_cm3_per_kg),
+        order_id, *((None, None) if hold is None else (hold.hold_id, hold.reason)),
+        *declarations,
     )
     if late:
         rule_id, lane_name, reason = LATE_RULE_ID, rules.exception_lane, "decision_late"
+    elif hold is not None:  # checked in code, not by a rule: no rule set can route around it
+        rule_id, lane_name, reason = HELD_RULE_ID, rules.hold_lane, "held"
     else:
         rule_id, lane_name, reason = rules.outcome(values)
     reasons = [reason] if reason else []
     if clock_synchronised is False and rule_id in rules.clock_dependent_rules:
         reasons.append("clock_unsynchronised")
     lane = _place(rules, lane_name, weight, states, reasons)
+    if declarations[0] and lane.flies is not False:  # dangerous goods: never a flying lane
+        lane = _grounded(rules, lane, states, reasons)
     return _make(Decision, (
         parcel.parcel_id, parcel.barcode, lane.name, lane.bin, rule_id,
         tuple(reasons) if len(reasons) < 2 else tuple(dict.fromkeys(reasons)),
         rules.version, now.astimezone(UTC), _make(DecisionInputs, values),
     ))
+
+
+_UNDECLARED = (None,) * 6
+
+
+def _declarations(entry: ManifestEntry, rules: RuleSet) -> tuple:
+    """(dangerous goods, declared value, currency, customs mode, customs value, customs
+    check) in DecisionInputs' order: what the manifest declares for air and customs."""
+    value, currency, mode = entry.declared_value, entry.currency, entry.customs_mode
+    converted, check = rules.customs.check(value, currency, mode) if value is not None \
+        else (None, None)
+    return (dangerous_goods_flags(entry.dangerous_goods), value, currency, mode, converted,
+            check)
+
+
+def _grounded(rules: RuleSet, lane: Lane, lane_states: Mapping[str, LaneState],
+              reasons: list[str]) -> Lane:
+    """A parcel with dangerous goods on a lane that flies (or may): the lane's ground lane
+    when it names one and it is open, else the exception lane. The exception and hold lanes
+    keep parcels in the warehouse (rules validation refuses them `flies = true`)."""
+    if lane.name in (rules.exception_lane, rules.hold_lane):
+        return lane
+    reasons.append("air_restricted")
+    ground = lane.ground_lane
+    if ground is not None and lane_states.get(ground, _OPEN) == _OPEN:
+        return rules.lanes[ground]
+    return rules.lanes[rules.exception_lane]
 
 
 def _measured(parcel: Parcel, weight: float | None, divisor: float) -> tuple:

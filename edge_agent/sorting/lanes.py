@@ -24,3 +24,8 @@ class Lane(StrictModel):
     weight_limit_kg: float | None = None
     # Where a parcel goes when this lane is full, blocked or over its weight limit.
     overflow: str | None = None
+    # Whether this lane's route has an air leg. Unsaid (None) counts as flying for dangerous
+    # goods: a parcel with a declared flag never takes such a lane (edge_agent.sorting
+    # .constraints), but goes to `ground_lane` (a lane with flies = false) or to EXCEPTION.
+    flies: bool | None = None
+    ground_lane: str | None = None

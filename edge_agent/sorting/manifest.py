@@ -22,6 +22,7 @@ from pathlib import Path
 from edge_agent.safe_text import shown
 from edge_agent.sorting.manifest_entry import (  # re-exported: the manifest's public names
     FIELDS,
+    LATER_FIELDS,
     ManifestEntry,
     ManifestError,
     check_fields,
@@ -57,20 +58,28 @@ CREATE TABLE IF NOT EXISTS manifest (
     country TEXT NOT NULL,
     postal_code TEXT,
     declared_weight_kg REAL,
-    service TEXT
+    service TEXT,
+    order_id TEXT,
+    dangerous_goods TEXT,
+    declared_value REAL,
+    currency TEXT,
+    customs_mode TEXT
 ) WITHOUT ROWID
 """
-_GET = (
-    "SELECT barcode, country, postal_code, declared_weight_kg, service "
-    "FROM manifest WHERE barcode = ?"
-)
+# Columns added since the first store format, with their types: an older store gets them when
+# the agent (or an import) opens it; a read-only look-up reads them as NULL (unknown).
+_LATER_COLUMNS = {"order_id": "TEXT", "dangerous_goods": "TEXT", "declared_value": "REAL",
+                  "currency": "TEXT", "customs_mode": "TEXT"}
+assert tuple(_LATER_COLUMNS) == LATER_FIELDS
+_GET = f"SELECT {', '.join(FIELDS)} FROM manifest WHERE barcode = ?"
 
 
 # Rows go in through SQL that finishes normalising them (upper-case country, empty -> NULL,
 # weight text -> REAL), so a clean CSV row can be inserted as the strings it was read as.
 _PUT = (
     "INSERT OR REPLACE INTO manifest VALUES "
-    "(?, upper(?), nullif(?, ''), CAST(nullif(?, '') AS REAL), nullif(?, ''))"
+    "(?, upper(?), nullif(?, ''), CAST(nullif(?, '') AS REAL), nullif(?, ''), nullif(?, ''), "
+    "nullif(?, ''), CAST(nullif(?, '') AS REAL), upper(nullif(?, '')), nullif(?, ''))"
 )
 # Each barcode of the file being imported, with its line: a barcode given twice in one file
 # keeps its first line and records the repeat. A temporary table lives in the importing
@@ -102,6 +111,7 @@ class Manifest:
     def __init__(self, path: Path, connection: sqlite3.Connection):
         self.path = path
         self._db = connection
+        self._get = _select_known_columns(connection)
         self._lookup = connection.cursor()  # reused: saves making a cursor per look-up
         # The look-up connection may be shared by several threads (tools, tests).
         self._lock = threading.Lock()
@@ -118,6 +128,7 @@ class Manifest:
             path.parent.mkdir(parents=True, exist_ok=True)
             connection = _connect(path)
             connection.execute(_SCHEMA)
+            _add_later_columns(connection)
         except (OSError, sqlite3.Error) as exc:
             raise ManifestError(str(path), [f"cannot open the manifest: {exc}"]) from None
         return cls(path, connection)
@@ -158,16 +169,13 @@ class Manifest:
         if barcode is None:
             return None
         with self._lock:
-            row = self._lookup.execute(_GET, (barcode,)).fetchone()
+            row = self._lookup.execute(self._get, (barcode,)).fetchone()
         if row is None:
             return None
         return tuple.__new__(ManifestEntry, row)  # rows were validated on the way in
 
     def upsert(self, entries: Iterable[ManifestEntry]) -> int:
-        rows = [
-            (e.barcode, e.country, e.postal_code, e.declared_weight_kg, e.service)
-            for e in entries
-        ]
+        rows = [tuple(e) for e in entries]
         with self._write_lock:
             writer = self._writer_connection()
             with writer:
@@ -259,6 +267,30 @@ class Manifest:
         return ImportReport(source, rows, total, time.perf_counter() - started)
 
 
+def _columns(connection: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in connection.execute("PRAGMA table_info(manifest)")}
+
+
+def _add_later_columns(connection: sqlite3.Connection) -> None:
+    present = _columns(connection)
+    for name, kind in _LATER_COLUMNS.items():
+        if name not in present:
+            connection.execute(f"ALTER TABLE manifest ADD COLUMN {name} {kind}")
+
+
+def _select_known_columns(connection: sqlite3.Connection) -> str:
+    """The look-up, reading a column the store lacks (an older store opened read-only) as
+    NULL: the entry then has it unknown."""
+    try:
+        present = _columns(connection)
+    except sqlite3.Error:
+        return _GET
+    if not present or all(name in present for name in FIELDS):
+        return _GET
+    picked = ", ".join(name if name in present else f"NULL AS {name}" for name in FIELDS)
+    return f"SELECT {picked} FROM manifest WHERE barcode = ?"
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(
         path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
@@ -276,13 +308,13 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     no agent and a directory the reader may not write, SQLite cannot make the -shm file: then,
     with no -wal file (nothing half-written), the file is read as immutable."""
     try:
-        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True,
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
                                      timeout=BUSY_TIMEOUT_S, check_same_thread=False)
         connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.OperationalError:
         if Path(f"{path}-wal").exists():
             raise
-        connection = sqlite3.connect(f"{path.as_uri()}?immutable=1", uri=True,
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True,
                                      check_same_thread=False)
     return connection
 

@@ -5,23 +5,29 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from edge_agent.errors import EdgeAgentError
+from edge_agent.errors import ProblemsError
 from edge_agent.safe_text import shown
+from edge_agent.sorting.constraints import (
+    check_currency,
+    check_customs_mode,
+    check_dangerous_goods,
+    check_declared_value,
+)
 
-FIELDS = ("barcode", "country", "postal_code", "declared_weight_kg", "service")
+FIELDS = ("barcode", "country", "postal_code", "declared_weight_kg", "service", "order_id",
+          "dangerous_goods", "declared_value", "currency", "customs_mode")
+# Columns added after the first manifest format: optional in files, and added to an older
+# store when it is opened (their rows read them as unknown).
+LATER_FIELDS = ("order_id", "dangerous_goods", "declared_value", "currency", "customs_mode")
 MAX_BARCODE_CHARS = 64
+MAX_ORDER_ID_CHARS = 64
 MAX_POSTAL_CHARS = 16
 MAX_SERVICE_CHARS = 32
 # No parcel on this line weighs more; a bigger number is a unit mistake (grams for kg).
 MAX_DECLARED_WEIGHT_KG = 1000.0
 
-class ManifestError(EdgeAgentError):
+class ManifestError(ProblemsError):
     """A manifest entry, file or store is bad; `problems` names each line or field."""
-
-    def __init__(self, source: str, problems: list[str]):
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(problems))
 
 
 # The usual field: printable ASCII with no space at either end. One C-level match accepts it;
@@ -46,8 +52,10 @@ def _text(name: str, value: object, limit: int, required: bool) -> str | None:
 
 
 def check_fields(
-    barcode: object, country: object, postal_code: object, weight: object, service: object
-) -> tuple[str, str, str | None, float | None, str | None]:
+    barcode: object, country: object, postal_code: object, weight: object, service: object,
+    order_id: object = None, dangerous_goods: object = None, declared_value: object = None,
+    currency: object = None, customs_mode: object = None,
+) -> tuple:
     """Validated, normalised fields of one entry; ValueError names the first bad field."""
     barcode_text = _text("barcode", barcode, MAX_BARCODE_CHARS, required=True)
     if not (isinstance(country, str) and _COUNTRY.fullmatch(country)):
@@ -72,6 +80,11 @@ def check_fields(
         _text("postal_code", postal_code, MAX_POSTAL_CHARS, required=False),
         weight_kg,
         _text("service", service, MAX_SERVICE_CHARS, required=False),
+        _text("order_id", order_id, MAX_ORDER_ID_CHARS, required=False),
+        check_dangerous_goods(dangerous_goods),
+        check_declared_value(declared_value),
+        check_currency(currency),
+        check_customs_mode(customs_mode),
     )
 
 
@@ -81,6 +94,12 @@ class _EntryFields(NamedTuple):
     postal_code: str | None = None
     declared_weight_kg: float | None = None
     service: str | None = None
+    order_id: str | None = None  # what central's holds by order id match
+    # Air and customs (edge_agent.sorting.constraints); None: not declared.
+    dangerous_goods: str | None = None  # "liquid;lithium_battery", or "none"
+    declared_value: float | None = None
+    currency: str | None = None  # ISO 4217
+    customs_mode: str | None = None  # personal_postal | cross_border_ecommerce
 
 
 class ManifestEntry(_EntryFields):
@@ -99,9 +118,16 @@ class ManifestEntry(_EntryFields):
         postal_code: str | None = None,
         declared_weight_kg: float | None = None,
         service: str | None = None,
+        order_id: str | None = None,
+        dangerous_goods: str | list[str] | None = None,
+        declared_value: float | None = None,
+        currency: str | None = None,
+        customs_mode: str | None = None,
     ) -> ManifestEntry:
         try:
-            checked = check_fields(barcode, country, postal_code, declared_weight_kg, service)
+            checked = check_fields(barcode, country, postal_code, declared_weight_kg, service,
+                                   order_id, dangerous_goods, declared_value, currency,
+                                   customs_mode)
         except ValueError as exc:
             raise ManifestError("manifest entry", [str(exc)]) from None
         return tuple.__new__(cls, checked)
@@ -114,4 +140,9 @@ class ManifestEntry(_EntryFields):
         return cls(**data)
 
     def to_dict(self) -> dict[str, object]:
-        return dict(self._asdict())
+        """The row's fields; a column added later is left out while unknown (as in old rows)."""
+        out = dict(self._asdict())
+        for name in LATER_FIELDS:
+            if out[name] is None:
+                del out[name]
+        return out

@@ -17,6 +17,7 @@ from edge_agent.safe_text import SHOWN_CHARS, shown, terminal_safe
 from edge_agent.sorting.manifest_entry import (
     FIELDS,
     MAX_BARCODE_CHARS,
+    MAX_ORDER_ID_CHARS,
     MAX_POSTAL_CHARS,
     MAX_SERVICE_CHARS,
     ManifestError,
@@ -41,6 +42,13 @@ _CLEAN_ROW = re.compile(
     + f"(?:{_clean_text_pattern(MAX_POSTAL_CHARS)})?"
     + r"\x1f(?:(?!0*\.?0*\x1f)(?:[0-9]{1,3}(?:\.[0-9]{1,6})?|1000(?:\.0{1,6})?))?\x1f"  # 0<kg<=1000
     + f"(?:{_clean_text_pattern(MAX_SERVICE_CHARS)})?"
+    + f"\x1f(?:{_clean_text_pattern(MAX_ORDER_ID_CHARS)})?"
+    # Air and customs: one flag (several must be sorted by check_fields), a plain number below
+    # 100,000,000, an upper-case code, a mode as spelt; anything else takes the careful path.
+    + "\x1f(?:lithium_battery|liquid|powder|other|none)?"
+    + r"\x1f(?:[0-9]{1,8}(?:\.[0-9]{1,6})?)?"
+    + r"\x1f(?:[A-Z]{3})?"
+    + r"\x1f(?:personal_postal|cross_border_ecommerce)?"
 )
 
 
@@ -124,7 +132,9 @@ def _csv_records(reader, source: str, problems: list[str]) -> Iterator[tuple[int
     positions = [header.index(name) if name in header else None for name in FIELDS]
     if None in positions:
         def pick(row: list[str]) -> tuple:
-            return tuple(None if p is None else row[p] for p in positions)
+            # An absent column reads as an empty field: the clean-row fast path still applies
+            # to files written before a column existed.
+            return tuple("" if p is None else row[p] for p in positions)
     else:
         pick = itemgetter(*positions)  # type: ignore[arg-type]  # C-level: the common case
     width = len(header)

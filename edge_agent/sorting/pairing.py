@@ -31,9 +31,10 @@ from datetime import UTC, datetime
 from edge_agent.config import PairingConfig
 from edge_agent.devices.messages import Scan, Weight, WeightStatus
 from edge_agent.sorting.decision import Parcel
-from edge_agent.sorting.pairing_parcels import MS, Waiting, WeightMatch
+from edge_agent.sorting.pairing_parcels import Waiting, WeightMatch
 from edge_agent.sorting.pairing_poll import PollPairer
 from edge_agent.sorting.pairing_window import WindowPairer
+from edge_agent.units import NS_PER_MS
 
 # Barcodes remembered for debouncing; older ones are forgotten once past their window anyway.
 MAX_DEBOUNCE_ENTRIES = 4096
@@ -56,8 +57,8 @@ class Pairer:
         self.polled = config.mode == "poll-after-scan"
         self._window = None if self.polled else WindowPairer(config, self.counts)
         self._poll = PollPairer(config, self.counts) if self.polled else None
-        self._debounce_ns = config.debounce_ms * MS
-        self._deadline_ns = config.decision_deadline_ms * MS
+        self._debounce_ns = config.debounce_ms * NS_PER_MS
+        self._deadline_ns = config.decision_deadline_ms * NS_PER_MS
         self._new_parcel_id = new_parcel_id
         self._wall_clock = wall_clock
         self._waiting: list[Waiting] = []  # in scan order

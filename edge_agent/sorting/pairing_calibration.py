@@ -8,11 +8,16 @@ proposes the two settings. Pure statistics: the caller decodes ports or captures
 
 Matching a scan to its reading, without knowing either setting:
 
-1. A coarse centre: every reading within `max_offset_ms` of every scan gives a difference
+1. Coarse centres: every reading within `max_offset_ms` of every scan gives a difference
    (reading - scan). A parcel's own reading gives one at the true offset each time, while a
    neighbour's falls wherever the gaps put it, so the densest `COARSE_WIDTH_MS` of the
-   differences is the offset (a tie, as a perfectly periodic line gives, goes to the one
-   nearest zero: a scale near the scanner is the common case).
+   differences is the offset's candidate; the densest elsewhere is its rival. On an even line
+   (nearly constant gaps) the next parcel's reading follows each scan as regularly as the
+   parcel's own precedes it, and the rival can be as dense, or denser by chance.
+   Steps 2 and 3 run from each candidate, and the one whose readings sit tighter around their
+   median wins: a parcel's own reading sits where the geometry puts it, a neighbour's wherever
+   the gap puts it. When the two fit about as well, the proposal says the measurement is
+   ambiguous (using the wrong one would pair every scan with a neighbour's weight).
 2. Each scan's reading is the one nearest to scan + centre, if it lies closer to that than
    half the gap to the neighbouring scans: otherwise it would be as much a neighbour's, and the
    scan counts as having no reading nearby (a parcel that never settled, a lost reading).
@@ -41,14 +46,22 @@ from pydantic import ValidationError
 from edge_agent.config import PairingConfig
 from edge_agent.devices.messages import Weight
 from edge_agent.sorting.scale_readings import Episode, PlatterEpisodes
+from edge_agent.units import NS_PER_MS
 
-MS = 1_000_000
 # Fewer parcels than this and the 1st and 99th percentiles are one or two parcels' luck.
 MIN_PARCELS = 50
 # How far from its scan a parcel's reading is looked for, unless told otherwise.
 DEFAULT_MAX_OFFSET_MS = 1000
 # The width over which differences are counted to find the coarse centre.
 COARSE_WIDTH_MS = 20.0
+# A second candidate offset at least this far from the densest is a rival (a neighbour's
+# reading, regular enough on an even line to look like the parcel's own)...
+RIVAL_DISTANCE_MS = 2 * COARSE_WIDTH_MS
+# ...and the measurement is ambiguous when the rival holds this share of the best's count and
+# its readings sit about as tightly (within this ratio of the spread, plus this slack).
+RIVAL_SHARE = 0.8
+RIVAL_SPREAD_RATIO = 1.5
+RIVAL_SPREAD_SLACK_MS = 1.0
 # The window covers the jitter seen, widened by this much for the jitter not yet seen...
 WINDOW_MARGIN = 1.25
 # ...plus this, for stamps read late by a busy host (the hub's stamp_error_ns).
@@ -84,7 +97,7 @@ def parcel_scans(scans: Iterable[tuple[int, str | None]], debounce_ms: int) -> l
         if data is not None:
             previous = last_read.get(data)
             last_read[data] = stamp
-            if previous is not None and stamp - previous <= debounce_ms * MS:
+            if previous is not None and stamp - previous <= debounce_ms * NS_PER_MS:
                 continue
         times.append(stamp)
     return times
@@ -97,7 +110,7 @@ def platter_episodes(weights: Sequence[Weight], *, min_weight_kg: float, settle_
 
     PlatterEpisodes keeps only its latest episodes; each is kept here as it starts (its
     object goes on being updated until the parcel leaves), so a long capture loses none."""
-    detector = PlatterEpisodes(min_weight_kg=min_weight_kg, gap_ns=settle_gap_ms * MS)
+    detector = PlatterEpisodes(min_weight_kg=min_weight_kg, gap_ns=settle_gap_ms * NS_PER_MS)
     found: list[Episode] = []
     for index, weight in enumerate(weights):
         detector.add(weight, errors_ns[index] if errors_ns is not None else 0)
@@ -107,29 +120,87 @@ def platter_episodes(weights: Sequence[Weight], *, min_weight_kg: float, settle_
 
 
 # -- matching ----------------------------------------------------------------------------------
-def coarse_centre_ms(scans_ns: Sequence[int], readings_ns: Sequence[int],
-                     max_offset_ms: float) -> float | None:
-    """The densest COARSE_WIDTH_MS of all (reading - scan) differences within max_offset_ms."""
-    reach = max_offset_ms * MS
+def coarse_centres(scans_ns: Sequence[int], readings_ns: Sequence[int],
+                   max_offset_ms: float) -> list[tuple[int, float]]:
+    """(count, centre) of the densest COARSE_WIDTH_MS of all (reading - scan) differences
+    within max_offset_ms, then of the densest at least RIVAL_DISTANCE_MS from it (a rival:
+    on a nearly periodic line the next parcel's reading follows each scan as regularly as the
+    parcel's own precedes it). Empty when no reading lies within reach of any scan."""
+    reach = max_offset_ms * NS_PER_MS
     differences: list[float] = []
     for scan in scans_ns:
         low = bisect.bisect_left(readings_ns, scan - reach)
         high = bisect.bisect_right(readings_ns, scan + reach)
-        differences += [(reading - scan) / MS for reading in readings_ns[low:high]]
-    if not differences:
-        return None
+        differences += [(reading - scan) / NS_PER_MS for reading in readings_ns[low:high]]
     differences.sort()
-    best: tuple[int, float] | None = None  # (count, |centre|) of the best so far
-    centre = 0.0
+    windows: list[tuple[int, float, float]] = []  # (count, -|centre|, centre)
     end = 0
     for start, first in enumerate(differences):
         while end < len(differences) and differences[end] - first <= COARSE_WIDTH_MS:
             end += 1
         middle = (first + differences[end - 1]) / 2
-        score = (end - start, -abs(middle))
-        if best is None or score > best:
-            best, centre = score, middle
-    return centre
+        windows.append((end - start, -abs(middle), middle))
+    if not windows:
+        return []
+    # Ties go to the centre nearest zero: a scale near the scanner is the common case.
+    best = max(windows)
+    found = [(best[0], best[2])]
+    rivals = [w for w in windows if abs(w[2] - best[2]) >= RIVAL_DISTANCE_MS]
+    if rivals:
+        rival = max(rivals)
+        found.append((rival[0], rival[2]))
+    return found
+
+
+def _matched_from(scans_ns: Sequence[int], readings_ns: Sequence[int], centre_ms: float,
+                  max_offset_ms: float) -> list[int | None]:
+    """Steps 2 and 3 of the module doc from one coarse centre."""
+    matched = match_readings(scans_ns, readings_ns, centre_ms, max_offset_ms)
+    first = [(reading - scan) / NS_PER_MS for scan, reading in zip(scans_ns, matched, strict=True)
+             if reading is not None]
+    if first:
+        matched = match_readings(scans_ns, readings_ns, percentile(first, 50), max_offset_ms)
+    return matched
+
+
+def _spread_ms(scans_ns: Sequence[int], matched: Sequence[int | None]) -> float:
+    """How tightly the matched readings sit around their median offset (p90 of the
+    deviations): a parcel's own reading sits where the line's geometry puts it, a neighbour's
+    wherever the gap between the two parcels does."""
+    offsets = [(reading - scan) / NS_PER_MS for scan, reading in zip(scans_ns, matched, strict=True)
+               if reading is not None]
+    if not offsets:
+        return math.inf
+    middle = percentile(offsets, 50)
+    return percentile([abs(value - middle) for value in offsets], 90)
+
+
+def best_matching(scans_ns: Sequence[int], readings_ns: Sequence[int], max_offset_ms: float
+                  ) -> tuple[list[int | None], str | None]:
+    """Each scan's reading (or None), from the candidate centre whose readings sit tighter,
+    and a warning when the other candidate fits about as well: then the measurement cannot
+    tell a parcel's own reading from its neighbour's."""
+    candidates = coarse_centres(scans_ns, readings_ns, max_offset_ms)
+    if not candidates:
+        return [None] * len(scans_ns), None
+    tried = []
+    for count, centre in candidates:
+        matched = _matched_from(scans_ns, readings_ns, centre, max_offset_ms)
+        tried.append((_spread_ms(scans_ns, matched), -count, centre, matched))
+    tried.sort(key=lambda t: t[:2])
+    (spread, count, centre, matched), *others = tried
+    warning = None
+    for other_spread, other_count, other_centre, _ in others:
+        if (-other_count >= RIVAL_SHARE * -count
+                and other_spread <= RIVAL_SPREAD_RATIO * spread + RIVAL_SPREAD_SLACK_MS):
+            warning = (
+                f"readings follow the scans as regularly at {other_centre:+.0f} ms as at "
+                f"{centre:+.0f} ms: the line is too even for this measurement to tell a "
+                "parcel's own reading from its neighbour's. Check which is right with a few "
+                "parcels of known weight (or say where the scale sits with --max-offset-ms "
+                "below the wrong one) before using this offset: a wrong one pairs every scan "
+                "with a neighbour's weight.")
+    return matched, warning
 
 
 def match_readings(scans_ns: Sequence[int], readings_ns: Sequence[int], centre_ms: float,
@@ -138,13 +209,13 @@ def match_readings(scans_ns: Sequence[int], readings_ns: Sequence[int], centre_m
     than half the gap to a neighbouring scan."""
     found: list[int | None] = []
     for index, scan in enumerate(scans_ns):
-        expected = scan + centre_ms * MS
+        expected = scan + centre_ms * NS_PER_MS
         nearest = _nearest(readings_ns, expected)
         neighbours = [abs(scans_ns[i] - scan) for i in (index - 1, index + 1)
                       if 0 <= i < len(scans_ns)]
         reach = min(neighbours) / 2 if neighbours else math.inf
         if (nearest is None or abs(nearest - expected) >= reach
-                or abs(nearest - scan) > max_offset_ms * MS):
+                or abs(nearest - scan) > max_offset_ms * NS_PER_MS):
             found.append(None)
         else:
             found.append(nearest)
@@ -243,28 +314,23 @@ def calibrate(scans_ns: Sequence[int], readings_ns: Sequence[int], *,
     for stamp, error in zip(readings_ns, reading_errors_ns or [0] * len(readings_ns),
                             strict=True):
         reading_error[stamp] = max(error, reading_error.get(stamp, 0))
-    gaps = [(later - earlier) / MS for earlier, later in itertools.pairwise(scans)]
-    centre = coarse_centre_ms(scans, readings, max_offset_ms)
-    matched: list[int | None] = [None] * len(scans)
-    if centre is not None:
-        matched = match_readings(scans, readings, centre, max_offset_ms)
-        first = [(reading - scan) / MS for scan, reading in zip(scans, matched, strict=True)
-                 if reading is not None]
-        if first:
-            matched = match_readings(scans, readings, percentile(first, 50), max_offset_ms)
+    gaps = [(later - earlier) / NS_PER_MS for earlier, later in itertools.pairwise(scans)]
+    matched, ambiguity = best_matching(scans, readings, max_offset_ms)
     offsets, unmatched, blurred = [], [], []
     for index, ((scan, error), reading) in enumerate(zip(scan_stamps, matched, strict=True)):
         if reading is not None:
             error += reading_error[reading]
-        if error > BLURRED_MS * MS:
+        if error > BLURRED_MS * NS_PER_MS:
             blurred.append(index)
         elif reading is None:
             unmatched.append(index)
         else:
-            offsets.append((reading - scan) / MS)
+            offsets.append((reading - scan) / NS_PER_MS)
     proposal = None
     if len(offsets) >= min_parcels:
         proposal = propose(offsets, gaps, base)
+        if ambiguity is not None:
+            proposal.warnings.append(ambiguity)
         if scans and len(unmatched) / len(scans) > NO_READING_WARN_SHARE:
             proposal.warnings.append(
                 f"{len(unmatched)} of {len(scans)} scans had no reading nearby: parcels that "

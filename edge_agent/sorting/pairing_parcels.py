@@ -8,8 +8,6 @@ from typing import NamedTuple
 
 from edge_agent.devices.messages import Scan
 
-MS = 1_000_000
-
 # How a parcel's weight was matched (`weight_pairing` in every decision's inputs):
 PAIRING_OUTCOMES: dict[str, str] = {
     "paired": "a reading that provably belongs to this parcel",

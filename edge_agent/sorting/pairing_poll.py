@@ -34,16 +34,17 @@ from collections import Counter
 
 from edge_agent.config import PairingConfig
 from edge_agent.devices.messages import Weight, WeightStatus
-from edge_agent.sorting.pairing_parcels import MS, Waiting, WeightMatch
+from edge_agent.sorting.pairing_parcels import Waiting, WeightMatch
+from edge_agent.units import NS_PER_MS
 
 
 class PollPairer:
     def __init__(self, config: PairingConfig, counts: Counter[str]):
-        self._timeout_ns = config.poll_timeout_ms * MS
+        self._timeout_ns = config.poll_timeout_ms * NS_PER_MS
         self._resync_ns = (config.resync_ms if config.resync_ms is not None
-                           else config.poll_timeout_ms // 2) * MS
+                           else config.poll_timeout_ms // 2) * NS_PER_MS
         self._min_weight_kg = config.min_weight_kg
-        self._reorder_ns = int(config.poll_reorder_ms * MS)
+        self._reorder_ns = int(config.poll_reorder_ms * NS_PER_MS)
         self._counts = counts
         self._outstanding: Waiting | None = None
         self._quiet_until_ns = 0  # resynchronising until then
@@ -93,7 +94,7 @@ class PollPairer:
             return
         self._outstanding = None
         outstanding.reply_ns = stamp
-        offset_ms = (stamp - outstanding.scan.received_ns) / MS
+        offset_ms = (stamp - outstanding.scan.received_ns) / NS_PER_MS
         if weight.status == WeightStatus.OVERLOAD:
             outstanding.match = WeightMatch(None, "overload", offset_ms)
         elif (weight.status == WeightStatus.OK and weight.value_kg is not None

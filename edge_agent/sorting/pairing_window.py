@@ -36,8 +36,9 @@ from collections import Counter, deque
 
 from edge_agent.config import PairingConfig
 from edge_agent.devices.messages import Scan, Weight
-from edge_agent.sorting.pairing_parcels import MS, Waiting, WeightMatch
+from edge_agent.sorting.pairing_parcels import Waiting, WeightMatch
 from edge_agent.sorting.scale_readings import Episode, PlatterEpisodes
+from edge_agent.units import NS_PER_MS
 
 # Recent scan times kept to judge whether a reading lies in another scan's window too.
 MAX_RECENT_SCANS = 1024
@@ -45,12 +46,12 @@ MAX_RECENT_SCANS = 1024
 
 class WindowPairer:
     def __init__(self, config: PairingConfig, counts: Counter[str]):
-        self._offset_ns = config.offset_ms * MS
-        self._window_ns = config.window_ms * MS
+        self._offset_ns = config.offset_ms * NS_PER_MS
+        self._window_ns = config.window_ms * NS_PER_MS
         # When a scan can be judged, counted from the scan (see the module doc).
         self._judge_after_ns = max(self._offset_ns + self._window_ns, 2 * self._window_ns, 0)
         self._episodes = PlatterEpisodes(min_weight_kg=config.min_weight_kg,
-                                         gap_ns=config.settle_gap_ms * MS)
+                                         gap_ns=config.settle_gap_ms * NS_PER_MS)
         # (earliest, stamp) of recent scans, in stamp order.
         self._recent_scans: deque[tuple[int, int]] = deque(maxlen=MAX_RECENT_SCANS)
         self._counts = counts
@@ -89,7 +90,7 @@ class WindowPairer:
                          and episode.received_ns <= scan_earliest + reach_high)
         if not surely_inside or self._claimed_by_another(episode):
             return WeightMatch.without("ambiguous")
-        offset_ms = (episode.received_ns - scan_ns) / MS
+        offset_ms = (episode.received_ns - scan_ns) / NS_PER_MS
         if episode.overload:
             return WeightMatch(None, "overload", offset_ms)
         if episode.value_kg is None:

@@ -8,6 +8,7 @@ input its decision used, so the new decision needs no manifest and no devices.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,7 +17,9 @@ from pathlib import Path
 
 from edge_agent.errors import EdgeAgentError
 from edge_agent.safe_text import cut
+from edge_agent.sorting.constraints import NO_DANGEROUS_GOODS
 from edge_agent.sorting.decision import Decision, Parcel, decide, identifier_of
+from edge_agent.sorting.holds import Hold
 from edge_agent.sorting.labels import MULTIPLE_LABELS, MULTIPLE_LABELS_IDENTIFIER
 from edge_agent.sorting.lanes import LaneState
 from edge_agent.sorting.manifest import ManifestEntry
@@ -85,15 +88,36 @@ def redecide(record: dict, rules: RuleSet, timezone: str, default_country: str) 
             postal_code=inputs.get("postal_code"),
             declared_weight_kg=inputs.get("declared_weight_kg"),
             service=inputs.get("service"),
+            # Recorded since holds, air and customs: absent in older events, so unknown (the
+            # declaration, not a verdict: the new rules' rates and limits judge it again).
+            order_id=inputs.get("order_id"),
+            dangerous_goods=_declared_flags(inputs.get("dangerous_goods")),
+            declared_value=inputs.get("declared_value"),
+            currency=inputs.get("currency"),
+            customs_mode=inputs.get("customs_mode"),
         )
     states = {name: LaneState(state) for name, state in (inputs.get("lane_states") or {}).items()}
     # The labels' choice depended on the manifest of the day, which replay does not have: the
     # recorded identifier stands (for several labels naming different parcels, that verdict).
     identifier = (MULTIPLE_LABELS_IDENTIFIER
                   if inputs.get("identifier_problem") == MULTIPLE_LABELS else None)
+    # A hold applied then applies in the replay: it was central's, not the rules', to lift.
+    hold = None
+    if inputs.get("hold_id") is not None:
+        hold = Hold(str(inputs["hold_id"]), record.get("barcode"), inputs.get("order_id"),
+                    str(inputs.get("hold_reason") or ""), math.inf, 0.0)
     return decide(parcel, rules, entry, states, decided_at,
                   default_country=default_country, timezone=timezone,
-                  clock_synchronised=inputs.get("clock_synchronised"), identifier=identifier)
+                  clock_synchronised=inputs.get("clock_synchronised"), identifier=identifier,
+                  hold=hold)
+
+
+def _declared_flags(recorded: object) -> object:
+    """An event's dangerous-goods flags as the manifest declares them: [] (declared free of
+    them) is "none"; absent stays None, not declared."""
+    if isinstance(recorded, list) and not recorded:
+        return NO_DANGEROUS_GOODS
+    return recorded
 
 
 def read_records(path: Path, problems: list[str]) -> Iterator[tuple[int, dict]]:

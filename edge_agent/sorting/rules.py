@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
-from edge_agent.errors import EdgeAgentError
+from edge_agent.errors import ProblemsError
 from edge_agent.sorting.conditions import (
     Conditions,
     Facts,
@@ -26,8 +26,9 @@ from edge_agent.sorting.conditions import (
     portable_match,
     rebuilt_match,
 )
+from edge_agent.sorting.constraints import CustomsLimits, air_problems
 from edge_agent.sorting.lanes import Lane, LaneState
-from edge_agent.validation import StrictModel, read_toml
+from edge_agent.validation import StrictModel, problems_from, read_toml
 
 # A stable reason code: lower-case words joined by underscores (consumers group by it).
 REASON_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
@@ -40,13 +41,8 @@ MAX_RULES = 500
 MAX_LANES = 99
 
 
-class RulesError(EdgeAgentError):
+class RulesError(ProblemsError):
     """A rules file or text is invalid; `problems` names each place and what is wrong."""
-
-    def __init__(self, source: str, problems: list[str]):
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(problems))
 
 
 # What a rule decides: (rule id, lane, reason or None).
@@ -70,6 +66,9 @@ class RuleSet(StrictModel):
     # Where a parcel goes when nothing else can take it. It is never "unavailable": a parcel must
     # go somewhere, so even a blocked exception lane still receives it (reason lane_unavailable).
     exception_lane: str = "EXCEPTION"
+    # Where a parcel central holds goes (reason held); None: the exception lane. No rule can
+    # send a held parcel anywhere else.
+    hold_lane_name: str | None = Field(default=None, alias="hold_lane")
     lanes: dict[str, Lane]
     rules: list[Rule]
     default: DefaultRule
@@ -85,6 +84,8 @@ class RuleSet(StrictModel):
     # A label the manifest knows beside one it does not: trust the known one (see
     # edge_agent/sorting/labels.py for the risk); by default such a parcel is multiple_labels.
     trust_known_label: bool = False
+    # Customs value limits per customs mode, and the exchange rates into their currency.
+    customs: CustomsLimits = Field(default_factory=CustomsLimits)
     _outcome: Callable[[Facts], Outcome] = PrivateAttr()
     _all_open: dict[str, LaneState] = PrivateAttr(default_factory=dict)
     _clock_rules: frozenset[str] = PrivateAttr(default=frozenset())
@@ -131,6 +132,10 @@ class RuleSet(StrictModel):
         private = dict(state["__pydantic_private__"])
         private["_outcome"] = rebuilt_match(*private["_outcome"])
         super().__setstate__({**state, "__pydantic_private__": private})
+
+    @property
+    def hold_lane(self) -> str:
+        return self.hold_lane_name or self.exception_lane
 
     @property
     def clock_dependent_rules(self) -> frozenset[str]:
@@ -188,6 +193,9 @@ def _cross_check(rule_set: RuleSet) -> list[str]:
             current = lanes[current].overflow
     if rule_set.exception_lane not in lanes:
         problems.append(f"exception_lane: unknown lane {rule_set.exception_lane!r}")
+    if rule_set.hold_lane not in lanes:
+        problems.append(f"hold_lane: unknown lane {rule_set.hold_lane!r}")
+    problems += air_problems(lanes, rule_set.exception_lane, rule_set.hold_lane)
     if rule_set.default.lane not in lanes:
         problems.append(f"default.lane: unknown lane {rule_set.default.lane!r}")
     ids: dict[str, int] = {}
@@ -207,16 +215,7 @@ def _cross_check(rule_set: RuleSet) -> list[str]:
 
 def _problems(exc: ValidationError) -> list[str]:
     """`rules[3].when.weight_max_kg: ...`: list positions in brackets, as people count them."""
-    problems = []
-    for error in exc.errors(include_url=False):
-        location = ""
-        for part in error["loc"]:
-            location += f"[{part}]" if isinstance(part, int) else (f".{part}" if location else part)
-        message = error["msg"]
-        if error["type"] == "extra_forbidden":
-            message = "unknown setting (a typo?)"
-        problems.append(f"{location or '(top level)'}: {message}")
-    return problems
+    return problems_from(exc, list_positions=True)
 
 
 def parse_rules(data: dict | str, source: str = "rules") -> RuleSet:

@@ -25,6 +25,10 @@ CHANNELS: list[tuple[str, str, type, str]] = [
      "offline."),
     ("parcelEvents", "events/parcel", p.ParcelEvent,
      "QoS 1, one per decision, at least once: de-duplicate on event_id, detect gaps by seq."),
+    ("outcomeEvents", "events/outcome", p.OutcomeEvent,
+     "QoS 1, at least once, same ids as events: exactly one outcome per decided parcel of a "
+     "line with a sorter (sorted, too late, bin full, recirculated... or no_confirmation), "
+     "after its decision; join to events/parcel on parcel_id."),
     ("alarmEvents", "events/alarm", p.AlarmEvent, "QoS 1, at least once, same ids as events."),
     ("telemetry", "telemetry", p.Telemetry,
      "QoS 1, periodic counters, outbox depth and age, device and lane states."),
@@ -34,6 +38,7 @@ CHANNELS: list[tuple[str, str, type, str]] = [
      "payload."),
     ("command", "cmd/{command}", p.CommandRequest,
      "Commands from central: rules.apply, manifest.upsert, manifest.remove, lanes.set, "
+     "holds.put, holds.lift, "
      "status.get, ping. MQTT v5: set a response topic under reply/ and correlation data. "
      "Never retained (a retained command is refused); issued_at required, expires_at "
      "optional (default +60 s, at most +3600 s), 30 s clock tolerance; ids are kept on disk, "
@@ -53,6 +58,7 @@ PARAMETERS = {
 OPERATIONS = [
     ("publishStatus", "send", "status", 1, True),
     ("publishParcelEvent", "send", "parcelEvents", 1, False),
+    ("publishOutcomeEvent", "send", "outcomeEvents", 1, False),
     ("publishAlarmEvent", "send", "alarmEvents", 1, False),
     ("publishTelemetry", "send", "telemetry", 1, False),
     ("publishDeviceState", "send", "deviceState", 1, True),

@@ -88,6 +88,15 @@ class CommandPrep(Protocol):
 
     def remove_manifest(self, barcodes: list[str]) -> int: ...
 
+    def put_holds(self, requests: list[p.HoldModel]) -> list[Any]:
+        """Check and persist; the holds as stored. Raises an EdgeAgentError with `problems`
+        (code over_limit if it has `over_limit`) when refused: nothing is stored then."""
+        ...
+
+    def lift_holds(self, hold_ids: list[str]) -> list[str]:
+        """Delete from the store; the ids that were there."""
+        ...
+
 
 class CommandTarget(Protocol):
     """The loop's side: what owns the sorting state. Each call must be quick."""
@@ -101,6 +110,10 @@ class CommandTarget(Protocol):
         ...
 
     def status(self) -> dict[str, Any]: ...
+
+    def apply_holds(self, put: list[Any], lifted: list[str]) -> int:
+        """Make stored holds apply (and lifted ones stop); returns how many are active."""
+        ...
 
 
 Step = Callable[[CommandTarget], dict[str, Any]]
@@ -151,6 +164,31 @@ def _lanes_set(prep: CommandPrep, args: p.LanesSetArgs) -> Step:
     return SetLane(args.lane, args.state)
 
 
+@dataclass(frozen=True)
+class ApplyHolds:
+    """Holds already checked and stored by the worker, made to apply (or stop) in the loop."""
+
+    put: list[Any]
+    lifted: list[str]
+    not_found: int | None = None  # holds.lift: ids that were not there (lifting is idempotent)
+
+    def __call__(self, target: CommandTarget) -> dict[str, Any]:
+        active = target.apply_holds(self.put, self.lifted)
+        if self.not_found is None:
+            return {"put": len(self.put), "active": active}
+        return {"lifted": len(self.lifted), "not_found": self.not_found, "active": active}
+
+
+def _holds_put(prep: CommandPrep, args: p.HoldsPutArgs) -> Step:
+    return ApplyHolds(prep.put_holds(list(args.holds)), [])
+
+
+def _holds_lift(prep: CommandPrep, args: p.HoldsLiftArgs) -> Step:
+    lifted = prep.lift_holds(list(args.hold_ids))
+    # An id that was not there may have expired or been lifted before: lifting is idempotent.
+    return ApplyHolds([], lifted, not_found=len(set(args.hold_ids)) - len(lifted))
+
+
 def _status_get(prep: CommandPrep, args: p.NoArgs) -> Step:
     return GetStatus()
 
@@ -164,6 +202,8 @@ HANDLERS: dict[str, tuple[type[BaseModel], Work]] = {
     "manifest.upsert": (p.ManifestUpsertArgs, _manifest_upsert),
     "manifest.remove": (p.ManifestRemoveArgs, _manifest_remove),
     "lanes.set": (p.LanesSetArgs, _lanes_set),
+    "holds.put": (p.HoldsPutArgs, _holds_put),
+    "holds.lift": (p.HoldsLiftArgs, _holds_lift),
     "status.get": (p.NoArgs, _status_get),
     "ping": (p.NoArgs, _ping),
 }

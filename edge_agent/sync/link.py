@@ -40,6 +40,7 @@ from edge_agent.config import AgentConfig
 from edge_agent.sync.commands import Command, error_reply
 from edge_agent.sync.credentials import password_path, read_password
 from edge_agent.sync.errors import CredentialError
+from edge_agent.sync.mqtt_client import SETUP_ERRORS, new_client
 from edge_agent.sync.outbox import Outbox
 from edge_agent.sync.payloads import SCHEMA_VERSION
 from edge_agent.sync.tls_files import tls_problems
@@ -49,10 +50,6 @@ log = structlog.get_logger(__name__)
 
 # The publisher wakes at least this often even with nothing to do (telemetry, retry timers).
 PUBLISHER_IDLE_S = 0.5
-# After a wake-up the publisher lets this much more arrive before it works, so at hundreds of
-# events a second it reads and publishes batches instead of one row per wake-up. Delivery to
-# central is a few milliseconds later; the belt never waits on it.
-PUBLISHER_COALESCE_S = 0.005
 # Delivered rows are deleted in batches: each delete is a write transaction on the outbox, whose
 # lock the decision thread's appends also take. A kill before the delete only means the rows are
 # published again after the restart (consumers de-duplicate by event_id).
@@ -115,6 +112,7 @@ class MqttLink:
         self._delivered: list[int] = []  # acknowledged, not yet deleted from the outbox
         self._delete_due = 0.0
         self._wake = threading.Event()
+        self._wake_on_acks = max(1, self.mqtt_config.max_inflight // 2)
         self._stopping = threading.Event()
         self._connected = threading.Event()
         # Set when the broker acknowledged the subscription to commands (cleared on connect):
@@ -139,21 +137,15 @@ class MqttLink:
 
     def _make_client(self) -> mqtt.Client:
         cfg = self.mqtt_config
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
-            # Under 3.1.1 a clean session; under v5 clean_start is chosen in connect_async.
-            clean_session=None if self._v5 else True,
-        )
+        client = new_client(cfg, self.client_id)
         # Exceptions in our callbacks would end paho's loop thread; ours catch everything, and
         # this is the second line of defence.
         client.suppress_exceptions = True
         client.max_inflight_messages_set(cfg.max_inflight)
         client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
         try:
-            self._secure(client)
-        except (CredentialError, OSError, ssl.SSLError, ValueError) as exc:
+            self._secure(client)  # the link's own: its files are loaded again when they change
+        except SETUP_ERRORS as exc:
             self.config_problem = str(exc) or type(exc).__name__
             self._last_error = f"not started: {self.config_problem}"
         client.on_pre_connect = self._guarded(self._reload_changed_files)
@@ -231,7 +223,7 @@ class MqttLink:
             return
         try:
             self._secure(client)
-        except (CredentialError, OSError, ssl.SSLError, ValueError) as exc:
+        except SETUP_ERRORS as exc:
             self._last_error = f"files not reloaded: {exc}"
             log.warning("mqtt.files_not_reloaded", problem=str(exc),
                         consequence="the files loaded last stay in use")
@@ -244,7 +236,7 @@ class MqttLink:
         while not self._stopping.wait(CONFIG_RETRY_S):
             try:
                 self._secure(self._client)
-            except (CredentialError, OSError, ssl.SSLError, ValueError) as exc:
+            except SETUP_ERRORS as exc:
                 problem = str(exc) or type(exc).__name__
                 if problem != self.config_problem:
                     log.error("mqtt.not_started", problem=problem,
@@ -455,8 +447,13 @@ class MqttLink:
 
     def _handle_publish(self, client: mqtt.Client, userdata: Any, mid: int,
                         reason_code: Any, properties: Any) -> None:
-        self._puback_queue.append((mid, int(reason_code.value), str(reason_code)))
-        self._wake.set()
+        code = int(reason_code.value)
+        self._puback_queue.append((mid, code, str(reason_code)))
+        # Acknowledgements are settled on the publisher's next pass (the next event's, or the
+        # idle timer's). They wake it only when that cannot wait: a refusal, or an in-flight
+        # window half taken. A wake-up per PUBACK doubled the publisher's passes per event.
+        if code >= 0x80 or len(self._puback_queue) >= self._wake_on_acks:
+            self._wake.set()
 
     def _handle_message(self, client: mqtt.Client, userdata: Any,
                         message: mqtt.MQTTMessage) -> None:
@@ -502,8 +499,11 @@ class MqttLink:
     def _publish_loop(self) -> None:
         next_telemetry = time.monotonic() + self.mqtt_config.telemetry_period_s
         while True:
-            if self._wake.wait(PUBLISHER_IDLE_S) and not self._stopping.is_set():
-                self._stopping.wait(PUBLISHER_COALESCE_S)
+            # An event wakes the publisher, which publishes it at once: no timer holds it back.
+            # Events appended while a pass runs wait for the next pass and go out together, so
+            # batches form only when events queue (hundreds a second), never when they trickle.
+            # Acknowledgements waiting to be settled shorten the idle wait (see _settle_acks).
+            self._wake.wait(ACK_DELETE_MAX_DELAY_S if self._puback_queue else PUBLISHER_IDLE_S)
             self._wake.clear()
             try:
                 self._settle_acks()

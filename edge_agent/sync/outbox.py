@@ -118,7 +118,8 @@ class Outbox:
             "SELECT COALESCE(SUM(LENGTH(body)), 0) + COUNT(*) * ?, COUNT(*) FROM events",
             (ROW_OVERHEAD_BYTES,),
         ).fetchone()
-        self.budget = BudgetKeeper(self, int(config.disk_budget_mb * 1024 * 1024))
+        self.budget = BudgetKeeper(self, int(config.disk_budget_mb * 1024 * 1024),
+                                   store.evicted_counts(self._db))
         self._rotate_bytes = min(JOURNAL_ROTATE_BYTES,
                                  int(self.budget.budget_bytes * JOURNAL_BUDGET_SHARE))
         self._appended = 0
@@ -428,6 +429,28 @@ class Outbox:
     def journal_bytes(self) -> int:
         with self._lock:
             return self._journal.size + sum(journal.size for journal in self._retired)
+
+    # -- the disk budget's view (outbox_budget.EvictableStore) ---------------------------------
+
+    def estimated_bytes(self) -> int:
+        with self._lock:
+            return self._estimated_bytes
+
+    def page_bytes(self) -> int:
+        with self._db_lock:
+            return store.live_bytes(self._db)
+
+    def stored_kinds(self) -> list[str]:
+        with self._db_lock:
+            return store.stored_kinds(self._db)
+
+    def evict_oldest(self, kind: str, limit: int) -> tuple[list[int], int]:
+        with self._db_lock:
+            seqs, size = store.delete_oldest(self._db, kind, limit)
+            with self._lock:
+                self._estimated_bytes -= size
+                self._depth -= len(seqs)
+        return seqs, size
 
     def stats(self) -> dict[str, Any]:
         with self._db_lock:

@@ -3,22 +3,21 @@
 Checked by the flusher after each ingestion (never on the decision thread). The budget covers
 the SQLite pages in use plus the journal files; the WAL beside them is kept to a few MB by
 checkpoints and not counted. When over, the oldest telemetry goes first, then alarms, parcel
-events last, down to EVICT_TO_FRACTION of the budget. Every eviction is counted (persisted in
-meta as `evicted.<kind>`), and a gap in alarms or parcel events is itself appended as an alarm.
+and outcome events last, down to EVICT_TO_FRACTION of the budget. Every eviction is counted
+(persisted in meta as `evicted.<kind>`), and a gap in alarms or parcel or outcome events is
+itself appended as an alarm.
+
+The budget is a policy over an `EvictableStore` (the outbox): it never imports the outbox nor
+sees its database, locks or counters, so the two modules do not import each other.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import structlog
-
-from edge_agent.sync import outbox_store as store
-from edge_agent.sync.outbox_store import ROW_OVERHEAD_BYTES
-
-if TYPE_CHECKING:
-    from edge_agent.sync.outbox import Outbox
 
 log = structlog.get_logger(__name__)
 
@@ -33,16 +32,39 @@ ESTIMATE_MARGIN = 3.0
 EVICT_BATCH = 1000
 
 # Lower ranks are evicted first when the disk budget is reached.
-EVICTION_RANK = {"telemetry": 0, "alarm": 1, "parcel": 2}
+EVICTION_RANK = {"telemetry": 0, "alarm": 1, "parcel": 2, "outcome": 2}
 DEFAULT_RANK = 1
 
 
+class EvictableStore(Protocol):
+    """What the budget needs from the store it keeps: sizes, and a way to drop the oldest."""
+
+    def estimated_bytes(self) -> int:
+        """Payload bytes held (stored and not yet ingested): kept in memory, cheap."""
+        ...
+
+    def journal_bytes(self) -> int: ...
+
+    def page_bytes(self) -> int:
+        """SQLite pages in use (read only when the estimate is near the budget)."""
+        ...
+
+    def stored_kinds(self) -> list[str]: ...
+
+    def evict_oldest(self, kind: str, limit: int) -> tuple[list[int], int]:
+        """Delete up to `limit` of the oldest stored events of one kind, durably and counted;
+        the seqs deleted and the estimated bytes they freed."""
+        ...
+
+    def append(self, kind: str, payload: dict[str, Any]) -> object: ...
+
+
 class BudgetKeeper:
-    def __init__(self, outbox: Outbox, budget_bytes: int):
-        self._outbox = outbox
+    def __init__(self, store: EvictableStore, budget_bytes: int,
+                 evicted_before: Mapping[str, int]):
+        self._store = store
         self.budget_bytes = budget_bytes
-        rows = outbox._db.execute("SELECT key, value FROM meta WHERE key LIKE 'evicted.%'")
-        self._evicted = {key.removeprefix("evicted."): value for key, value in rows}
+        self._evicted = dict(evicted_before)
         self._evicted_lock = threading.Lock()
         # SQLite page bytes per payload byte, as last measured (see check()).
         self._pages_per_payload_byte = 1.0
@@ -53,15 +75,12 @@ class BudgetKeeper:
 
     def used_bytes(self) -> int:
         """SQLite pages in use plus the journal files."""
-        with self._outbox._db_lock:
-            pages = store.live_bytes(self._outbox._db)
-        return pages + self._outbox.journal_bytes()
+        return self._store.page_bytes() + self._store.journal_bytes()
 
     def check(self) -> None:
         """Evict if over budget (cheap unless the estimate says the store is nearly full)."""
-        box = self._outbox
-        with box._lock:
-            estimated = box._estimated_bytes
+        box = self._store
+        estimated = box.estimated_bytes()
         # How many page bytes a payload byte takes depends on the rows' size (a 2 KB page holds
         # two 0.9 KB rows but only one of 1 KB): the check follows the last measured ratio, or
         # a store of large events passes its budget before its real size is ever read. A record
@@ -70,8 +89,7 @@ class BudgetKeeper:
         if estimated * self._pages_per_payload_byte * ESTIMATE_MARGIN + journal \
                 <= self.budget_bytes:
             return
-        with box._db_lock:
-            pages = store.live_bytes(box._db)
+        pages = box.page_bytes()
         in_store = estimated - journal  # the journal's records are not in the pages yet
         if in_store > 0:
             self._pages_per_payload_byte = max(1.0, pages / in_store)
@@ -82,27 +100,22 @@ class BudgetKeeper:
             self._evict(used, estimated)
 
     def _evict(self, used: int, estimated: int) -> None:
-        box = self._outbox
+        box = self._store
         # Pages hold rows plus b-tree overhead: scale the payload estimate to the real use.
         ratio = max(used / max(1, estimated), 1.0)
         target = int(self.budget_bytes * EVICT_TO_FRACTION / ratio)
         evicted: dict[str, int] = {}
         gap: list[int] = []
-        with box._db_lock:
-            kinds = [k for (k,) in box._db.execute("SELECT DISTINCT kind FROM events")]
-            for kind in sorted(kinds, key=lambda k: EVICTION_RANK.get(k, DEFAULT_RANK)):
-                while box._estimated_bytes > target:
-                    seqs, size = self._evict_batch(kind)
-                    if not seqs:
-                        break
-                    with box._lock:
-                        box._estimated_bytes -= size
-                        box._depth -= len(seqs)
-                    with self._evicted_lock:
-                        self._evicted[kind] = self._evicted.get(kind, 0) + len(seqs)
-                    evicted[kind] = evicted.get(kind, 0) + len(seqs)
-                    if kind != "telemetry":
-                        gap += [seqs[0], seqs[-1]]
+        for kind in sorted(box.stored_kinds(), key=lambda k: EVICTION_RANK.get(k, DEFAULT_RANK)):
+            while box.estimated_bytes() > target:
+                seqs, _ = box.evict_oldest(kind, EVICT_BATCH)
+                if not seqs:
+                    break
+                with self._evicted_lock:
+                    self._evicted[kind] = self._evicted.get(kind, 0) + len(seqs)
+                evicted[kind] = evicted.get(kind, 0) + len(seqs)
+                if kind != "telemetry":
+                    gap += [seqs[0], seqs[-1]]
         log.warning("outbox.evicted", evicted=evicted, budget_bytes=self.budget_bytes)
         if gap:
             # The hole itself is news for central: an alarm names what was dropped.
@@ -112,28 +125,3 @@ class BudgetKeeper:
                 "message": "disk budget reached: undelivered events were dropped",
                 "details": {"evicted": evicted, "first_seq": min(gap), "last_seq": max(gap)},
             })
-
-    def _evict_batch(self, kind: str) -> tuple[list[int], int]:
-        """Delete the oldest stored rows of one kind (caller holds the database lock)."""
-        db = self._outbox._db
-        rows = db.execute(
-            "SELECT seq, LENGTH(body) FROM events WHERE kind = ? ORDER BY seq LIMIT ?",
-            (kind, EVICT_BATCH),
-        ).fetchall()
-        if not rows:
-            return [], 0
-        seqs = [seq for seq, _ in rows]
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute(f"DELETE FROM events WHERE seq IN ({','.join('?' * len(seqs))})", seqs)
-            db.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?)"
-                " ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
-                (f"evicted.{kind}", len(seqs)),
-            )
-            store.set_meta_max(db, "last_seq", seqs[-1])
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return seqs, sum(size + ROW_OVERHEAD_BYTES for _, size in rows)

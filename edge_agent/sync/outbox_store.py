@@ -5,9 +5,12 @@ The Outbox (outbox.py) owns the locking; these helpers take a connection and do 
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -130,6 +133,62 @@ def replay_journals(
         path.unlink()
     log.info("outbox.journal_replayed", files=len(replayed), records=len(rows))
     return len(rows)
+
+
+def evicted_counts(db: sqlite3.Connection) -> dict[str, int]:
+    """Events dropped to keep the disk budget, per kind, since the store was created."""
+    rows = db.execute("SELECT key, value FROM meta WHERE key LIKE 'evicted.%'")
+    return {key.removeprefix("evicted."): value for key, value in rows}
+
+
+def stored_kinds(db: sqlite3.Connection) -> list[str]:
+    return [kind for (kind,) in db.execute("SELECT DISTINCT kind FROM events")]
+
+
+def delete_oldest(db: sqlite3.Connection, kind: str, limit: int) -> tuple[list[int], int]:
+    """One transaction: delete the oldest rows of one kind and count them in meta. Returns the
+    seqs deleted and their estimated bytes (as the outbox counts them)."""
+    rows = db.execute(
+        "SELECT seq, LENGTH(body) FROM events WHERE kind = ? ORDER BY seq LIMIT ?",
+        (kind, limit),
+    ).fetchall()
+    if not rows:
+        return [], 0
+    seqs = [seq for seq, _ in rows]
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(f"DELETE FROM events WHERE seq IN ({','.join('?' * len(seqs))})", seqs)
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
+            (f"evicted.{kind}", len(seqs)),
+        )
+        # The seq counter must never fall back below a seq already issued.
+        set_meta_max(db, "last_seq", seqs[-1])
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return seqs, sum(size + ROW_OVERHEAD_BYTES for _, size in rows)
+
+
+def read_only_stats(state_dir: Path) -> dict[str, Any]:
+    """Counts by kind and the oldest event's age, read beside a running agent (a WAL reader
+    never blocks its writer) or after it stopped, so a stopped agent's backlog shows too."""
+    path = state_dir / DB_NAME
+    sizes = {p.name: p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists()}
+    if not path.exists():
+        return {"present": False, "path": str(path)}
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            rows = db.execute("SELECT kind, COUNT(*), MIN(created_ms) FROM events "
+                              "GROUP BY kind").fetchall()
+    except sqlite3.Error as exc:
+        return {"present": True, "path": str(path), "files": sizes, "error": str(exc)}
+    oldest = min((row[2] for row in rows), default=None)
+    return {"present": True, "path": str(path), "files": sizes,
+            "pending_by_kind": {row[0]: row[1] for row in rows},
+            "oldest_age_s": round(time.time() - oldest / 1000, 3) if oldest else None}
 
 
 def live_bytes(db: sqlite3.Connection) -> int:

@@ -11,9 +11,9 @@ so consumers must ignore fields they do not know.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = 1
 EVENT_ID_PATTERN = r"^[0-9a-f]{32}$"
@@ -21,6 +21,10 @@ EVENT_ID_PATTERN = r"^[0-9a-f]{32}$"
 # 5,000 rows are ~500 KB of JSON, within the default payload limit (mqtt.max_command_bytes).
 MAX_MANIFEST_BATCH = 5_000
 MAX_RULES_TEXT = 256 * 1024
+# Holds per command: a day's cancellations fit in one; a bigger change takes several commands.
+MAX_HOLD_BATCH = 1_000
+# A hold id, barcode or order id: printable ASCII without spaces.
+KEY_PATTERN = r"^[!-~]{1,64}$"
 
 
 class Payload(BaseModel):
@@ -51,8 +55,50 @@ class ParcelEvent(Event):
     decided_at: str = Field(description="ISO-8601 with offset")
     inputs: dict[str, Any] = Field(
         description="Every fact the decision used (scan, weight and how it was paired, manifest, "
-        "lane states, local time, clock synchronisation); a field absent from an older event "
-        "is unknown. docs/MQTT.md lists them")
+        "lane states, local time, clock synchronisation; dimensions, labels, order id, "
+        "central's hold, dangerous goods and the customs declaration where known); a field "
+        "absent (from an older event, or not known) is unknown, never zero. docs/MQTT.md "
+        "lists them")
+    sorter_tracking: str | None = Field(
+        default=None, description="A sorter-driven line only: the sorter's own tracking number "
+        "for the parcel, from its destination request (absent otherwise)")
+
+
+OutcomeName = Literal[
+    "sorted", "too_late", "bin_full", "bin_disabled", "bin_jammed", "recirculated",
+    "tracking_lost", "recirculation_limit", "no_confirmation", "refused", "not_commanded",
+]
+
+
+class OutcomeEvent(Event):
+    """What finally happened to a parcel the agent decided for: exactly one per decided parcel
+    (when the line has a sorter), published after its decision; join on `parcel_id`."""
+
+    parcel_id: str = Field(description="The decision's parcel_id (events/parcel)")
+    outcome: OutcomeName = Field(
+        description="sorted: into its bin; too_late: the command reached the sorter after the "
+        "parcel passed its bin; bin_full / bin_disabled / bin_jammed: its bin could not take it "
+        "(actual_bin says where it went); recirculated: sent round again (pass_count); "
+        "recirculation_limit: went round more than allowed (a sorter-driven line); "
+        "tracking_lost: the sorter lost the parcel; no_confirmation: the sorter said nothing "
+        "within timeout_ms (always, for a sorter that only acknowledges); refused: the sorter "
+        "refused the command; not_commanded: the command could not be sent")
+    lane: str = Field(description="The lane decided")
+    bin: int = Field(ge=1, le=99, description="The bin commanded")
+    actual_bin: int | None = Field(description="The bin the parcel dropped into, when the "
+                                   "sorter says; None when it did not drop or is unknown")
+    actual_lane: str | None = Field(default=None, description="The lane of actual_bin, if any")
+    source: Literal["sorter", "agent"] = Field(
+        description="sorter: the sorter's confirmation; agent: concluded by the agent")
+    pass_count: int | None = Field(default=None, ge=1, description="recirculated: its rounds")
+    sorter_time: str | None = Field(default=None, description="The sorter's own UTC time of "
+                                    "the drop, ISO-8601 as it sent it (sorted, redirected)")
+    confirmed_bin: int | None = Field(default=None, description="Present only when the "
+                                      "sorter's confirmation named another bin than commanded")
+    timeout_ms: int | None = Field(default=None, description="no_confirmation: the wait")
+    decided_at: str = Field(description="ISO-8601 UTC, when the agent decided (wall clock)")
+    reported_at: str = Field(description="ISO-8601 UTC, when the agent learned the outcome")
+    waited_ms: int = Field(ge=0, description="reported_at - decided_at")
 
 
 class AlarmEvent(Event):
@@ -93,6 +139,13 @@ class Telemetry(Event):
     clock: dict[str, Any] = Field(
         default_factory=dict, description="synchronised (true, false, null: unknown) and source"
     )
+    holds: dict[str, Any] = Field(
+        default_factory=dict, description="Central's holds: active (how many apply now) and "
+        "newest (the last one put: hold_id, barcode or order_id, reason, expires_at, put_at)")
+    outcomes: dict[str, Any] = Field(
+        default_factory=dict, description="by_lane: lane -> outcome -> parcels since start; "
+        "waiting: parcels awaiting theirs; rates: each lane's recent outcome shares and the "
+        "rate alarms active (absent before outcomes existed)")
 
 
 class Status(Payload):
@@ -154,6 +207,15 @@ class ManifestEntryModel(CommandModel):
     postal_code: str | None = Field(default=None, max_length=16)
     declared_weight_kg: float | None = Field(default=None, ge=0)
     service: str | None = Field(default=None, max_length=32)
+    order_id: str | None = Field(default=None, max_length=64, description="What central's "
+                                 "holds by order id match")
+    dangerous_goods: list[Literal["lithium_battery", "liquid", "powder", "other", "none"]] | None \
+        = Field(default=None, max_length=5, description="Declared dangerous goods; ['none']: "
+                "declared free of them; absent: not declared (unknown)")
+    declared_value: float | None = Field(default=None, ge=0, le=100_000_000,
+                                         description="The customs value declared, in currency")
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$", description="ISO 4217")
+    customs_mode: Literal["personal_postal", "cross_border_ecommerce"] | None = None
 
 
 class ManifestUpsertArgs(CommandModel):
@@ -162,6 +224,35 @@ class ManifestUpsertArgs(CommandModel):
 
 class ManifestRemoveArgs(CommandModel):
     barcodes: list[str] = Field(min_length=1, max_length=MAX_MANIFEST_BATCH)
+
+
+class HoldModel(CommandModel):
+    hold_id: str = Field(pattern=KEY_PATTERN, description="Central's id of the hold: putting "
+                         "the same id again replaces it (idempotent), lifting it ends it")
+    barcode: str | None = Field(default=None, pattern=KEY_PATTERN, description="The parcel's "
+                                "manifest barcode (for a GS1 label, its SSCC)")
+    order_id: str | None = Field(default=None, pattern=KEY_PATTERN, description="Holds every "
+                                 "parcel whose manifest row carries this order id")
+    reason: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$",
+                        description="Central's reason, carried in every held parcel's event")
+    expires_at: AwareDatetime = Field(description="The hold ends by itself at this time "
+                                      "(ISO-8601 with offset; in the future, at most 366 days "
+                                      "ahead)")
+
+    @model_validator(mode="after")
+    def _one_key(self) -> HoldModel:
+        if (self.barcode is None) == (self.order_id is None):
+            raise ValueError("give exactly one of barcode and order_id")
+        return self
+
+
+class HoldsPutArgs(CommandModel):
+    holds: list[HoldModel] = Field(min_length=1, max_length=MAX_HOLD_BATCH)
+
+
+class HoldsLiftArgs(CommandModel):
+    hold_ids: list[Annotated[str, Field(pattern=KEY_PATTERN)]] = Field(
+        min_length=1, max_length=MAX_HOLD_BATCH)
 
 
 class LanesSetArgs(CommandModel):
@@ -199,6 +290,7 @@ class CommandReply(Payload):
 PUBLISHED_MODELS: dict[str, type[BaseModel]] = {
     "status": Status,
     "parcel-event": ParcelEvent,
+    "outcome-event": OutcomeEvent,
     "alarm-event": AlarmEvent,
     "telemetry": Telemetry,
     "device-state": DeviceState,
@@ -208,4 +300,6 @@ PUBLISHED_MODELS: dict[str, type[BaseModel]] = {
     "args-manifest-upsert": ManifestUpsertArgs,
     "args-manifest-remove": ManifestRemoveArgs,
     "args-lanes-set": LanesSetArgs,
+    "args-holds-put": HoldsPutArgs,
+    "args-holds-lift": HoldsLiftArgs,
 }

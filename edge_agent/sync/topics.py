@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Outbox kinds and the topic each is published on.
-KIND_TOPICS = {"parcel": "events/parcel", "alarm": "events/alarm", "telemetry": "telemetry"}
+KIND_TOPICS = {"parcel": "events/parcel", "outcome": "events/outcome", "alarm": "events/alarm",
+               "telemetry": "telemetry"}
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class Topics:
     @property
     def parcel_events(self) -> str:
         return self.prefix + "events/parcel"
+
+    @property
+    def outcome_events(self) -> str:
+        return self.prefix + "events/outcome"
 
     @property
     def alarm_events(self) -> str:

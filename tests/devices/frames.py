@@ -56,6 +56,20 @@ def reply(text) -> dict:
 
 
 ERROR = {"kind": "error"}
+
+
+def host(kind: int, seq: int, body: object = None, version: int = 1) -> bytes:
+    """A sorter-host message: A5 5A, version, type, sequence, length, then the body as sent."""
+    import json
+
+    payload = body if isinstance(body, bytes) else json.dumps(body or {}).encode()
+    return (b"\xa5\x5a" + bytes([version, kind]) + seq.to_bytes(4, "big")
+            + len(payload).to_bytes(4, "big") + payload)
+
+
+REQUEST_BODY = {"tracking": "T000123", "barcodes": ["RB123456785GB", "RB123456785GB", "LP9"],
+                "weight_kg": 1.25, "length_mm": 300, "width_mm": 200, "height_mm": None,
+                "pass": 2, "deadline_ms": 800}
 LB = 0.45359237
 
 
@@ -262,6 +276,66 @@ SAMPLES: list[Sample] = [
     _s("generic-divert", b"CLEAR 99\r\n", "own", {"kind": "lane_full", "bin": 99, "full": False}),
     _s("generic-divert", b"ACK p1 0\r\n", "own", ERROR),
     _s("generic-divert", b"HELLO\r\n", "own", ERROR),
+    # confirmations: what finally happened to a commanded parcel
+    _s("generic-divert", b"SORTED p1 3 2026-12-03T04:05:06.123Z\r\n", "own",
+       {"kind": "sorter_outcome", "parcel_id": "p1", "outcome": "sorted", "bin": 3,
+        "actual_bin": 3, "sorter_time": "2026-12-03T04:05:06.123Z"}),
+    _s("generic-divert", b"LATE p1 3 -\r\n", "own",
+       {"kind": "sorter_outcome", "outcome": "too_late", "bin": 3, "actual_bin": None}),
+    _s("generic-divert", b"LATE p1 3 9\r\n", "own",
+       {"kind": "sorter_outcome", "outcome": "too_late", "actual_bin": 9}),
+    _s("generic-divert", b"REDIRECT p1 3 FULL 4\r\n", "own",
+       {"kind": "sorter_outcome", "outcome": "bin_full", "actual_bin": 4, "sorter_time": None}),
+    _s("generic-divert", b"REDIRECT p1 3 DISABLED 4 2026-12-03T04:05:06Z\r\n", "own",
+       {"kind": "sorter_outcome", "outcome": "bin_disabled", "actual_bin": 4,
+        "sorter_time": "2026-12-03T04:05:06Z"}),
+    _s("generic-divert", b"REDIRECT p1 3 JAMMED -\r\n", "own",
+       {"kind": "sorter_outcome", "outcome": "bin_jammed", "actual_bin": None}),
+    _s("generic-divert", b"RECIRC p1 3 2\r\n", "own",
+       {"kind": "sorter_outcome", "outcome": "recirculated", "pass_count": 2}),
+    _s("generic-divert", b"LOST p1 3\r\n", "own",
+       {"kind": "sorter_outcome", "outcome": "tracking_lost", "actual_bin": None}),
+    _s("generic-divert", b"SORTED p1 3\r\n", "own", ERROR),
+    _s("generic-divert", b"SORTED p1 3 2026-13-45T04:05:06Z\r\n", "own", ERROR),
+    _s("generic-divert", b"REDIRECT p1 3 FULL 0\r\n", "own", ERROR),
+    _s("generic-divert", b"REDIRECT p1 3 BROKEN 4\r\n", "own", ERROR),
+    _s("generic-divert", b"RECIRC p1 3 0\r\n", "own", ERROR),
+    _s("generic-divert", b"LOST p1 3 extra\r\n", "own", ERROR),
+    # --- sorter-host-json (the sorter tracks, the agent answers) ------------------------------
+    _s("sorter-host-json", host(0x01, 1), "own", {"kind": "link", "seq": 1, "heartbeat": True}),
+    _s("sorter-host-json", host(0x02, 0xFFFFFFFF), "own",
+       {"kind": "link", "seq": 0xFFFFFFFF, "heartbeat": False}),
+    _s("sorter-host-json", host(0x10, 7, REQUEST_BODY), "own",
+       {"kind": "destination_request", "seq": 7, "tracking": "T000123",
+        "barcodes": ("RB123456785GB", "LP9"), "weight_kg": 1.25, "length_mm": 300.0,
+        "width_mm": 200.0, "height_mm": None, "pass_count": 2, "deadline_ms": 800}),
+    _s("sorter-host-json", host(0x10, 8, {"tracking": "T9", "barcodes": []}), "own",
+       {"kind": "destination_request", "barcodes": (), "weight_kg": None, "pass_count": 1,
+        "deadline_ms": 500}),
+    _s("sorter-host-json", host(0x12, 9, {"tracking": "T000123", "status": "sorted", "chute": 1,
+                                          "time": "2026-12-03T04:05:06.123Z"}), "own",
+       {"kind": "sort_report", "seq": 9, "outcome": "sorted", "chute": 1, "final": True,
+        "sorter_time": "2026-12-03T04:05:06.123Z"}),
+    _s("sorter-host-json", host(0x12, 10, {"tracking": "T1", "status": "recirculated",
+                                           "chute": None, "pass": 1, "final": False}), "own",
+       {"kind": "sort_report", "outcome": "recirculated", "chute": None, "final": False}),
+    _s("sorter-host-json", host(0x12, 11, {"tracking": "T1", "status": "chute_full",
+                                           "chute": 4}), "own",
+       {"kind": "sort_report", "outcome": "bin_full", "chute": 4}),
+    _s("sorter-host-json", host(0x01, 1, version=2), "own", ERROR),
+    _s("sorter-host-json", host(0x33, 1), "own", ERROR),
+    _s("sorter-host-json", host(0x10, 1, b"{not json"), "own", ERROR),
+    _s("sorter-host-json", host(0x10, 1, b"\xff\xfe"), "own", ERROR),
+    _s("sorter-host-json", host(0x10, 1, [1, 2]), "own", ERROR),
+    _s("sorter-host-json", host(0x10, 1, {"barcodes": ["A"]}), "own", ERROR),
+    _s("sorter-host-json", host(0x10, 1, {"tracking": "T", "weight_kg": -1}), "own", ERROR),
+    _s("sorter-host-json", host(0x10, 1, {"tracking": "T", "pass": 0}), "own", ERROR),
+    _s("sorter-host-json", host(0x10, 1, {"tracking": "T", "barcodes": "A"}), "own", ERROR),
+    _s("sorter-host-json", host(0x12, 1, {"tracking": "T", "status": "vanished"}), "own", ERROR),
+    _s("sorter-host-json", host(0x12, 1, {"tracking": "T", "status": "sorted", "chute": 0}),
+       "own", ERROR),
+    _s("sorter-host-json", host(0x12, 1, {"tracking": "T", "status": "sorted",
+                                          "time": "2026-02-30T00:00:00Z"}), "own", ERROR),
 ]
 
 # Garbage to put around frames, per profile: (before, after, extra messages allowed).
@@ -282,6 +356,7 @@ GARBAGE: dict[str, tuple[bytes, bytes, bool]] = {
     "zebra-ds": (b"", b"", True),  # idle-gap: garbage is a read of its own, tested apart
     "generic-dws": (b"\x00\xff\x13junk,1,2\r\n", b"\x00LP1,", True),
     "cubiscan-style": (b"\x00\xff\r\x03\r MAC,L020.0 \n", b"\x7f\x03\r\njunk", False),
+    "sorter-host-json": (b"\x00\xff\x13junk\xa5\x00Z", b"\xa5\x5a\x01\x10\x00", False),
 }
 
 IDLE_GAP_PROFILES = frozenset({"zebra-ds", "honeywell-serial-trigger"})

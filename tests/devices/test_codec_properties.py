@@ -16,18 +16,21 @@ from edge_agent.devices.messages import (
     LaneFull,
     Scan,
     SorterAck,
+    SorterOutcome,
     Weight,
     message_to_dict,
 )
 from edge_agent.devices.profiles import available_profiles, load_profile
 
 PROFILES = {name: load_profile(name) for name in available_profiles()}
-MESSAGE_TYPES = (Scan, Weight, DwsRecord, SorterAck, LaneFull, DeviceReply, DecodeError)
+MESSAGE_TYPES = (Scan, Weight, DwsRecord, SorterAck, SorterOutcome, LaneFull, DeviceReply,
+                 DecodeError)
 # Bytes that matter to some framer or decoder, so random streams hit real paths often.
 SPECIAL = st.sampled_from(
     [
         *(b"\x02", b"\x03", b"\r", b"\n", b"\r\n", b"\x1d", b"S S ", b"S I", b" 1G ", b"ST,"),
-        *(b"]C1", b"ACK p 3", b"FULL 9", b"^^^", b"------", b"00", b"12.5", b"kg", b"lb"),
+        *(b"]C1", b"ACK p 3", b"FULL 9", b"SORTED p 3 ", b"RECIRC p 3 ", b"LOST p 3",
+           b"^^^", b"------", b"00", b"12.5", b"kg", b"lb"),
         *(b"\x82", b"\xff", b",", b"noread,", b"MA", b"MN", b",L020.0", b"~", b"_"),
     ]
 )

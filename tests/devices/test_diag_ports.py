@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from support import pty_devices
 from support.pty_devices import PtyBench
 
 from edge_agent.cli.main import main
 from edge_agent.devices import discovery
-
-# The fixtures, where pytest looks for them.
-pty_bench = pty_devices.pty_bench
-fresh_logging = pty_devices.fresh_logging
-pytestmark = pytest.mark.usefixtures("fresh_logging")
 
 
 def test_by_id_links_are_joined_to_their_devices(pty_bench: PtyBench) -> None:

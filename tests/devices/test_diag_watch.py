@@ -5,16 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from support import pty_devices
 from support.pty_devices import PtyBench
 
-from edge_agent.cli.diag_cmd import parse_device_spec
+from edge_agent.cli.diag_watch import parse_device_spec
 from edge_agent.cli.main import main
 
-# The fixtures, where pytest looks for them.
-pty_bench = pty_devices.pty_bench
-fresh_logging = pty_devices.fresh_logging
-pytestmark = pytest.mark.usefixtures("fresh_logging")
 # Upper bound for watches that end on --count, so a failure cannot hang the suite.
 WATCH_LIMIT_S = 5.0
 

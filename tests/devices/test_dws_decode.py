@@ -123,7 +123,7 @@ def test_a_delimiter_that_would_split_numbers_is_refused(delimiter):
 
 
 def test_diag_watch_describes_a_record_in_one_line():
-    from edge_agent.cli.diag_cmd import describe
+    from edge_agent.cli.diag_format import describe
 
     record = delimited(b"RB123456785GB,LP1,1.25,300,200,100,6000,t")
     line = describe("dws", record)

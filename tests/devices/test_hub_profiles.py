@@ -8,18 +8,12 @@ were written from the same misunderstanding.
 from __future__ import annotations
 
 import pytest
-from support import pty_devices
 from support.pty_devices import PtyBench, collect_until, of_kind, wait_until
 
 from edge_agent.devices.hub import DeviceHub
 from edge_agent.devices.messages import WeightStatus
 from edge_agent.devices.port import SupervisedPort
 from edge_agent.devices.profiles import load_profile
-
-# The fixtures, where pytest looks for them.
-pty_bench = pty_devices.pty_bench
-fresh_logging = pty_devices.fresh_logging
-pytestmark = pytest.mark.usefixtures("fresh_logging")
 
 FAST_POLL_MS = 30
 SCALE_PROFILES = ["mt-sics", "mt-sics-continuous", "toledo-continuous", "nci-scp01",

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import time
 
-import pytest
-from support import pty_devices
 from support.pty_devices import PtyBench, collect_until, of_kind, wait_until
 
 from edge_agent.devices.hub import DeviceHub
 from edge_agent.devices.messages import LaneFull, SorterAck
 from edge_agent.devices.port import PortState, SupervisedPort
 from edge_agent.devices.profiles import load_profile
-
-# The fixtures, where pytest looks for them.
-pty_bench = pty_devices.pty_bench
-fresh_logging = pty_devices.fresh_logging
-pytestmark = pytest.mark.usefixtures("fresh_logging")
 
 POLL_PERIOD_MS = 50
 
@@ -165,3 +159,22 @@ def test_one_device_down_does_not_stop_the_others(pty_bench: PtyBench) -> None:
         got = collect_until(hub, lambda got: len(of_kind(got, "scan")) >= 1)
         assert hub.states()["scale"]["state"] == "disconnected"
         assert of_kind(got, "scan")[0].data == "STILL-HERE"
+
+
+def test_a_port_closed_behind_the_hubs_back_does_not_stop_the_others(
+        pty_bench: PtyBench) -> None:
+    # select() refuses a closed fd (epoll forgot one silently): the hub must recover, not raise.
+    scanner = pty_bench.scanner()
+    scale = pty_bench.scale("mt-sics", weight_kg=0.5)
+    with DeviceHub() as hub:
+        add(hub, "scanner", scanner.path, "generic-scanner")
+        port = add(hub, "scale", scale.path, "mt-sics", poll_period_ms=POLL_PERIOD_MS)
+        fd = port.fileno()
+        os.close(fd)  # as a driver or a bug might, without the port's own bookkeeping
+        try:
+            assert hub.poll(0.0) == []
+            scanner.scan("STILL-HERE")
+            got = collect_until(hub, lambda got: len(of_kind(got, "scan")) >= 1)
+            assert of_kind(got, "scan")[0].data == "STILL-HERE"
+        finally:
+            os.dup2(os.open(os.devnull, os.O_RDWR), fd)  # for the port's own close()

@@ -7,18 +7,12 @@ import json
 import pytest
 import serial
 from structlog.testing import capture_logs
-from support import pty_devices
 from support.pty_devices import PtyBench, collect_until, of_kind, wait_until
 
 from edge_agent.devices import port as port_module
 from edge_agent.devices.hub import DeviceHub
 from edge_agent.devices.port import PortState, SupervisedPort
 from edge_agent.devices.profiles import load_profile
-
-# The fixtures, where pytest looks for them.
-pty_bench = pty_devices.pty_bench
-fresh_logging = pty_devices.fresh_logging
-pytestmark = pytest.mark.usefixtures("fresh_logging")
 
 
 def scanner_port(path, name: str = "scanner", **options) -> SupervisedPort:

@@ -30,6 +30,7 @@ SHIPPED = {
     "generic-dws": "dws",
     "cubiscan-style": "dws",
     "generic-divert": "sorter",
+    "sorter-host-json": "sorter",
 }
 
 GOOD = """\
@@ -231,6 +232,30 @@ def test_toledo_checksum_setting_must_match_the_framing(tmp_path):
     codec = make_codec(profile)
     (weight,) = codec.feed(bytes.fromhex("022c30202020313233342020202020300d"), 0)
     assert (weight.value_kg, weight.stable) == (12.34, True)
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    (("header_length = 12", "header_length = 14"), "header_length = 12, length_offset = 8"),
+    (("length_offset = 8", "length_offset = 0"), "length_offset falls inside the start marker"),
+    (("max_length = 4096", "max_length = 12"), "max_length leaves no room for a body"),
+    (('mode = "length_header"', 'mode = "terminator"\nterminators = ["\\n"]'),
+     "unknown setting"),
+    (('protocol = "sorter-host"', 'protocol = "generic-divert"'), "unknown setting"),
+])
+def test_a_sorter_host_profile_must_describe_its_header(tmp_path, change, problem):
+    text = Path(load_profile("sorter-host-json").source).read_text()
+    text = text.replace('name = "sorter-host-json"', 'name = "site-sorter"')
+    error = problems_of(tmp_path, text.replace(*change), "site-sorter")
+    assert problem in str(error)
+
+
+def test_a_sorter_driven_profile_takes_no_lane_commands():
+    codec = make_codec(load_profile("sorter-host-json"))
+    assert codec.sorter_driven
+    with pytest.raises(ProfileError, match="asks, it takes no lane commands"):
+        codec.lane_command("p1", 3)
+    with pytest.raises(ProfileError, match="not a sorter-host profile"):
+        make_codec(load_profile("generic-divert")).host_message(1, 1)
 
 
 def test_every_problem_is_reported_at_once(tmp_path):

@@ -7,17 +7,14 @@ import selectors
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import serial
-from support import pty_devices
 
 from edge_agent.cli.main import main
-
-fresh_logging = pty_devices.fresh_logging  # the fixture, where pytest looks for it
-pytestmark = pytest.mark.usefixtures("fresh_logging")
 
 # Starting Python and importing the CLI takes well under this on a loaded 2-core machine.
 START_TIMEOUT_S = 10.0
@@ -98,6 +95,39 @@ def test_simulated_sorter_prints_each_lane_command(run_simulate) -> None:
     assert stop(proc) == 0
 
 
+def test_simulated_sorter_confirms_when_asked(run_simulate) -> None:
+    proc, info = run_simulate("sorter", "--outcome", "sorted")
+    with serial.Serial(info["link"], timeout=READ_TIMEOUT_S) as port:
+        port.write(b"DIV P42 3\r\n")
+        assert port.read_until(b"\r\n") == b"ACK P42 3\r\n"
+        assert port.read_until(b"\r\n").startswith(b"SORTED P42 3 20")
+    assert stop(proc) == 0
+
+
+def test_simulated_sorter_driven_sorter_asks_for_each_stdin_parcel(run_simulate) -> None:
+    from edge_agent.devices.codec import make_codec
+    from edge_agent.devices.profiles import load_profile
+    from edge_agent.devices.sorter_host import REPLY
+
+    proc, info = run_simulate("sorter", "--profile", "sorter-host-json")
+    codec = make_codec(load_profile("sorter-host-json"))
+    with serial.Serial(info["link"], timeout=READ_TIMEOUT_S) as port:
+        proc.stdin.write("T1 RB123456785GB 1.5 300x200x100\nbad line\n")
+        proc.stdin.flush()
+        header = port.read(12)
+        [request] = codec.feed(header + port.read(int.from_bytes(header[8:], "big")), 0)
+        assert (request.tracking, request.barcodes, request.weight_kg, request.width_mm) == (
+            "T1", ("RB123456785GB",), 1.5, 200.0)
+        port.write(codec.host_message(REPLY, request.seq, {
+            "tracking": "T1", "chutes": [2], "fallback": 4, "barcode": "RB123456785GB",
+            "late": False}))
+        reply = json.loads(read_line(proc, READ_TIMEOUT_S))
+        assert (reply["seq"], reply["chutes"], reply["fallback"]) == (request.seq, [2], 4)
+        result = port.read(12)
+        assert result[3] == 0x12  # then it reports the parcel's result
+    assert stop(proc) == 0
+
+
 def test_unknown_simulated_profile_is_refused(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["simulate", "scale", "--profile", "no-such-scale"])
@@ -147,3 +177,42 @@ def test_dws_stdin_lines_that_are_not_records(line) -> None:
 
     with pytest.raises(ValueError):
         parse_dws_line(line)
+
+
+def test_simulated_dws_unit_on_the_network_serves_its_records(run_simulate) -> None:
+    import socket
+
+    from edge_agent.devices.codec import make_codec
+    from edge_agent.devices.profiles import load_profile
+    from edge_agent.simulation.local_broker import free_port
+
+    port = free_port()
+    proc, info = run_simulate("dws", "--tcp", f"127.0.0.1:{port}")
+    assert info["url"] == f"tcp://127.0.0.1:{port}"
+    codec = make_codec(load_profile("generic-dws"))
+    with socket.create_connection(("127.0.0.1", port), timeout=READ_TIMEOUT_S) as link:
+        # The simulator takes the connection on its own thread: a record typed before that goes
+        # nowhere (as from a unit whose link is down), so type one until a record arrives.
+        link.settimeout(0.2)
+        data = b""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while b"\n" not in data and time.monotonic() < deadline:
+            proc.stdin.write("LP1 1.25 300x200x100\n")
+            proc.stdin.flush()
+            try:
+                while b"\n" not in data:
+                    chunk = link.recv(4096)
+                    assert chunk, "the simulator closed the link"
+                    data += chunk
+            except TimeoutError:
+                continue
+    record = codec.feed(data, 0)[0]
+    assert (record.barcodes, record.weight_kg, record.height_mm) == (("LP1",), 1.25, 100.0)
+    assert stop(proc) == 0
+
+
+def test_simulate_refuses_a_network_address_that_is_not_one(capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["simulate", "dws", "--tcp", "dws.local:4001"])
+    assert exited.value.code == 2
+    assert "not an IP address" in capsys.readouterr().err

@@ -6,17 +6,12 @@ from __future__ import annotations
 
 import pytest
 import serial
-from support import pty_devices
 from support.pty_devices import PtyBench, collect_until, of_kind
 
 from edge_agent.devices.hub import DeviceHub
 from edge_agent.devices.messages import DwsRecord
 from edge_agent.devices.port import SupervisedPort
 from edge_agent.devices.profiles import load_profile
-
-pty_bench = pty_devices.pty_bench
-fresh_logging = pty_devices.fresh_logging
-pytestmark = pytest.mark.usefixtures("fresh_logging")
 
 # (barcodes, weight kg, sides mm) as measured; what each profile can carry of them differs:
 # the Cubiscan-style reply has no label section in the shipped layout.

@@ -6,13 +6,8 @@ import os
 
 import pytest
 import serial
-from support import pty_devices
 from support.pty_devices import PtyBench, wait_until
 
-# The fixtures, where pytest looks for them.
-pty_bench = pty_devices.pty_bench
-fresh_logging = pty_devices.fresh_logging
-pytestmark = pytest.mark.usefixtures("fresh_logging")
 READ_TIMEOUT_S = 3.0
 
 

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import pytest
 import serial
-from support import pty_devices
 from support.pty_devices import PtyBench
 
 from edge_agent.devices.simulators.scale import toledo_checksum
 
-# The fixtures, where pytest looks for them.
-pty_bench = pty_devices.pty_bench
-fresh_logging = pty_devices.fresh_logging
-pytestmark = pytest.mark.usefixtures("fresh_logging")
 READ_TIMEOUT_S = 3.0
 
 
@@ -130,8 +125,6 @@ def test_scale_that_never_stabilises_keeps_reporting_motion(pty_bench: PtyBench)
 
 
 def test_unknown_scale_profile_is_refused() -> None:
-    import pytest
-
     from edge_agent.devices.simulators import ScaleSimulator
 
     with pytest.raises(ValueError, match="no scale simulator"):

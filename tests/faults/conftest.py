@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import structlog
 
 # The end-to-end harness (real agent process against a simulated line) lives beside its tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
@@ -19,11 +18,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if Path(str(item.fspath)).resolve().parent == here:
             item.add_marker(pytest.mark.faults)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_structlog():
-    # Another test may have pointed structlog at a stream pytest has since closed.
-    structlog.reset_defaults()
-    yield
-    structlog.reset_defaults()

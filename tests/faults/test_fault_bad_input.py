@@ -11,21 +11,25 @@ from __future__ import annotations
 import json
 import signal
 import string
-import subprocess
-import sys
-from importlib import resources
 
 import paho.mqtt.client as mqtt
 import pytest
-from fault_support import Central, scaled, wrong_bins
+from fault_support import scaled, wrong_bins
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from line_harness import AgentProcess, CentralClient, wait_for
+from line_harness import AgentProcess, wait_for
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from support.broker import MosquittoBroker
+from running_line import (
+    CLI_TIMEOUT_S,
+    DEFAULT_RULES_VERSION,
+    GOOD_RULES,
+    RunningLine,
+    fault_line,
+    rules_with_first_bin,
+    run_cli,
+)
 
-from edge_agent.config import load_config
 from edge_agent.simulation.line_sim import LineSimulation
 from edge_agent.simulation.parcel_mix import parcel_mix
 from edge_agent.sync.commands import HANDLERS
@@ -33,46 +37,26 @@ from edge_agent.sync.commands import HANDLERS
 BATCH = 30
 RATE = 50.0
 # Small enough that a fuzzed payload can pass it cheaply; the default is 1 MiB.
-MAX_COMMAND_BYTES = 8192  # the default rules with their comments fit
+MAX_COMMAND_BYTES = 16384  # the default rules with their comments fit (~9 KB as JSON)
 FUZZ_EXAMPLES = scaled(40, 400)
-DEFAULT_RULES_VERSION = "default-2"
-GOOD_RULES = resources.files("edge_agent.defaults").joinpath("rules.toml").read_text()
 # A rule set that parses but does not validate: a lane's bin must be at least 1.
-BROKEN_RULES = (GOOD_RULES.replace(f'version = "{DEFAULT_RULES_VERSION}"', 'version = "broken-2"')
-                .replace("bin = 1\n", "bin = 0\n", 1))
+BROKEN_RULES = rules_with_first_bin("broken-2", 0)
 EXIT_CONFIG_ERROR = 2
-CLI_TIMEOUT_S = 30.0
 
 
 @pytest.fixture(scope="module")
 def line(tmp_path_factory: pytest.TempPathFactory):
     """One agent for the module: the fuzz runs against a process that has been running."""
-    tmp_path = tmp_path_factory.mktemp("bad_input")
-    broker = MosquittoBroker(tmp_path / "broker").start()
-    sim = LineSimulation(tmp_path / "line", parcel_mix(400, seed=61), rate=RATE,
-                         broker=f"{broker.host}:{broker.port}")
-    sim.prepare()
-    rules_file = tmp_path / "rules.toml"
-    rules_file.write_text(GOOD_RULES)
-    text = sim.config_path.read_text().replace(
-        "[pairing]", f'[rules]\nfile = "{rules_file}"\n\n[pairing]')
-    sim.config_path.write_text(text + f"max_command_bytes = {MAX_COMMAND_BYTES}\n")
-    prefix = load_config(sim.config_path).topic_prefix
-    sim.rules_file = rules_file
-    sim.central = Central(broker.host, broker.port, prefix)
-    sim.commands = CentralClient(broker.host, broker.port, prefix)
-    sim.raw = RawSender(broker.host, broker.port, prefix)
-    sim.next_batch = 0
-    agent = AgentProcess(sim.config_path, sim.out_dir / "agent.log").start()
-    try:
-        assert sim.wait_for_agent(), agent.log_tail()
-        yield sim, agent
-    finally:
-        agent.ensure_stopped()
-        for client in (sim.raw, sim.commands, sim.central):
-            client.close()
-        sim.close()
-        broker.close()
+    def small_commands(sim: LineSimulation) -> None:
+        sim.config_path.write_text(sim.config_path.read_text()
+                                   + f"max_command_bytes = {MAX_COMMAND_BYTES}\n")
+
+    def raw_sender(line: RunningLine) -> None:
+        line.sim.raw, line.sim.next_batch = line.client(RawSender), 0
+
+    with fault_line(tmp_path_factory.mktemp("bad_input"), parcel_mix(400, seed=61), rate=RATE,
+                    rules_from_file=True, configure=small_commands, connect=raw_sender) as running:
+        yield running.sim, running.agent
 
 
 class RawSender:
@@ -140,6 +124,8 @@ WRONG_ARGS = {
     "manifest.upsert": st.fixed_dictionaries({"entries": NOT_A_LIST}),
     "manifest.remove": st.fixed_dictionaries({"barcodes": NOT_A_LIST}),
     "lanes.set": st.fixed_dictionaries({"lane": NOT_A_STRING, "state": NOT_A_STRING}),
+    "holds.put": st.fixed_dictionaries({"holds": NOT_A_LIST}),
+    "holds.lift": st.fixed_dictionaries({"hold_ids": NOT_A_LIST}),
     "status.get": st.dictionaries(st.text(min_size=1, max_size=8), JSON_VALUES, min_size=1,
                                   max_size=3),
     "ping": st.dictionaries(st.text(min_size=1, max_size=8), JSON_VALUES, min_size=1, max_size=3),
@@ -260,22 +246,17 @@ def test_sighup_with_a_corrupted_rules_file_keeps_the_old_rules(line):
 
 # -- files given to the command line --------------------------------------------------------------
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge_agent", *args], capture_output=True,
-                          text=True, timeout=CLI_TIMEOUT_S)
-
-
 def test_a_corrupted_config_file_exits_2_naming_the_field_and_starts_nothing(tmp_path):
     state_dir = tmp_path / "state"
     config = tmp_path / "agent.toml"
     config.write_text(f'site = "SIM"\nline = "L1"\nstate_dir = "{state_dir}"\n\n'
                       '[pairing]\nmode = "poll-after-scan"\npoll_timeout_ms = "soon"\n')
-    result = _cli("run", "--config", str(config))
+    result = run_cli("run", "--config", str(config))
     assert result.returncode == EXIT_CONFIG_ERROR, result.stderr
     assert "pairing.poll_timeout_ms" in result.stderr
     assert not state_dir.exists()  # no outbox, no status socket, no pid: nothing started
     config.write_bytes(b'site = "SIM"\nline = \x00\xfe\n[pairing')  # not even TOML
-    result = _cli("run", "--config", str(config))
+    result = run_cli("run", "--config", str(config))
     assert result.returncode == EXIT_CONFIG_ERROR, result.stderr
     assert str(config) in result.stderr
     assert not state_dir.exists()
@@ -293,15 +274,15 @@ def test_a_truncated_manifest_import_is_refused_whole(tmp_path):
         sim.close()
     old = next(p for p in sim.parcels if p.manifest is not None)
     state = ["--state-dir", str(sim.state_dir), "--json"]
-    before = json.loads(_cli("manifest", "show", old.barcode, *state).stdout)
+    before = json.loads(run_cli("manifest", "show", old.barcode, *state).stdout)
     new_rows = [{"barcode": f"LP{900000 + i:09d}HK", "country": "CN", "postal_code": "200120"}
                 for i in range(5)]
     text = "".join(json.dumps(row) + "\n" for row in [{**old.manifest, "country": "JP"}, *new_rows])
     truncated = tmp_path / "truncated.jsonl"
     truncated.write_text(text[:-25])  # cut inside the last row, as a copy that stopped short
-    result = _cli("manifest", "import", str(truncated), *state)
+    result = run_cli("manifest", "import", str(truncated), *state)
     assert result.returncode != 0
     assert "line 6" in result.stderr, result.stderr
-    assert json.loads(_cli("manifest", "show", old.barcode, *state).stdout) == before
-    missing = _cli("manifest", "show", new_rows[0]["barcode"], *state)
+    assert json.loads(run_cli("manifest", "show", old.barcode, *state).stdout) == before
+    missing = run_cli("manifest", "show", new_rows[0]["barcode"], *state)
     assert missing.returncode == 1  # the good rows before the bad line were not imported either

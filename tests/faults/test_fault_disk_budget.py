@@ -13,11 +13,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from fault_support import CENTRAL_BROKER_CONFIG, Central, scaled
-from line_harness import AgentProcess, wait_for
-from support.broker import MosquittoBroker
+from fault_support import CENTRAL_BROKER_CONFIG, scaled
+from line_harness import wait_for
+from running_line import fault_line
 
-from edge_agent.config import load_config
 from edge_agent.runtime.status_server import StatusError, query_status
 from edge_agent.simulation.line_sim import LineSimulation
 from edge_agent.simulation.parcel_mix import parcel_mix
@@ -34,26 +33,18 @@ BUDGET_SLACK_BYTES = 64 * 1024
 DELIVERY_TIMEOUT_S = 60.0
 
 
-@pytest.fixture
-def line(tmp_path: Path):
-    broker = MosquittoBroker(tmp_path / "broker", extra_config=CENTRAL_BROKER_CONFIG).start()
-    sim = LineSimulation(tmp_path / "line", parcel_mix(OUTAGE_PARCELS + 20, seed=53), rate=RATE,
-                         broker=f"{broker.host}:{broker.port}")
-    sim.prepare()
+def _small_budget(sim: LineSimulation) -> None:
     text = sim.config_path.read_text().replace(
         "telemetry_period_s = 2.0",
         f"telemetry_period_s = {TELEMETRY_PERIOD_S}\nreconnect_max_s = 1.0")
     sim.config_path.write_text(text + f"\n[outbox]\ndisk_budget_mb = {BUDGET_MB}\n")
-    central = Central(broker.host, broker.port, load_config(sim.config_path).topic_prefix)
-    agent = AgentProcess(sim.config_path, sim.out_dir / "agent.log").start()
-    try:
-        assert sim.wait_for_agent(), agent.log_tail()
-        yield sim, agent, broker, central
-    finally:
-        agent.ensure_stopped()
-        central.close()
-        sim.close()
-        broker.close()
+
+
+@pytest.fixture
+def line(tmp_path: Path):
+    with fault_line(tmp_path, parcel_mix(OUTAGE_PARCELS + 20, seed=53), rate=RATE,
+                    broker_config=CENTRAL_BROKER_CONFIG, configure=_small_budget) as running:
+        yield running.sim, running.agent, running.broker, running.central
 
 
 def _store_bytes(state_dir: Path) -> tuple[int, int]:

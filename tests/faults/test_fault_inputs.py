@@ -13,11 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from fault_support import Central
-from line_harness import AgentProcess, wait_for, yrd_parcel
-from support.broker import MosquittoBroker
+from line_harness import wait_for, yrd_parcel
+from running_line import fault_line
 
-from edge_agent.config import load_config
 from edge_agent.runtime.status_server import query_status
 from edge_agent.simulation.line_sim import LineSimulation
 from edge_agent.simulation.parcel_mix import SimParcel
@@ -34,30 +32,21 @@ def parcels(count: int, start: int = 0, **change) -> list[SimParcel]:
 
 @pytest.fixture
 def line(tmp_path: Path):
-    broker = MosquittoBroker(tmp_path / "broker").start()
     flag = tmp_path / "timesync" / "synchronized"
     flag.parent.mkdir()
+
+    def clock_from_flag_file(sim: LineSimulation) -> None:
+        text = sim.config_path.read_text().replace(
+            '[clock]\nsource = "assume-synchronised"',
+            f'[clock]\nsource = "flag-file"\nflag_file = "{flag}"')
+        assert 'source = "flag-file"' in text
+        sim.config_path.write_text(text + HEALTH)
+
     # Declared weights of the parcels to come: 500 parcels, their declared weight as sent.
-    sim = LineSimulation(tmp_path / "line", parcels(500), rate=RATE,
-                         broker=f"{broker.host}:{broker.port}")
-    sim.prepare()
-    text = sim.config_path.read_text().replace(
-        '[clock]\nsource = "assume-synchronised"',
-        f'[clock]\nsource = "flag-file"\nflag_file = "{flag}"')
-    assert 'source = "flag-file"' in text
-    sim.config_path.write_text(text + HEALTH)
-    sim.flag = flag
-    sim.central = Central(broker.host, broker.port, load_config(sim.config_path).topic_prefix)
-    agent = AgentProcess(sim.config_path, sim.out_dir / "agent.log").start()
-    sim.agent = agent
-    try:
-        assert sim.wait_for_agent(), agent.log_tail()
-        yield sim
-    finally:
-        agent.ensure_stopped()
-        sim.central.close()
-        sim.close()
-        broker.close()
+    with fault_line(tmp_path, parcels(500), rate=RATE,
+                    configure=clock_from_flag_file) as running:
+        running.sim.flag, running.sim.agent = flag, running.agent
+        yield running.sim
 
 
 def _status(sim: LineSimulation) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from fault_support import Central, scaled, unannounced_seq_gaps, wrong_bins
 from line_harness import AgentProcess, sorter_records, wait_for
-from support.broker import MosquittoBroker, mosquitto  # noqa: F401
+from support.broker import MosquittoBroker
 
 from edge_agent.config import load_config
 from edge_agent.simulation.line_sim import LineSimulation
@@ -31,7 +31,7 @@ EVENTS_TIMEOUT_S = 60.0
 
 
 @pytest.fixture
-def line(tmp_path: Path, mosquitto: MosquittoBroker):  # noqa: F811
+def line(tmp_path: Path, mosquitto: MosquittoBroker):
     sim = LineSimulation(tmp_path / "line", parcel_mix(PARCELS, seed=23), rate=RATE,
                          broker=f"{mosquitto.host}:{mosquitto.port}")
     sim.prepare()

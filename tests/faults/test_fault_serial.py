@@ -14,12 +14,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from fault_support import CENTRAL_BROKER_CONFIG, Central, scaled
+from fault_support import CENTRAL_BROKER_CONFIG, scaled
 from line_harness import AgentProcess, wait_for
-from support.broker import MosquittoBroker
+from running_line import fault_line
 from support.weights import assert_mostly_own, own_or_none
 
-from edge_agent.config import load_config
 from edge_agent.runtime.status_server import StatusError, query_status
 from edge_agent.simulation.line_sim import LineSimulation
 from edge_agent.simulation.parcel_mix import SimParcel, parcel_mix
@@ -48,20 +47,9 @@ DRAIN_ROWS_PER_S = 450
 
 @pytest.fixture
 def line(tmp_path: Path):
-    broker = MosquittoBroker(tmp_path / "broker", extra_config=CENTRAL_BROKER_CONFIG).start()
-    sim = LineSimulation(tmp_path / "line", parcel_mix(600, seed=41), rate=RATE,
-                         broker=f"{broker.host}:{broker.port}")
-    sim.prepare()
-    sim.central = Central(broker.host, broker.port, load_config(sim.config_path).topic_prefix)
-    agent = AgentProcess(sim.config_path, sim.out_dir / "agent.log").start()
-    try:
-        assert sim.wait_for_agent(), agent.log_tail()
-        yield sim, agent
-    finally:
-        agent.ensure_stopped()
-        sim.central.close()
-        sim.close()
-        broker.close()
+    with fault_line(tmp_path, parcel_mix(600, seed=41), rate=RATE,
+                    broker_config=CENTRAL_BROKER_CONFIG) as running:
+        yield running.sim, running.agent
 
 
 def _status(sim: LineSimulation) -> dict:

@@ -146,16 +146,16 @@ def test_reload_keeps_the_old_rules_when_the_file_is_bad(line, tmp_path):
     good = resources.files("edge_agent.defaults").joinpath("rules.toml").read_text()
     rules_file.write_text(good)
     agent = line.start_agent()
-    assert agent.rules.version == "default-2"
+    assert agent.rules.version == "default-3"
 
-    rules_file.write_text(good.replace('version = "default-2"', 'version = "line3-2"')
+    rules_file.write_text(good.replace('version = "default-3"', 'version = "line3-2"')
                           .replace("bin = 1\n", "bin = 0\n", 1))
     agent.request_reload()
     turn_until(agent, lambda: outbox_rows(agent, "alarm"))
-    assert agent.rules.version == "default-2"
+    assert agent.rules.version == "default-3"
     assert outbox_rows(agent, "alarm")[0]["alarm"] == "rules_reload_refused"
 
-    rules_file.write_text(good.replace('version = "default-2"', 'version = "line3-2"'))
+    rules_file.write_text(good.replace('version = "default-3"', 'version = "line3-2"'))
     agent.request_reload()
     turn_until(agent, lambda: agent.rules.version == "line3-2")
     assert send_and_decide(line, agent, line.parcels[0])["bin"] == 1
@@ -176,9 +176,9 @@ def test_commands_from_central_act_on_the_loops_state_and_persist(line):
         prep.prepare_rules(good.replace("[lanes.EXPORT]", "[lanes.EXPORT]\nbin = 'three'"))
     with pytest.raises(RulesError, match="generic-divert"):  # the sorter's bins are 1-99
         prep.prepare_rules(good.replace("bin = 3\n", "bin = 120\n", 1))
-    assert agent.rules.version == "default-2"
-    rules = prep.prepare_rules(good.replace('"default-2"', '"central-7"'))
-    assert agent.rules.version == "default-2"  # prepared (off the loop), not yet in force
+    assert agent.rules.version == "default-3"
+    rules = prep.prepare_rules(good.replace('"default-3"', '"central-7"'))
+    assert agent.rules.version == "default-3"  # prepared (off the loop), not yet in force
     assert agent.swap_rules(rules) == "central-7"
 
     count = prep.upsert_manifest([ManifestEntry.from_dict({
@@ -231,3 +231,72 @@ def test_the_event_is_stored_before_the_lane_command_leaves(line):
     with pytest.raises(SystemExit):
         turn_until(agent, lambda: False)
     assert agent.hub.ports["sorter"].counters["bytes_out"] == 0
+
+
+def test_a_hold_applies_until_its_expiry_and_telemetry_counts_it(tmp_path: Path):
+    """In process, with the agent's clock moved by the test: a stored hold sends its parcel to
+    EXCEPTION (reason held) and shows in the telemetry; past its expiry the next parcel sorts,
+    with nobody lifting it."""
+    from datetime import timedelta
+
+    from edge_agent.sorting.holds import Hold
+
+    sim = LineSimulation(tmp_path / "line", [yrd_parcel(i) for i in range(2)], rate=100)
+    sim.prepare()
+    now = [MORNING]
+    agent = Agent.from_config(load_config(sim.config_path), wall_clock=lambda: now[0])
+    try:
+        turn_until(agent, lambda: all(p.connected for p in agent.hub.ports.values()))
+        at = MORNING.timestamp()
+        stored = agent.parts.holds.put(
+            [Hold(f"H{i}", p.barcode, None, "customs inspection", at + 60, at)
+             for i, p in enumerate(sim.parcels)], at)
+        assert agent.apply_holds(stored, []) == 2  # what the command's step does on the loop
+        assert send_and_decide(sim, agent, sim.parcels[0])["bin"] == 4  # EXCEPTION
+        event = outbox_rows(agent, "parcel")[-1]
+        assert (event["rule"], event["reasons"], event["inputs"]["hold_id"]) == (
+            "held", ["held"], "H0")
+        telemetry = agent._telemetry()
+        assert telemetry["holds"]["active"] == 2 and telemetry["counters"]["parcels_held"] == 1
+        now[0] = MORNING + timedelta(seconds=60)  # both holds expire now
+        assert send_and_decide(sim, agent, sim.parcels[1])["bin"] == 1  # ZHUHAI
+        assert "hold_id" not in outbox_rows(agent, "parcel")[-1]["inputs"]
+        assert agent._telemetry()["holds"] == {"active": 0, "newest": None}
+    finally:
+        agent.close()
+        sim.close()
+
+
+def test_with_the_clock_unsynchronised_no_hold_expires(tmp_path: Path):
+    """A Pi that boots with its clock an hour ahead would see a hold as expired: while the
+    clock is known to be unsynchronised the hold still applies (and was loaded at start), and
+    once it is synchronised the expiry counts again."""
+    from datetime import timedelta
+
+    from edge_agent.sorting.hold_store import HoldStore
+    from edge_agent.sorting.holds import Hold
+
+    sim = LineSimulation(tmp_path / "line", [yrd_parcel(i) for i in range(2)], rate=100)
+    sim.prepare()
+    at = MORNING.timestamp()
+    store = HoldStore.open(sim.state_dir)
+    store.put([Hold(f"H{i}", p.barcode, None, "inspection", at + 60, at)
+               for i, p in enumerate(sim.parcels)], at)
+    store.close()
+    synchronised = [False]
+    agent = Agent.from_config(load_config(sim.config_path),
+                              wall_clock=lambda: MORNING + timedelta(hours=1))
+    agent._clock_check = lambda: synchronised[0]  # what the kernel would say
+    agent._clock_synchronised = False
+    try:
+        turn_until(agent, lambda: all(p.connected for p in agent.hub.ports.values()))
+        assert send_and_decide(sim, agent, sim.parcels[0])["bin"] == 4  # held all the same
+        assert outbox_rows(agent, "parcel")[-1]["inputs"]["hold_id"] == "H0"
+        assert agent._telemetry()["holds"]["active"] == 2
+        synchronised[0] = True
+        turn_until(agent, lambda: agent._clock_synchronised is True)
+        assert send_and_decide(sim, agent, sim.parcels[1])["bin"] == 1  # expired: sorts
+        assert agent._telemetry()["holds"]["active"] == 0
+    finally:
+        agent.close()
+        sim.close()

@@ -52,4 +52,9 @@ def test_a_small_run_of_the_line_bench_commands_every_parcel_with_its_own_weight
         assert report["info"]["manifest_rows"] == 2000
         # The simulator's own punctuality is reported beside the latencies it measured.
         assert 0 <= paced["line_late_us"]["p50"] <= paced["line_late_us"]["p99"]
+        # Scan -> event at central: after the lane command's own p50 (the event is published
+        # once the decision is made), and the first parcel's event counted from exec.
+        events = paced["event_latency_us"]
+        assert paced["latency_us"]["p50"] / 2 < events["p50"] <= events["p99"]
+        assert paced["startup_s"] < paced["first_event_s"]
     assert report["startup"]["agent"]["warm_median_s"] > 0

@@ -30,3 +30,12 @@ def test_demo_numbers_add_up_and_say_what_they_count(tmp_path):
     if measured + no_reads < commands:
         assert "could not be matched" in text
     assert f"parcel events received by central: {PARCELS} " in text
+    # Outcomes beside decisions: each lane's parcels all ended, and central got one per parcel.
+    assert f"outcome events received by central: {PARCELS} ({PARCELS} of them joined" in text
+    header = next(line for line in text.splitlines() if line.startswith("lane        bin"))
+    assert header.split("|")[1].split() == ["sorted", "late", "full", "recirc", "lost", "no",
+                                            "conf"]
+    rows = [line for line in text.splitlines() if re.match(r"(ZHUHAI|SHANGHAI|EXPORT|EXC)", line)]
+    for row in rows:
+        decided, confirmed = row.split("|")
+        assert int(decided.split()[-1]) == sum(int(n) for n in confirmed.split()), row

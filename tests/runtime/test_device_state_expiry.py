@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import paho.mqtt.client as mqtt
 import pytest
 from line_harness import AgentProcess, wait_for
-from support.broker import MosquittoBroker, mosquitto  # noqa: F401
+from support.broker import MosquittoBroker
 
 from edge_agent.config import load_config
 from edge_agent.simulation.line_sim import LineSimulation
@@ -52,7 +52,7 @@ def retained_device_states(broker: MosquittoBroker, prefix: str) -> dict[str, di
 
 
 @pytest.fixture
-def line(tmp_path, mosquitto: MosquittoBroker):  # noqa: F811
+def line(tmp_path, mosquitto: MosquittoBroker):
     sim = LineSimulation(tmp_path / "line", [], rate=10,
                          broker=f"{mosquitto.host}:{mosquitto.port}")
     sim.prepare()
@@ -62,7 +62,7 @@ def line(tmp_path, mosquitto: MosquittoBroker):  # noqa: F811
 
 
 def test_device_states_are_renewed_while_the_agent_runs_and_expire_after_a_kill(
-        line, mosquitto: MosquittoBroker):  # noqa: F811
+        line, mosquitto: MosquittoBroker):
     prefix = load_config(line.config_path).topic_prefix
     agent = AgentProcess(line.config_path, line.out_dir / "agent.log").start()
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from line_harness import AgentProcess, EventCollector, wait_for
-from support.broker import MosquittoBroker, mosquitto  # noqa: F401
+from support.broker import MosquittoBroker
 
 from edge_agent.devices.simulators import DwsSimulator, SorterSimulator
 from edge_agent.runtime.status_server import StatusError, query_status
@@ -91,7 +91,7 @@ def status_of(state_dir: Path) -> dict:
 
 @pytest.mark.parametrize("profile", ["generic-dws", "cubiscan-style"])
 def test_every_record_is_a_parcel_decided_with_its_dimensions(
-    tmp_path: Path, mosquitto: MosquittoBroker, profile: str  # noqa: F811
+    tmp_path: Path, mosquitto: MosquittoBroker, profile: str
 ):
     out = tmp_path / "line"
     (out / "dev").mkdir(parents=True)

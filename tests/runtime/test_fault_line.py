@@ -14,7 +14,6 @@ from edge_agent.devices.codec import make_codec
 from edge_agent.devices.messages import DecodeError, Scan, Weight
 from edge_agent.devices.profiles import load_profile
 from edge_agent.simulation.fault_line import (
-    MS,
     POLLED_FAULTS,
     STREAMING_FAULTS,
     Geometry,
@@ -25,6 +24,7 @@ from edge_agent.simulation.fault_line import (
     timeline,
 )
 from edge_agent.sorting.pairing import Pairer
+from edge_agent.units import NS_PER_MS
 
 
 @pytest.mark.parametrize("scale", ["streaming", "polled"])
@@ -63,7 +63,7 @@ def _decode(plan: LinePlan, port: str, profile: str) -> list:
     messages = []
     for at_ms, where, data in timeline(plan):
         if where == port:
-            messages += codec.feed(data, int(at_ms * MS))
+            messages += codec.feed(data, int(at_ms * NS_PER_MS))
     return messages
 
 
@@ -78,7 +78,7 @@ def test_streaming_frames_are_what_an_mt_sics_balance_sends() -> None:
     healthy = next(p for p in plan.parcels if p.fault is None)
     stable = [w for w in weights if w.stable and w.value_kg == healthy.weight_kg]
     assert len(stable) == 4
-    assert abs(stable[0].received_ns / MS - healthy.settle_ms) <= plan.geometry.frame_ms
+    assert abs(stable[0].received_ns / NS_PER_MS - healthy.settle_ms) <= plan.geometry.frame_ms
     scans = _decode(plan, "scanner", "generic-scanner")
     assert {s.data for s in scans if isinstance(s, Scan) and not s.no_read} == {
         p.barcode for p in plan.parcels if p.fault not in ("no_read", "missed_scan")}

@@ -14,7 +14,7 @@ from line_harness import (
     sorter_records,
     wait_for,
 )
-from support.broker import MosquittoBroker, mosquitto  # noqa: F401
+from support.broker import MosquittoBroker
 from support.weights import assert_mostly_own, own_or_none
 
 from edge_agent.config import load_config
@@ -25,7 +25,7 @@ from edge_agent.sync.payloads import ParcelEvent
 
 
 @pytest.fixture
-def line(tmp_path: Path, mosquitto: MosquittoBroker):  # noqa: F811
+def line(tmp_path: Path, mosquitto: MosquittoBroker):
     def make(parcels: int, rate: float, seed: int = 11) -> LineSimulation:
         sim = LineSimulation(tmp_path / "line", parcel_mix(parcels, seed=seed), rate=rate,
                              broker=f"{mosquitto.host}:{mosquitto.port}")
@@ -40,7 +40,7 @@ def line(tmp_path: Path, mosquitto: MosquittoBroker):  # noqa: F811
 
 
 @pytest.fixture
-def central(mosquitto: MosquittoBroker):  # noqa: F811
+def central(mosquitto: MosquittoBroker):
     collectors: list[EventCollector] = []
 
     def connect(sim: LineSimulation) -> EventCollector:
@@ -145,7 +145,7 @@ def _status_if(sim: LineSimulation, condition) -> dict | None:
 
 
 def test_central_commands_reach_the_running_agent_and_a_clean_stop_says_offline(
-    line, central, mosquitto  # noqa: F811
+    line, central, mosquitto
 ):
     sim = line(parcels=60, rate=100, seed=3)
     collector = central(sim)
@@ -156,7 +156,7 @@ def test_central_commands_reach_the_running_agent_and_a_clean_stop_says_offline(
         commands = CentralClient(mosquitto.host, mosquitto.port, collector_prefix(sim))
         wait_for(lambda: commands.statuses and commands.statuses[-1]["state"] == "online",
                  what="retained online status")
-        assert commands.statuses[-1]["rules_version"] == "default-2"
+        assert commands.statuses[-1]["rules_version"] == "default-3"
 
         reply = commands.request("lanes.set", "c-1", {"lane": "EXPORT", "state": "blocked"})
         assert reply["ok"] is True, reply

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from fault_line_harness import run_fault_line
-from support.broker import MosquittoBroker, mosquitto  # noqa: F401
+from support.broker import MosquittoBroker
 
 from edge_agent.simulation.fault_line import (
     ABSORBED,
@@ -48,7 +48,7 @@ CASES = [("streaming", fault) for fault in STREAMING_FAULTS + SCANNER_FAULTS] + 
 
 @pytest.mark.parametrize(("scale", "fault"), CASES, ids=[f"{s}-{f}" for s, f in CASES])
 def test_a_fault_costs_its_own_parcel_and_never_gives_a_neighbours_weight(
-    tmp_path: Path, mosquitto: MosquittoBroker, scale: str, fault: str  # noqa: F811
+    tmp_path: Path, mosquitto: MosquittoBroker, scale: str, fault: str
 ) -> None:
     plan = plan_line(PARCELS, RATE, scale, faults=(fault,), fault_rate=FAULT_RATE, seed=12)
     faulted = [p for p in plan.parcels if p.fault is not None]

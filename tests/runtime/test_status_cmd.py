@@ -175,3 +175,31 @@ def test_a_measure_with_its_limit_reads_compactly():
         "scanner_no_read_rate": {"value": 0.025, "limit": 0.05, "parcels": 200},
         "alarms_active": []}})
     assert "Input health scanner no read rate 0.03 (≤0.05) · alarms active none" in text
+
+
+def test_holds_show_the_count_and_the_newest_in_the_sites_time():
+    text = render_status({
+        "agent": {"version": "9", "timezone": "Asia/Hong_Kong"},
+        "holds": {"active": 2, "newest": {
+            "hold_id": "H2", "barcode": None, "order_id": "ORD-7",
+            "reason": "order cancelled\x1b[2J", "expires_at": "2026-12-03T16:00:00+00:00",
+            "put_at": "2026-12-03T12:00:00+00:00"}}})
+    words = " ".join(text.split())  # wrapped to 80 columns: read as one line
+    assert "Holds 2 active · newest H2 order ORD-7: order cancelled\\x1b[2J, until 2026-12-04 " \
+        "00:00:00" in words, text  # the reason escaped, the expiry in Hong Kong time
+    assert render_status({"holds": {"active": 0, "newest": None}}).count("0 active") == 1
+
+
+def test_outcomes_per_lane_read_as_a_table_with_the_rate_alarms():
+    text = render_status({"outcomes": {
+        "by_lane": {"ZHUHAI": {"sorted": 120, "too_late": 7, "refused": 1, "not_commanded": 2},
+                    "EXCEPTION": {"no_confirmation": 3}},
+        "waiting": 4, "confirmations_late": 1,
+        "rates": {"alarms_active": ["ZHUHAI:too_late"]}}})
+    rows = {line.split()[0]: line.split() for line in text.splitlines() if line.strip()}
+    assert rows["OUTCOME"][:3] == ["OUTCOME", "SORTED", "LATE"]
+    assert rows["ZHUHAI"] == ["ZHUHAI", "120", "7", "0", "0", "0", "0", "0", "0", "3"]
+    assert rows["EXCEPTION"][-2:] == ["3", "0"]
+    flowing = " ".join(text.split())  # the summary wraps at 80 columns
+    assert "rate alarms ZHUHAI:too_late" in flowing and "waiting 4" in flowing
+    assert all(len(line) <= 80 for line in text.splitlines())

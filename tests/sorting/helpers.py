@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 
+from edge_agent.cli.main import main
 from edge_agent.sorting.decision import Parcel
 
 # 10:00 in Hong Kong (UTC+8): before the Zhuhai route's 20:00 cutoff.
@@ -23,3 +24,10 @@ def parcel(barcode: str | None = "RB123456785GB", weight: float | None = 2.0, *,
         weight_stable=stable, weight_status=status, scanned_at=MORNING, scanned_ns=0, late=late,
         weight_pairing=pairing,
     )
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    """`edge-agent ARGV...` in this process: (exit code, stdout, stderr)."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err

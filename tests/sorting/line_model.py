@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edge_agent.devices.messages import Scan, Weight, WeightStatus
+from edge_agent.units import NS_PER_MS
 
-MS = 1_000_000
 FAULTS = ("unsettled", "lost", "corrupt", "extra", "no_read", "double_scan", "missed_scan",
           "busy")
 # Faults that cost nothing: the parcel is still paired right (or, for a no-read, still has
@@ -38,6 +38,7 @@ class LineParcel:
     scan_ms: float
     weight_kg: float
     fault: str | None = None
+    settle_ms: float | None = None  # when its reading settled (window lines)
 
 
 @dataclass
@@ -45,45 +46,61 @@ class Line:
     parcels: list[LineParcel]
     # Each message with how late its stamp may be (the hub's stamp_error_ns), in stamp order.
     messages: list[tuple[Scan | Weight, int]] = field(default_factory=list)
+    # (from, to) ms of each time the loop was away ("busy"): every byte that arrived meanwhile
+    # was stamped late together.
+    stalls: list[tuple[float, float]] = field(default_factory=list)
+
+    def parcels_hit(self) -> int:
+        """Parcels a fault touched: its own, for each costly fault, and for a stall every parcel
+        whose scan or reading came while the loop was away (a stall longer than the gap between
+        parcels holds back the bytes of several; the model delays only its own parcel's, which
+        costs no more)."""
+        hit = {p.index for p in self.parcels if p.fault and p.fault not in HARMLESS}
+        for start, end in self.stalls:
+            hit |= {p.index for p in self.parcels
+                    if start <= p.scan_ms <= end
+                    or (p.settle_ms is not None and start <= p.settle_ms <= end)}
+        return len(hit)
 
     def own_weight_by_scan_ns(self) -> dict[int, float]:
-        return {int(p.scan_ms * MS): p.weight_kg for p in self.parcels}
+        return {int(p.scan_ms * NS_PER_MS): p.weight_kg for p in self.parcels}
 
 
 def window_line(gaps_ms: list[float], offset_ms: float, jitters_ms: list[tuple[float, float]],
                 faults: list[str | None], *, settle_frames: int = 3) -> Line:
     """Messages for parcels `gaps_ms` apart (scan jitter, reading jitter per parcel)."""
-    parcels, messages = [], []
+    parcels, messages, stalls = [], [], []
     t = 1000.0
     for index, (gap, (scan_jitter, reading_jitter), fault) in enumerate(
             zip(gaps_ms, jitters_ms, faults, strict=True)):
         t += gap
         scan_ms = t + scan_jitter
         kg = round(1.0 + index * 0.137, 3)
-        parcel = LineParcel(index, scan_ms, kg, fault)
-        parcels.append(parcel)
         settle_ms = t + offset_ms + reading_jitter
+        parcel = LineParcel(index, scan_ms, kg, fault, settle_ms)
+        parcels.append(parcel)
         scans = [(m, 0) for m in _scans(parcel, fault)]
         frames = [(m, 0) for m in _frames(kg, settle_ms, fault, settle_frames)]
         if fault == "busy":  # the loop was away; it read both ports late, in one turn
             away_from = min(scan_ms, settle_ms - 2 * FRAME_PERIOD_MS) - 1
             late = max(scan_ms, settle_ms) + 7
+            stalls.append((away_from, late))
             scans = [_late(m, away_from, late) for m, _ in scans]
             frames = [_late(m, away_from, late) for m, _ in frames]
         messages += scans + frames
     messages.sort(key=lambda m: m[0].received_ns)
-    return Line(parcels, messages)
+    return Line(parcels, messages, stalls)
 
 
 def _scans(parcel: LineParcel, fault: str | None) -> list[Scan]:
-    at = int(parcel.scan_ms * MS)
+    at = int(parcel.scan_ms * NS_PER_MS)
     data = f"P{parcel.index}"
     if fault == "missed_scan":
         return []
     if fault == "no_read":
         return [Scan(data="NOREAD", no_read=True, received_ns=at)]
     if fault == "double_scan":
-        return [Scan(data=data, received_ns=at), Scan(data=data, received_ns=at + 3 * MS)]
+        return [Scan(data=data, received_ns=at), Scan(data=data, received_ns=at + 3 * NS_PER_MS)]
     return [Scan(data=data, received_ns=at)]
 
 
@@ -111,18 +128,18 @@ def _frames(kg: float, settle_ms: float, fault: str | None, settle_frames: int) 
 def _weight(kg: float | None, at_ms: float, *, stable: bool = True,
             status: WeightStatus = WeightStatus.OK) -> Weight:
     return Weight(value=kg, unit="kg", value_kg=kg, stable=stable, status=status,
-                  received_ns=int(at_ms * MS))
+                  received_ns=int(at_ms * NS_PER_MS))
 
 
 def _late(message: Scan | Weight, away_from_ms: float, back_ms: float
           ) -> tuple[Scan | Weight, int]:
     """What arrived while the loop was away is stamped when it came back, with the error."""
-    arrived_ms = message.received_ns / MS
+    arrived_ms = message.received_ns / NS_PER_MS
     if arrived_ms > back_ms:
         return message, 0
     fields = {name: getattr(message, name) for name in message.__slots__ if name != "kind"}
-    late = type(message)(**{**fields, "received_ns": int(back_ms * MS)})
-    return late, int((back_ms - away_from_ms) * MS)
+    late = type(message)(**{**fields, "received_ns": int(back_ms * NS_PER_MS)})
+    return late, int((back_ms - away_from_ms) * NS_PER_MS)
 
 
 # --- a polled scale ---------------------------------------------------------------------------
@@ -155,12 +172,12 @@ def run_polled_line(pairer, parcels: list[PolledParcel], reply_ms: list[float],
     for p in parcels:
         if p.fault == "no_read":
             at(p.scan_ms, "scan",
-               Scan(data="NOREAD", no_read=True, received_ns=int(p.scan_ms * MS)))
+               Scan(data="NOREAD", no_read=True, received_ns=int(p.scan_ms * NS_PER_MS)))
         else:
-            at(p.scan_ms, "scan", Scan(data=f"P{p.index}", received_ns=int(p.scan_ms * MS)))
+            at(p.scan_ms, "scan", Scan(data=f"P{p.index}", received_ns=int(p.scan_ms * NS_PER_MS)))
             if p.fault == "double_scan":
                 at(p.scan_ms + 4, "scan", Scan(data=f"P{p.index}",
-                                               received_ns=int((p.scan_ms + 4) * MS)))
+                                               received_ns=int((p.scan_ms + 4) * NS_PER_MS)))
         if p.fault == "spurious":  # the print key pressed: the platter's weight, unasked
             at(p.placed_ms + 1, "reply", ("platter", None))
     handed: list = []
@@ -172,7 +189,7 @@ def run_polled_line(pairer, parcels: list[PolledParcel], reply_ms: list[float],
 
     while events:
         now, _, kind, payload = heapq.heappop(events)
-        now_ns = int(now * MS)
+        now_ns = int(now * NS_PER_MS)
         handed += pairer.ready(now_ns)
         if kind == "scan":
             pairer.on_scan(payload)
@@ -210,5 +227,5 @@ def run_polled_line(pairer, parcels: list[PolledParcel], reply_ms: list[float],
                     at(answer_ms, "reply", ("weight", on.weight_kg))
         deadline = pairer.next_deadline_ns()
         if deadline is not None:
-            at(max(deadline / MS, now + 0.001), "wake")
+            at(max(deadline / NS_PER_MS, now + 0.001), "wake")
     return handed + pairer.ready(10**15)

@@ -73,7 +73,7 @@ def test_rules_check(capsys, tmp_path):
     assert code == 0
     good.write_text(text)
     code, out, _ = run(capsys, "rules", "check", str(good))
-    assert code == 0 and "OK (version default-2, 4 lanes, 15 rules)" in out
+    assert code == 0 and "OK (version default-3, 4 lanes, 17 rules)" in out
     bad = tmp_path / "bad.toml"
     bad.write_text(text.replace("weight_over_kg = 50.0", "weight_over_kg = \"heavy\""))
     code, out, _ = run(capsys, "rules", "check", str(bad), "--json")
@@ -119,7 +119,7 @@ def test_replay_with_the_same_rules_changes_nothing(capsys, tmp_path):
     rules.write_text(run(capsys, "rules", "show")[1])
     result = json.loads(run(capsys, "replay", str(events), "--rules", str(rules), "--json")[1])
     assert (result["parcels"], result["changed"]) == (2, 0)
-    assert default_rules().version == "default-2"
+    assert default_rules().version == "default-3"
 
 
 def test_replay_lists_bad_lines(capsys, tmp_path):

@@ -5,30 +5,14 @@ from __future__ import annotations
 
 import json
 
-import pytest
-import structlog
-
 from edge_agent.cli import state_location
-from edge_agent.cli.main import main
+
+from .helpers import run
 
 GS1_SHANGHAI = "]C100376130321109103420421156200001"
 MORNING = "2026-11-20T10:00:00+08:00"
 # A label (or a scanner) that retitles the terminal and clears it.
 HOSTILE = "\x1b]0;owned\x07\x1b[2J"
-
-
-@pytest.fixture(autouse=True)
-def _no_installed_config(monkeypatch, tmp_path):
-    monkeypatch.setattr(state_location, "DEFAULT_CONFIG", tmp_path / "absent" / "agent.toml")
-    monkeypatch.setattr(state_location, "DEFAULT_STATE_DIR", tmp_path / "absent" / "state")
-    yield
-    structlog.reset_defaults()
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_decide_reads_the_manifest_of_the_configured_state_dir(capsys, tmp_path, monkeypatch):
@@ -100,3 +84,32 @@ def test_replay_names_a_line_nested_too_deeply(capsys, tmp_path):
     code, out, err = run(capsys, "replay", str(events), "--rules", str(rules))
     assert code == 2 and out.startswith("1 parcels replayed")
     assert "line 2: not a decision record (JSON nested too deeply)" in err
+
+
+def test_decide_shows_the_agents_hold_and_the_parcels_declarations(capsys, tmp_path):
+    from datetime import datetime as moment
+
+    from edge_agent.sorting.hold_store import HoldStore
+    from edge_agent.sorting.holds import Hold
+
+    config = tmp_path / "agent.toml"
+    config.write_text('site = "HKG1"\nline = "L3"\nstate_dir = "state"\n')
+    data = tmp_path / "m.csv"
+    data.write_text("barcode,country,postal_code,order_id,dangerous_goods,declared_value,"
+                    "currency,customs_mode\n"
+                    "RB123456785GB,CN,200001,ORD-7,liquid,100,HKD,personal_postal\n")
+    assert run(capsys, "manifest", "import", str(data), "--config", str(config))[0] == 0
+    at = moment.fromisoformat(MORNING).timestamp()
+    with_store = HoldStore.open(tmp_path / "state")
+    with_store.put([Hold("H1", None, "ORD-7", "order cancelled", at + 60, at)], at)
+    with_store.close()
+    code, out, _ = run(capsys, "decide", "RB123456785GB", "--weight", "1", "--at", MORNING,
+                       "--config", str(config))
+    assert code == 0 and out.startswith("lane EXCEPTION (bin 4)   rule held"), out
+    assert "hold: H1 from central: order cancelled" in out
+    assert "dangerous goods: liquid" in out
+    assert "customs: declared 100.00 HKD = 95.00 CNY, personal_postal: within_limit" in out
+    later = "2026-11-20T10:01:00+08:00"  # the hold has expired: the parcel's own constraints
+    code, out, _ = run(capsys, "decide", "RB123456785GB", "--weight", "1", "--at", later,
+                       "--config", str(config))
+    assert out.startswith("lane EXCEPTION (bin 4)   rule zhuhai") and "air_restricted" in out

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge_agent.sorting.decision import REASONS, decide
+from edge_agent.sorting.holds import Hold
 from edge_agent.sorting.lanes import LaneState
 from edge_agent.sorting.manifest import ManifestEntry
 from edge_agent.sorting.rules import default_rules, parse_rules
@@ -92,6 +93,15 @@ CASES = [
      ("ZHUHAI", 1, "zhuhai", ())),
     ("late", parcel(late=True), entry(), {}, MORNING,
      ("EXCEPTION", 4, "decision_late", ("decision_late",))),
+    ("customs_value_limit", parcel(), ManifestEntry(S10, "CN", SHANGHAI_POSTAL, 2.0, None, None,
+                                                    None, 900.0, "CNY", "personal_postal"),
+     {}, MORNING, ("EXCEPTION", 4, "customs_value_limit", ("customs_value_limit",))),
+    ("unknown_currency", parcel(), ManifestEntry(S10, "CN", SHANGHAI_POSTAL, 2.0, None, None,
+                                                 None, 10.0, "XAU", "personal_postal"),
+     {}, MORNING, ("EXCEPTION", 4, "unknown_currency", ("unknown_currency",))),
+    ("air_restricted", parcel(), ManifestEntry(S10, "CN", SHANGHAI_POSTAL, 2.0, None, None,
+                                               "lithium_battery"),
+     {}, MORNING, ("EXCEPTION", 4, "zhuhai", ("air_restricted",))),
     ("exception_blocked_still_exception", parcel(None, no_read=True), None,
      {"EXCEPTION": BLOCKED}, MORNING,
      ("EXCEPTION", 4, "no_read", ("no_read", "lane_unavailable"))),
@@ -107,7 +117,7 @@ def test_default_rules(parcel_in, manifest_entry, states, now, expected):
 
 # Rules and reasons whose cases need more than decide()'s arguments: tests of their own (below,
 # and in test_labels.py for multiple_labels, which the label choice produces).
-OWN_TESTS = {"clock_unsynchronised", "multiple_labels"}
+OWN_TESTS = {"clock_unsynchronised", "multiple_labels", "held"}  # held: test_holds.py
 
 
 def test_every_default_rule_and_reason_is_exercised():
@@ -242,6 +252,12 @@ entries = st.one_of(st.none(), st.builds(
     postal_code=st.one_of(st.none(), st.from_regex(r"[0-9]{1,8}", fullmatch=True)),
     declared_weight_kg=st.one_of(st.none(), st.floats(0.01, 1000)),
     service=st.one_of(st.none(), st.just("express")),
+    order_id=st.one_of(st.none(), st.just("ORD-1")),
+    dangerous_goods=st.one_of(st.none(), st.sampled_from(["none", "liquid", "liquid;powder"])),
+    declared_value=st.one_of(st.none(), st.floats(0, 1e6)),
+    currency=st.one_of(st.none(), st.sampled_from(["CNY", "HKD", "XAU"])),
+    customs_mode=st.one_of(st.none(), st.sampled_from(["personal_postal",
+                                                       "cross_border_ecommerce"])),
 ))
 lane_maps = st.dictionaries(st.sampled_from(["ZHUHAI", "SHANGHAI", "EXPORT", "EXCEPTION", "X"]),
                             st.sampled_from(list(LaneState)))
@@ -266,8 +282,13 @@ def test_every_recorded_input_is_in_its_own_field():
     barcode = gs1_to("156", "310000")
     p = parcel(barcode, 2.5, status="ok", pairing="paired")
     p = p.__class__(**{**{f: getattr(p, f) for f in p.__slots__}, "weight_offset_ms": -41.5})
-    decision = decide(p, RULES, entry(declared=2.4, service="express", barcode=barcode),
-                      {"EXPORT": BLOCKED}, MORNING, clock_synchronised=False)
+    row = ManifestEntry(barcode="376130321109103420", country="CN", postal_code="200001",
+                        declared_weight_kg=2.4, service="express", order_id="ORD-3",
+                        dangerous_goods="none", declared_value=100.0, currency="HKD",
+                        customs_mode="personal_postal")
+    held = Hold("H1", None, "ORD-3", "inspection", MORNING.timestamp() + 60, 0.0)
+    decision = decide(p, RULES, row, {"EXPORT": BLOCKED}, MORNING, clock_synchronised=False,
+                      hold=held)
     assert decision.inputs._asdict() == {
         "symbology": None, "no_read": False, "identifier_kind": "gs1", "identifier_valid": True,
         "identifier_problem": None, "weight_kg": 2.5, "weight_stable": True,
@@ -280,7 +301,10 @@ def test_every_recorded_input_is_in_its_own_field():
         "destination_known": True, "manifest_hit": True, "late": False,
         "weight_pairing": "paired", "weight_offset_ms": -41.5, "clock_synchronised": False,
         "length_mm": None, "width_mm": None, "height_mm": None, "volume_cm3": None,
-        "chargeable_weight_kg": None, "labels": None,
+        "chargeable_weight_kg": None, "labels": None, "order_id": "ORD-3", "hold_id": "H1",
+        "hold_reason": "inspection", "dangerous_goods": (), "declared_value": 100.0,
+        "currency": "HKD", "customs_mode": "personal_postal", "customs_value": 95.0,
+        "customs_check": "within_limit",
     }
     # In the event, what only a DWS unit measures is left out when unknown.
     assert not {"length_mm", "labels", "chargeable_weight_kg"} & set(

@@ -8,87 +8,66 @@ import json
 from pathlib import Path
 
 import pytest
-import structlog
 
 from edge_agent.cli import state_location
-from edge_agent.cli.main import main
 from edge_agent.state_lock import StateDirLock
 
-
-@pytest.fixture(autouse=True)
-def _no_installed_config(monkeypatch, tmp_path):
-    """The machine running the tests may have an agent installed: never read its config."""
-    monkeypatch.setattr(state_location, "DEFAULT_CONFIG", tmp_path / "absent" / "agent.toml")
-    monkeypatch.setattr(state_location, "DEFAULT_STATE_DIR", tmp_path / "absent" / "state")
-    yield
-    structlog.reset_defaults()
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from .helpers import run
 
 
 def import_(capsys, path: Path, state: Path) -> tuple[int, str, str]:
     return run(capsys, "manifest", "import", str(path), "--state-dir", str(state))
 
 
-def test_a_csv_field_over_the_csv_limit_names_its_line(capsys, tmp_path):
-    data = tmp_path / "m.csv"
-    data.write_text("barcode,country\nA1,CN\n" + "B" * (csv.field_size_limit() + 10) + ",CN\n")
+def refused(capsys, tmp_path: Path, name: str, content: str | bytes) -> str:
+    """Imports a file holding `content`; asserts it is refused (exit 2) and returns the error."""
+    data = tmp_path / name
+    if isinstance(content, bytes):
+        data.write_bytes(content)
+    else:
+        data.write_text(content)
     code, _, err = import_(capsys, data, tmp_path / "state")
     assert code == 2
+    return err
+
+
+def test_a_csv_field_over_the_csv_limit_names_its_line(capsys, tmp_path):
+    err = refused(capsys, tmp_path, "m.csv",
+                  "barcode,country\nA1,CN\n" + "B" * (csv.field_size_limit() + 10) + ",CN\n")
     assert f"line 3: not readable as CSV (a field longer than {csv.field_size_limit():,}" in err
     assert "Traceback" not in err and len(err) < 400
 
 
 def test_a_50_mb_barcode_in_json_lines_is_cut_in_the_error(capsys, tmp_path):
-    data = tmp_path / "m.jsonl"
     huge = "X" * (50 * 1024 * 1024)
-    data.write_text('{"barcode": "A1", "country": "CN"}\n'
-                    + json.dumps({"barcode": huge, "country": "CN"}) + "\n")
-    code, _, err = import_(capsys, data, tmp_path / "state")
-    assert code == 2
+    err = refused(capsys, tmp_path, "m.jsonl", '{"barcode": "A1", "country": "CN"}\n'
+                  + json.dumps({"barcode": huge, "country": "CN"}) + "\n")
     assert "line 2: barcode: 'XXXX" in err
     assert f"({len(huge):,} characters) must be 1-64 printable characters" in err
     assert len(err) < 400
 
 
 def test_non_utf8_bytes_name_their_line(capsys, tmp_path):
-    data = tmp_path / "m.csv"
-    data.write_bytes(b"barcode,country\nA1,CN\nA2,CN\n\xff\xfeA3,CN\n")
-    code, _, err = import_(capsys, data, tmp_path / "state")
-    assert code == 2
+    err = refused(capsys, tmp_path, "m.csv", b"barcode,country\nA1,CN\nA2,CN\n\xff\xfeA3,CN\n")
     assert "line 4: not UTF-8 text" in err
 
 
 def test_duplicate_barcodes_in_one_file_are_refused_naming_both_lines(capsys, tmp_path):
-    data = tmp_path / "m.csv"
-    data.write_text("barcode,country\nA1,CN\nA2,US\nA1,GB\n")
-    code, _, err = import_(capsys, data, tmp_path / "state")
-    assert code == 2
+    err = refused(capsys, tmp_path, "m.csv", "barcode,country\nA1,CN\nA2,US\nA1,GB\n")
     assert "line 4: barcode 'A1' already on line 2" in err
     # Refused whole: nothing went in.
-    code, out, _ = run(capsys, "manifest", "stats", "--state-dir", str(tmp_path / "state"),
-                       "--json")
+    _, out, _ = run(capsys, "manifest", "stats", "--state-dir", str(tmp_path / "state"),
+                    "--json")
     assert json.loads(out)["entries"] == 0
 
 
 @pytest.mark.parametrize("text", ["", "\n\n", "barcode,country\n"])
 def test_a_file_with_no_rows_is_refused(capsys, tmp_path, text):
-    data = tmp_path / "m.csv"
-    data.write_text(text)
-    code, _, err = import_(capsys, data, tmp_path / "state")
-    assert code == 2
-    assert "no manifest rows in the file" in err
+    assert "no manifest rows in the file" in refused(capsys, tmp_path, "m.csv", text)
 
 
 def test_a_json_array_is_told_apart_from_csv(capsys, tmp_path):
-    data = tmp_path / "m.json"
-    data.write_text('[{"barcode": "A1", "country": "CN"}]\n')
-    code, _, err = import_(capsys, data, tmp_path / "state")
-    assert code == 2
+    err = refused(capsys, tmp_path, "m.json", '[{"barcode": "A1", "country": "CN"}]\n')
     assert "line 1: a JSON array; a manifest is JSON Lines" in err
     assert "header" not in err.split("JSON Lines")[0]
 
@@ -148,8 +127,6 @@ def test_escapes_in_a_stored_entry_are_shown_not_obeyed(capsys, tmp_path):
 
 
 def test_json_nested_too_deeply_is_a_bad_line_not_a_crash(capsys, tmp_path):
-    data = tmp_path / "m.jsonl"
-    data.write_text('{"barcode": "A1", "country": "CN"}\n' + "[" * 100_000 + "\n")
-    code, _, err = import_(capsys, data, tmp_path / "state")
-    assert code == 2
+    err = refused(capsys, tmp_path, "m.jsonl",
+                  '{"barcode": "A1", "country": "CN"}\n' + "[" * 100_000 + "\n")
     assert "line 2: not a manifest row (JSON nested too deeply)" in err

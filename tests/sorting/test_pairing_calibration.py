@@ -14,6 +14,7 @@ from edge_agent.devices.messages import Scan, Weight
 from edge_agent.sorting.pairing_calibration import (
     MIN_PARCELS,
     WINDOW_SLACK_MS,
+    best_matching,
     calibrate,
     histogram,
     parcel_scans,
@@ -21,7 +22,8 @@ from edge_agent.sorting.pairing_calibration import (
     platter_episodes,
     propose,
 )
-from tests.sorting.line_model import MS, PARCEL_FRAMES_MS, window_line
+from edge_agent.units import NS_PER_MS
+from tests.sorting.line_model import PARCEL_FRAMES_MS, window_line
 from tests.sorting.test_pairing import make
 
 
@@ -33,9 +35,9 @@ def line_times(count: int, offset_ms: float, jitter_ms: float, gap_ms: tuple[flo
     scans, readings, t = [], [], 10_000.0
     for index in range(count):
         t += rng.uniform(*gap_ms)
-        scans.append(int(t * MS))
+        scans.append(int(t * NS_PER_MS))
         if index not in lost:
-            readings.append(int((t + offset_ms + rng.uniform(-jitter_ms, jitter_ms)) * MS))
+            readings.append(int((t + offset_ms + rng.uniform(-jitter_ms, jitter_ms)) * NS_PER_MS))
     return scans, readings
 
 
@@ -66,6 +68,28 @@ def test_an_offset_longer_than_the_gaps_is_found():
     assert proposal is not None and abs(proposal.offset_ms - 600) <= 1
 
 
+def test_an_even_line_where_a_neighbours_reading_fits_as_well_is_called_ambiguous():
+    # Gaps of 95-96 ms, readings 45 ms before their scans: each scan has its own reading 45 ms
+    # before it and the next parcel's 50 ms after it, both as regular.
+    scans, readings = line_times(120, offset_ms=-45, jitter_ms=2, gap_ms=(95, 96), seed=3)
+    proposal = calibrate(scans, readings, max_offset_ms=300).proposal
+    assert proposal is not None
+    assert any("neighbour's weight" in warning for warning in proposal.warnings)
+
+
+def test_on_a_belt_with_uneven_gaps_the_tighter_candidate_is_the_parcels_own():
+    # The neighbour's reading is 45-95 ms after each scan (gaps 90-140 ms): its differences
+    # spread over the gaps' range, the parcel's own sit within ±3 ms of -45.
+    scans, readings = line_times(120, offset_ms=-45, jitter_ms=3, gap_ms=(90, 140), seed=5)
+    matched, warning = best_matching(scans, readings, max_offset_ms=300)
+    assert warning is None
+    offsets = [(r - s) / NS_PER_MS for s, r in zip(scans, matched, strict=True) if r is not None]
+    assert len(offsets) >= 110 and all(abs(o + 45) <= 3 for o in offsets)
+    proposal = calibrate(scans, readings, max_offset_ms=300).proposal
+    assert proposal is not None and abs(proposal.offset_ms + 45) <= 1
+    assert proposal.warnings == []
+
+
 def test_missing_readings_are_counted_and_do_not_shift_the_offset():
     lost = frozenset(range(5, 200, 10))  # one parcel in ten never settled
     scans, readings = line_times(200, offset_ms=80, jitter_ms=3, gap_ms=(200, 260), lost=lost)
@@ -83,9 +107,9 @@ def test_parcels_read_late_by_a_busy_host_are_left_out():
     late = range(50, 70)
     scan_errors = [0] * 200
     for index in late:
-        scans[index] = readings[index] = scans[index] + 30 * MS
-        scan_errors[index] = 30 * MS
-    reading_errors = [30 * MS if index in late else 0 for index in range(200)]
+        scans[index] = readings[index] = scans[index] + 30 * NS_PER_MS
+        scan_errors[index] = 30 * NS_PER_MS
+    reading_errors = [30 * NS_PER_MS if index in late else 0 for index in range(200)]
     result = calibrate(scans, readings, scan_errors_ns=scan_errors,
                        reading_errors_ns=reading_errors)
     assert result.blurred == list(late) and result.unmatched == []
@@ -119,21 +143,22 @@ def test_a_proposal_the_agent_would_refuse_says_so():
 
 
 def test_repeated_reads_are_one_parcel_and_no_reads_are_each_one():
-    scans = [(0, "A"), (3 * MS, "A"), (5 * MS, None), (6 * MS, None), (900 * MS, "A")]
-    assert parcel_scans(scans, debounce_ms=500) == [0, 5 * MS, 6 * MS, 900 * MS]
+    ms = NS_PER_MS
+    scans = [(0, "A"), (3 * ms, "A"), (5 * ms, None), (6 * ms, None), (900 * ms, "A")]
+    assert parcel_scans(scans, debounce_ms=500) == [0, 5 * ms, 6 * ms, 900 * ms]
 
 
 def test_a_long_stream_keeps_every_episode():
     weights = []
     for index in range(3000):  # more parcels than the agent's detector remembers
-        t = index * 100 * MS
+        t = index * 100 * NS_PER_MS
         kg = 1.0 + index / 1000
         weights += [Weight(kg, "kg", kg, stable=False, received_ns=t),
-                    Weight(kg, "kg", kg, stable=True, received_ns=t + 10 * MS),
-                    Weight(0.0, "kg", 0.0, stable=True, received_ns=t + 50 * MS)]
+                    Weight(kg, "kg", kg, stable=True, received_ns=t + 10 * NS_PER_MS),
+                    Weight(0.0, "kg", 0.0, stable=True, received_ns=t + 50 * NS_PER_MS)]
     episodes = platter_episodes(weights, min_weight_kg=0.01, settle_gap_ms=200)
     assert len(episodes) == 3000
-    assert episodes[0].received_ns == 10 * MS and episodes[0].value_kg == 1.0
+    assert episodes[0].received_ns == 10 * NS_PER_MS and episodes[0].value_kg == 1.0
 
 
 def test_histogram_has_round_edges_and_counts_everything():

@@ -12,7 +12,8 @@ the readings set by such a read may date from then, and pairing must not place t
 from __future__ import annotations
 
 from edge_agent.devices.messages import Scan, Weight
-from tests.sorting.test_pairing import MS, make
+from edge_agent.units import NS_PER_MS
+from tests.sorting.test_pairing import make
 
 FRAME_MS = 1
 # parcel: (label, weight, scan ms, settle ms): readings settle ~8 ms before their scans.
@@ -45,7 +46,7 @@ def _pair(stalls: list[tuple[float, float]]) -> dict[str, tuple[float | None, st
         for start, end in stalls:
             if start <= at < end:
                 at = end
-        stamp = int(at * MS)
+        stamp = int(at * NS_PER_MS)
         handed += pairer.ready(stamp)
         if port == "scanner":
             pairer.on_scan(Scan(data=str(what), received_ns=stamp))

@@ -1,14 +1,13 @@
 """Pairing under generated lines with random faults: never a wrong reading, and each fault
 costs at most two parcels (the one it hit and a neighbour it cannot be told from)."""
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from edge_agent.devices.messages import Scan
+from edge_agent.units import NS_PER_MS
 from tests.sorting.line_model import (
     FAULTS,
-    HARMLESS,
-    MS,
     PARCEL_FRAMES_MS,
     POLL_FAULTS,
     PolledParcel,
@@ -49,8 +48,16 @@ def lines(draw):
     return window, offset, gaps, jitters, faults
 
 
+# Found by this property: a host stall (parcel 21) longer than two gaps, with readings 88 ms
+# before their scans, blurs the bytes of three parcels; all three go safe, none wrong.
+STALL_OVER_THREE_PARCELS = (5, -88, [50] * 24, [(0, 0)] * 24,
+                            [None] * 12 + ["no_read", None, "no_read"] + [None] * 6
+                            + ["busy", None, None])
+
+
 @settings(max_examples=400, deadline=None)
 @given(lines())
+@example(STALL_OVER_THREE_PARCELS)
 def test_never_a_neighbours_reading_and_a_fault_costs_two_parcels_at_most(case):
     window, offset, gaps, jitters, faults = case
     line = window_line(gaps, offset, jitters, faults)
@@ -69,7 +76,9 @@ def test_never_a_neighbours_reading_and_a_fault_costs_two_parcels_at_most(case):
              if p.weight_kg is not None and p.weight_kg != _own_weight(line, p, own_by_scan)]
     assert wrong == []
     right = sum(1 for p in handed if p.weight_kg is not None)
-    costly = sum(1 for p in line.parcels if p.fault and p.fault not in HARMLESS)
+    # A fault costs the parcel it hit and at most a neighbour; a host stall hits every parcel
+    # whose bytes it held back (several, when it lasts longer than the gap between them).
+    costly = line.parcels_hit()
     too_close = pairer.counts["scans_too_close"]
     assert right >= len(line.parcels) - 2 * (costly + too_close), (right, costly, too_close)
 
@@ -115,7 +124,7 @@ def test_polled_scale_never_gives_a_neighbours_weight(case):
                   poll_reorder_ms=2.0, debounce_ms=50, decision_deadline_ms=60_000)
     handed = run_polled_line(pairer, parcels, replies, late_by_ms=timeout + 5)
     assert len(handed) == len(parcels)
-    by_scan = {int(p.scan_ms * MS): p.weight_kg for p in parcels}
+    by_scan = {int(p.scan_ms * NS_PER_MS): p.weight_kg for p in parcels}
     wrong = [(p.barcode, p.weight_kg, p.weight_pairing) for p in handed
              if p.weight_kg is not None and p.weight_kg != (
                  parcels[int(p.barcode[1:])].weight_kg if p.barcode else by_scan[p.scanned_ns])]

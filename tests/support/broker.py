@@ -1,8 +1,8 @@
 """THE shared mosquitto fixtures for tests. The broker class itself lives in the package
 (edge_agent.simulation.local_broker: the demo runs one too) and is re-exported here, so tests,
-scripts and benches import everything from `support.broker`:
+scripts and benches import it from `support.broker`:
 
-    from support.broker import MosquittoBroker, mosquitto   # the fixture: started, stopped after
+    def test_x(mosquitto): ...          # the fixture (registered in tests/conftest.py)
 
     with MosquittoBroker(tmp_path) as broker:               # outside pytest
         client.connect(broker.host, broker.port)
@@ -13,7 +13,9 @@ file, persistence across restarts; `stop()`/`restart()` by pid, the same port af
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,31 @@ from edge_agent.simulation.local_broker import (  # noqa: F401  (re-exported for
     find_mosquitto,
     free_port,
 )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `mqtt` every test that needs the mosquitto binary: the test, or a fixture it uses
+    (the ones above included), starts a MosquittoBroker. `-m "not mqtt"` leaves them out."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        functions = [getattr(item, "function", None)]
+        if info is not None:
+            functions += [d.func for defs in info.name2fixturedefs.values() for d in defs]
+        if any(_starts_a_broker(function) for function in functions if function is not None):
+            item.add_marker(pytest.mark.mqtt)
+
+
+# What a test or fixture that starts a broker calls (the fault suite's fault_line starts one).
+BROKER_STARTERS = ("MosquittoBroker(", "fault_line(")
+
+
+@functools.cache
+def _starts_a_broker(function: Callable[..., object]) -> bool:
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):  # a builtin or generated function: not ours
+        return False
+    return any(starter in source for starter in BROKER_STARTERS)
 
 
 def _require_mosquitto() -> None:

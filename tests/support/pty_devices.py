@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 
 from edge_agent.devices.hub import DeviceHub
 from edge_agent.devices.messages import Message
@@ -77,15 +76,6 @@ def pty_bench(tmp_path: Path) -> Iterator[PtyBench]:
         yield bench
     finally:
         bench.stop_all()
-
-
-@pytest.fixture
-def fresh_logging() -> Iterator[None]:
-    """structlog from its defaults: a CLI test's main() points it at a captured stderr that
-    pytest closes afterwards, and a port logging to it later would fail."""
-    structlog.reset_defaults()
-    yield
-    structlog.reset_defaults()
 
 
 def collect_until(

@@ -2,7 +2,7 @@
 
 import socket
 
-from support.broker import MosquittoBroker, mosquitto  # noqa: F401  (fixture)
+from support.broker import MosquittoBroker
 
 
 def _accepts(broker: MosquittoBroker) -> bool:
@@ -13,7 +13,7 @@ def _accepts(broker: MosquittoBroker) -> bool:
         return False
 
 
-def test_broker_starts_restarts_on_same_port_and_stops(mosquitto: MosquittoBroker):  # noqa: F811
+def test_broker_starts_restarts_on_same_port_and_stops(mosquitto: MosquittoBroker):
     assert _accepts(mosquitto)
     port, pid = mosquitto.port, mosquitto.pid
     mosquitto.restart()

@@ -21,7 +21,7 @@ from edge_agent.sync.payloads import CommandReply
 # The shipped rule set under a new version: a realistic rules.apply payload.
 GOOD_RULES = (
     resources.files("edge_agent.defaults").joinpath("rules.toml").read_text("utf-8")
-    .replace('version = "default-2"', 'version = "2026-02"')
+    .replace('version = "default-3"', 'version = "2026-02"')
 )
 
 
@@ -48,7 +48,7 @@ def run(name: str, body, target: LineTarget, seen: SeenCommands | None = None, *
 def test_ping_and_status(target: LineTarget):
     assert run("ping", {"id": "c1"}, target)["result"] == {"pong": True}
     reply = run("status.get", {"id": "c2"}, target)
-    assert reply["ok"] and reply["result"]["rules_version"] == "default-2"
+    assert reply["ok"] and reply["result"]["rules_version"] == "default-3"
 
 
 def test_rules_apply_swaps_and_persists_and_bad_rules_keep_the_old(target: LineTarget):
@@ -103,7 +103,7 @@ def test_bad_commands_get_a_clear_error_and_a_log_line(target, name, payload, co
         reply = run(name, payload, target)
     assert not reply["ok"] and reply["error"]["code"] == code and reply["error"]["message"]
     assert any(e["event"] == "command.refused" and e["code"] == code for e in logs)
-    assert target.lanes == {} and target.rules.version == "default-2"
+    assert target.lanes == {} and target.rules.version == "default-3"
 
 
 def test_oversized_payload_is_refused_before_parsing(target: LineTarget):

@@ -11,7 +11,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from support.broker import MosquittoBroker, mosquitto  # noqa: F401
+from support.broker import MosquittoBroker
 from sync_helpers import LineTarget, Subscriber, agent_config, command_bytes, wait_for
 
 from edge_agent.sorting.lanes import LaneState
@@ -24,7 +24,7 @@ PREFIX = "sortline/v1/HKG1/L1/"
 
 
 @pytest.fixture
-def agent(tmp_path: Path, mosquitto: MosquittoBroker, request):  # noqa: F811
+def agent(tmp_path: Path, mosquitto: MosquittoBroker, request):
     """Outbox + link + an agent thread that owns the target and drains the command inbox."""
     protocol = getattr(request, "param", "5")
     config = agent_config(tmp_path / "state", mosquitto.port, protocol=protocol,
@@ -77,7 +77,7 @@ def _request(client: mqtt.Client, name: str, body: bytes, correlation: bytes) ->
     client.publish(PREFIX + "cmd/" + name, body, qos=1, properties=props).wait_for_publish(5)
 
 
-def test_v5_command_reply_carries_correlation_data(agent, mosquitto: MosquittoBroker):  # noqa: F811
+def test_v5_command_reply_carries_correlation_data(agent, mosquitto: MosquittoBroker):
     link, target = agent
     central, replies = _central_v5(mosquitto.port)
     try:
@@ -102,20 +102,20 @@ def test_v5_command_reply_carries_correlation_data(agent, mosquitto: MosquittoBr
 
 
 @pytest.mark.parametrize("agent", ["3.1.1"], indirect=True)
-def test_311_replies_go_to_the_reply_topic(agent, mosquitto: MosquittoBroker):  # noqa: F811
+def test_311_replies_go_to_the_reply_topic(agent, mosquitto: MosquittoBroker):
     central = Subscriber(mosquitto.port, [PREFIX + "reply/#"])
     try:
         wait_for(central.connected.is_set, what="subscriber")
         central.client.publish(PREFIX + "cmd/status.get", command_bytes("s-1"), qos=1)
         wait_for(lambda: central.on("reply/status.get"), what="reply")
         reply = central.on("reply/status.get")[0]
-        assert reply["id"] == "s-1" and reply["result"]["rules_version"] == "default-2"
+        assert reply["id"] == "s-1" and reply["result"]["rules_version"] == "default-3"
     finally:
         central.close()
 
 
 def test_a_raising_command_handler_does_not_kill_the_network_thread(
-    tmp_path: Path, mosquitto: MosquittoBroker  # noqa: F811
+    tmp_path: Path, mosquitto: MosquittoBroker
 ):
     config = agent_config(tmp_path / "state", mosquitto.port)
     outbox = Outbox.open(config.state_dir, config.outbox)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
-from support.broker import MosquittoBroker, mosquitto  # noqa: F401
+from support.broker import MosquittoBroker
 from sync_helpers import Subscriber, agent_config, wait_for
 
 from edge_agent.config import OutboxConfig
@@ -290,7 +290,7 @@ def test_rotation_under_concurrent_appends_loses_and_duplicates_nothing(tmp_path
         box.close()
 
 
-def test_the_link_publishes_before_ingestion(tmp_path: Path, mosquitto: MosquittoBroker):  # noqa: F811
+def test_the_link_publishes_before_ingestion(tmp_path: Path, mosquitto: MosquittoBroker):
     config = agent_config(tmp_path / "state", mosquitto.port)
     config = config.model_copy(update={"outbox": OutboxConfig(group_commit_ms=NEVER_MS)})
     central = Subscriber(mosquitto.port, ["sortline/v1/HKG1/L1/events/#"])

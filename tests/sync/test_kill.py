@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support.broker import MosquittoBroker, mosquitto  # noqa: F401
+from support.broker import MosquittoBroker
 from sync_helpers import Subscriber, wait_for
 
 PREFIX = "sortline/v1/HKG1/L1/"
@@ -23,7 +23,7 @@ def _start(state_dir: Path, port: int, count: int) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
 
 
-def test_kill_9_with_events_in_flight_loses_nothing(tmp_path: Path, mosquitto: MosquittoBroker):  # noqa: F811
+def test_kill_9_with_events_in_flight_loses_nothing(tmp_path: Path, mosquitto: MosquittoBroker):
     central = Subscriber(mosquitto.port, [PREFIX + "events/parcel", PREFIX + "status"])
     try:
         wait_for(central.connected.is_set, what="subscriber")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.broker import MosquittoBroker, mosquitto, mosquitto_persistent  # noqa: F401
+from support.broker import MosquittoBroker
 from sync_helpers import Subscriber, agent_config, wait_for
 
 from edge_agent.sync.link import MqttLink
@@ -17,7 +17,7 @@ PREFIX = "sortline/v1/HKG1/L1/"
 
 def parcel(i: int) -> dict:
     return {"parcel_id": f"p{i}", "barcode": f"RR{i:09d}HK", "lane": "ZHUHAI", "bin": 1,
-            "rule": "gangzhufei", "reasons": [], "rules_version": "default-2",
+            "rule": "gangzhufei", "reasons": [], "rules_version": "default-3",
             "decided_at": "2026-01-01T08:00:00+08:00", "inputs": {"weight_kg": 1.5}}
 
 
@@ -40,7 +40,7 @@ def parts(tmp_path: Path):
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_events_are_published_in_order_and_removed_once_acknowledged(
-    mosquitto: MosquittoBroker, parts, protocol: str  # noqa: F811
+    mosquitto: MosquittoBroker, parts, protocol: str
 ):
     central = Subscriber(mosquitto.port, [PREFIX + "events/#"])
     try:
@@ -60,7 +60,7 @@ def test_events_are_published_in_order_and_removed_once_acknowledged(
         central.close()
 
 
-def test_broker_outage_loses_nothing(mosquitto_persistent: MosquittoBroker, parts):  # noqa: F811
+def test_broker_outage_loses_nothing(mosquitto_persistent: MosquittoBroker, parts):
     broker = mosquitto_persistent
     # A persistent session, so the broker keeps central's subscription and queue over restart.
     central = Subscriber(broker.port, [PREFIX + "events/parcel"], client_id="central-1",
@@ -92,7 +92,7 @@ def test_broker_outage_loses_nothing(mosquitto_persistent: MosquittoBroker, part
         central.close()
 
 
-def test_retained_status_online_then_offline_on_clean_stop(mosquitto: MosquittoBroker, parts):  # noqa: F811
+def test_retained_status_online_then_offline_on_clean_stop(mosquitto: MosquittoBroker, parts):
     link, _outbox = parts(mosquitto.port)
     link.start()
     wait_for(lambda: link.connected, what="link connected")
@@ -120,7 +120,7 @@ def test_retained_status_online_then_offline_on_clean_stop(mosquitto: MosquittoB
         late.close()
 
 
-def test_telemetry_goes_through_the_outbox(mosquitto: MosquittoBroker, parts):  # noqa: F811
+def test_telemetry_goes_through_the_outbox(mosquitto: MosquittoBroker, parts):
     from edge_agent.sync.payloads import Telemetry
 
     central = Subscriber(mosquitto.port, [PREFIX + "telemetry"])
@@ -136,7 +136,7 @@ def test_telemetry_goes_through_the_outbox(mosquitto: MosquittoBroker, parts):  
         central.close()
 
 
-def test_periodic_telemetry_from_the_agents_source(mosquitto: MosquittoBroker, tmp_path: Path):  # noqa: F811
+def test_periodic_telemetry_from_the_agents_source(mosquitto: MosquittoBroker, tmp_path: Path):
     central = Subscriber(mosquitto.port, [PREFIX + "telemetry"])
     config = agent_config(tmp_path / "state", mosquitto.port, telemetry_period_s=0.1)
     outbox = Outbox.open(config.state_dir, config.outbox)

@@ -8,21 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import structlog
 
 # The running-agent harness lives beside the runtime tests; the toolkit reuses it.
 sys.path.insert(0, str(Path(__file__).parents[1] / "runtime"))
-from support.broker import MosquittoBroker, mosquitto  # noqa: F401
-from support.pty_devices import PtyBench, pty_bench  # noqa: F401
+from support.pty_devices import PtyBench
 from toolkit_helpers import config_text
-
-
-@pytest.fixture(autouse=True)
-def _fresh_logging():
-    """CLI mains point structlog at a captured stderr; start and end each test from defaults."""
-    structlog.reset_defaults()
-    yield
-    structlog.reset_defaults()
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +25,7 @@ def _short_device_wait(monkeypatch):
 
 
 @pytest.fixture
-def line_devices(pty_bench: PtyBench) -> dict[str, tuple[Path, str]]:  # noqa: F811
+def line_devices(pty_bench: PtyBench) -> dict[str, tuple[Path, str]]:
     """A polled MT-SICS scale, a scanner and a sorter: name -> (by-id link, profile)."""
     pty_bench.scale("mt-sics", weight_kg=1.25)
     pty_bench.scanner("generic-scanner")

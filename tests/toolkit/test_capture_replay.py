@@ -91,3 +91,39 @@ def test_capture_of_a_busy_port_and_a_missing_port(capsys, pty_bench, tmp_path):
                  "--out", str(tmp_path / "y.bin"), "--seconds", "1"])
     assert code == 2
     assert "diag ports" in capsys.readouterr().err
+
+
+def test_a_device_unplugged_mid_capture_ends_it_keeping_what_was_read(capsys, pty_bench,
+                                                                       tmp_path):
+    scanner = pty_bench.scanner("generic-scanner")
+    out = tmp_path / "scanner.bin"
+
+    def scan_then_unplug() -> None:
+        deadline = time.monotonic() + WAIT_S
+        while not out.exists() and time.monotonic() < deadline:
+            threading.Event().wait(0.01)  # the capture opens its file once the port is open
+        scanner.scan("RB123456785GB")
+        while (not out.exists() or out.stat().st_size == 0) and time.monotonic() < deadline:
+            threading.Event().wait(0.01)
+        scanner.unplug()
+
+    helper = threading.Thread(target=scan_then_unplug)
+    helper.start()
+    started = time.monotonic()
+    code = main(["diag", "capture", "--port", str(pty_bench.link("scanner")), "--profile",
+                 "generic-scanner", "--out", str(out), "--seconds", str(WAIT_S * 2)])
+    helper.join()
+    assert code == 0
+    assert "the device went away" in capsys.readouterr().out
+    assert time.monotonic() - started < WAIT_S * 2  # ended by the unplug, not the time limit
+    assert [m["data"] for m in _decoded(capsys, "generic-scanner", out)] == ["RB123456785GB"]
+
+
+def test_listen_only_sends_a_polled_scale_nothing(capsys, pty_bench, tmp_path):
+    pty_bench.scale("mt-sics", weight_kg=1.25)  # answers only when asked
+    out = tmp_path / "quiet.bin"
+    code = main(["diag", "capture", "--port", str(pty_bench.link("scale")), "--profile",
+                 "mt-sics", "--out", str(out), "--seconds", "1", "--listen-only"])
+    assert code == 1  # nothing read: nothing was asked
+    assert "0 bytes in 0 reads" in capsys.readouterr().out
+    assert out.exists() and out.stat().st_size == 0

@@ -12,12 +12,10 @@ import pytest
 from dated_certs import DatedCa
 from line_harness import AgentProcess, wait_for
 from structlog.testing import capture_logs
-from support.broker import MosquittoBroker, mosquitto  # noqa: F401
 from toolkit_helpers import config_text
 
 from edge_agent.cli.main import main
 from edge_agent.config import load_config, parse_config
-from edge_agent.diagnostics.bundle import outbox_stats
 from edge_agent.diagnostics.doctor import cleartext_password_checks
 from edge_agent.diagnostics.tls_checks import check_tls_files
 from edge_agent.runtime.status_server import query_status
@@ -25,6 +23,7 @@ from edge_agent.simulation.line_sim import LineSimulation
 from edge_agent.simulation.parcel_mix import parcel_mix
 from edge_agent.sync.link import MqttLink
 from edge_agent.sync.outbox import Outbox
+from edge_agent.sync.outbox_store import read_only_stats
 
 PARCELS = 12
 
@@ -115,7 +114,7 @@ def test_a_password_without_tls_to_another_host_is_warned_by_doctor_and_run(tmp_
 
 @pytest.mark.parametrize("fault", ["missing", "not_pem"])
 def test_a_broken_tls_file_leaves_the_line_sorting_and_every_tool_says_why(
-        capsys, tmp_path, mosquitto, fault):  # noqa: F811
+        capsys, tmp_path, mosquitto, fault):
     sim = LineSimulation(tmp_path / "line", parcel_mix(PARCELS, seed=83), rate=50,
                          broker=f"{mosquitto.host}:{mosquitto.port}")
     sim.prepare()
@@ -134,7 +133,7 @@ def test_a_broken_tls_file_leaves_the_line_sorting_and_every_tool_says_why(
         problem = status["mqtt"]["config_problem"]
         assert "mqtt.tls.ca_file" in problem and str(ca) in problem
         kept = wait_for(lambda: (lambda s: s if s["pending_by_kind"].get("parcel", 0) >= PARCELS
-                                 else None)(outbox_stats(sim.state_dir)),
+                                 else None)(read_only_stats(sim.state_dir)),
                         what="the parcels' events kept in the outbox")
         assert kept["pending_by_kind"].get("alarm", 0) >= 1  # mqtt_config_error
         assert main(["diag", "status", "--socket", str(sim.state_dir / "status.sock"),

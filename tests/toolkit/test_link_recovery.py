@@ -21,11 +21,11 @@ from line_harness import AgentProcess, wait_for
 from support.broker import MosquittoBroker
 
 from edge_agent.config import load_config
-from edge_agent.diagnostics.bundle import outbox_stats
 from edge_agent.runtime.status_server import query_status
 from edge_agent.simulation.line_sim import LineSimulation
 from edge_agent.simulation.local_broker import BrokerTls
 from edge_agent.simulation.parcel_mix import parcel_mix
+from edge_agent.sync.outbox_store import read_only_stats as outbox_stats
 
 PARCELS = 12
 # The link looks at a file that kept it from starting every 2 s (sync.link.CONFIG_RETRY_S);

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_agent.cli.diag_cmd import describe
+from edge_agent.cli.diag_format import describe
 from edge_agent.cli.main import main
 from edge_agent.devices.messages import DecodeError, DeviceReply, Scan, SorterAck
 from edge_agent.runtime.status_server import StatusServer

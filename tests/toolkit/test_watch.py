@@ -7,7 +7,7 @@ import re
 
 import serial
 
-from edge_agent.cli.diag_cmd import describe
+from edge_agent.cli.diag_format import describe
 from edge_agent.cli.main import main
 from edge_agent.devices.messages import Scan
 

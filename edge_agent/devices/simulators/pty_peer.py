@@ -8,6 +8,14 @@ as a USB adapter does when it comes back with a new /dev/ttyUSBn.
 
 Each simulator runs in its own thread because it stands in for another machine: it must answer
 while the code under test is busy, never in lock-step with it.
+
+Any simulator can stand on the network instead, as a device behind Ethernet does, speaking the
+same bytes: `serve_tcp(host, port)` before `start()` makes it listen (the agent connects as a
+client; `url` says where), `connect_tcp(host, port)` makes it connect to an agent listening
+there (and connect again whenever the link goes). `unplug()` is then a device switched off
+(its connection and its listening socket closed), `drop_link()` a link lost while the device
+stays up (only the connection closed: a server device keeps listening, a client one reconnects).
+Loopback addresses in tests.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import heapq
 import itertools
 import os
 import selectors
+import socket
 import tempfile
 import threading
 import time
@@ -30,6 +39,8 @@ SPLIT_PIECE_GAP_S = 0.003
 READ_CHUNK = 4096
 # A line longer than this without a terminator is garbage: drop it rather than grow forever.
 MAX_COMMAND_BYTES = 512
+# A simulator connecting to an agent on loopback: refused or connected at once, or not at all.
+TCP_CONNECT_TIMEOUT_S = 0.5
 
 
 class PtyPeer:
@@ -57,6 +68,9 @@ class PtyPeer:
         self.split_pieces = 1  # fault: write each frame in this many pieces
         self._master: int | None = None
         self._slave: int | None = None
+        # +1 per pty opened: a replugged pty may get the closed one's fd number back, and the
+        # reader thread must still register the new one (epoll dropped the old on close).
+        self._generation = 0
         self._lock = threading.RLock()
         self._pending: list[tuple[float, int, bytes]] = []
         self._order = itertools.count()
@@ -65,6 +79,45 @@ class PtyPeer:
         self._wake_r, self._wake_w = os.pipe()
         self._thread: threading.Thread | None = None
         self._next_tick = 0.0
+        # On the network instead of a pty: ("server" | "client", host, port); see the module doc.
+        self._tcp: tuple[str, str, int] | None = None
+        self._listener: socket.socket | None = None
+        self._connection: socket.socket | None = None
+        self._link_wanted = True  # client: connect (again) whenever the link is down
+        self.connections = 0  # TCP connections made, accepted or replaced
+
+    # -- on the network --------------------------------------------------------------------
+    def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> PtyPeer:
+        """Listen on host:port (0: a free port, see `url`) instead of a pty; before start()."""
+        self._tcp = ("server", host, port)
+        return self
+
+    def connect_tcp(self, host: str, port: int) -> PtyPeer:
+        """Connect to an agent listening on host:port instead of a pty; before start()."""
+        self._tcp = ("client", host, port)
+        return self
+
+    @property
+    def url(self) -> str:
+        """Where the agent finds this device: tcp://HOST:PORT, or the pty's link path."""
+        if self._tcp is None:
+            return str(self.path)
+        role, host, port = self._tcp
+        return f"tcp://{host}:{port}" if role == "server" else f"tcp-listen://{host}:{port}"
+
+    @property
+    def tcp_port(self) -> int:
+        if self._tcp is None:
+            raise ValueError(f"{self.name} is on a pty, not on the network")
+        return self._tcp[2]
+
+    def drop_link(self) -> None:
+        """The link goes (a switch rebooted, a cable pulled at the far end) but the device stays
+        up: the connection closes; a server keeps listening, a client connects again."""
+        with self._lock:
+            self._close_connection()
+            self._pending.clear()
+        self._wake()
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> PtyPeer:
@@ -156,11 +209,15 @@ class PtyPeer:
 
     # -- internals -------------------------------------------------------------------------
     def _open_pty(self) -> None:
+        if self._tcp is not None:
+            self._open_tcp()
+            return
         master, slave = os.openpty()
         # Raw mode on our handle of the slave: no echo, no line editing before pyserial opens it.
         tty.setraw(slave)
         os.set_blocking(master, False)
         self._master, self._slave = master, slave
+        self._generation += 1
         self.slave_path = os.ttyname(slave)
         # Repoint atomically: a reader resolving the link never sees it missing mid-swap.
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
@@ -170,6 +227,9 @@ class PtyPeer:
         self._inbox.clear()
 
     def _close_pty(self) -> None:
+        if self._tcp is not None:
+            self._close_tcp()
+            return
         if self._master is None:
             return
         self.path.unlink(missing_ok=True)
@@ -178,6 +238,72 @@ class PtyPeer:
                 os.close(fd)  # type: ignore[arg-type]
         self._master = self._slave = None
 
+    def _open_tcp(self) -> None:
+        assert self._tcp is not None
+        role, host, port = self._tcp
+        self._link_wanted = True
+        if role == "client":
+            return  # the peer thread connects (and reconnects)
+        listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(4)
+        listener.setblocking(False)
+        self._listener = listener
+        self._tcp = (role, host, listener.getsockname()[1])  # a port of 0 becomes the real one
+
+    def _close_tcp(self) -> None:
+        self._link_wanted = False
+        self._close_connection()
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.close()
+            self._listener = None
+
+    def _adopt(self, sock: socket.socket) -> None:
+        """A connection made or accepted becomes the device's line; a newer one replaces it."""
+        self._close_connection()
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._connection = sock
+        self._master = sock.fileno()
+        self._inbox.clear()
+        self.connections += 1
+
+    def _close_connection(self) -> None:
+        sock, self._connection = self._connection, None
+        self._master = None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _accept(self) -> None:
+        with self._lock:
+            if self._listener is None:
+                return
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            self._adopt(sock)
+
+    def _reconnect(self) -> None:
+        """Client: connect when the link is down and wanted (agent not there yet: next time)."""
+        if self._tcp is None or self._tcp[0] != "client" or self._stop.is_set():
+            return
+        with self._lock:
+            if self._connection is not None or not self._link_wanted:
+                return
+        try:
+            sock = socket.create_connection(self._tcp[1:], timeout=TCP_CONNECT_TIMEOUT_S)
+        except OSError:
+            return
+        with self._lock:
+            if self._link_wanted and self._connection is None:
+                self._adopt(sock)
+            else:
+                sock.close()
+
     def _wake(self) -> None:
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
@@ -185,19 +311,28 @@ class PtyPeer:
     def _run(self) -> None:
         with selectors.DefaultSelector() as selector:
             selector.register(self._wake_r, selectors.EVENT_READ)
-            watched: int | None = None
+            # (line fd, listener fd, connections, generation): fd numbers come back after a
+            # close, so the counts of connections and of replugs tell a new fd from the old one.
+            watched: tuple[int | None, int | None, int, int] = (None, None, 0, 0)
             while not self._stop.is_set():
+                self._reconnect()
                 with self._lock:
-                    master = self._master
-                if master != watched:
-                    if watched is not None:
-                        selector.unregister(watched)
-                    if master is not None:
-                        selector.register(master, selectors.EVENT_READ)
-                    watched = master
+                    listener = self._listener.fileno() if self._listener is not None else None
+                    wanted = (self._master, listener, self.connections, self._generation)
+                if wanted != watched:
+                    for fd in watched[:2]:
+                        if fd is not None:
+                            with contextlib.suppress(KeyError, ValueError, OSError):
+                                selector.unregister(fd)
+                    for fd in wanted[:2]:
+                        if fd is not None:
+                            selector.register(fd, selectors.EVENT_READ)
+                    watched = wanted
                 for key, _ in selector.select(self._wait_s()):
                     if key.fd == self._wake_r:
                         os.read(self._wake_r, READ_CHUNK)
+                    elif key.fd == listener:
+                        self._accept()
                     else:
                         self._read_master(key.fd)
                 self._run_timers()
@@ -221,9 +356,15 @@ class PtyPeer:
                 return
             except OSError:
                 data = b""
+            if not data and self._tcp is not None:
+                self._close_connection()  # the agent closed the link: EOF for good
         if not data:
             return
         self.received += data
+        self.on_bytes(data)
+
+    def on_bytes(self, data: bytes) -> None:
+        """Bytes read from the agent: split into command lines (binary protocols override)."""
         self._inbox += data
         terminator = self.command_terminator
         while terminator in self._inbox:

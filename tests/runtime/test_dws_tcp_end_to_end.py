@@ -1,0 +1,153 @@
+"""A DWS unit on the network end to end: `edge-agent run`, a real mosquitto, the unit's
+simulator on loopback TCP (the agent connecting to it, or it to the agent) and a sorter on a pty.
+
+Every record the agent receives is a parcel with its dimensions. Mid-run the unit drops off
+the network (switched off: no connection, nothing listening, no reconnecting); the parcels it
+measures meanwhile reach nobody and must not appear as decisions; it comes back on the same
+address and the agent takes the link again by itself, losing nothing after.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from line_harness import AgentProcess, EventCollector, wait_for
+from support.broker import MosquittoBroker
+
+from edge_agent.devices.simulators import DwsSimulator, SorterSimulator
+from edge_agent.runtime.status_server import StatusError, query_status
+from edge_agent.simulation.line_sim import write_manifest
+from edge_agent.simulation.local_broker import free_port
+from edge_agent.simulation.parcel_mix import SimParcel
+
+LOOPBACK = "127.0.0.1"
+BEFORE, DURING, AFTER = range(1, 6), range(6, 9), range(9, 15)
+
+
+def barcode(n: int) -> str:
+    return f"LP00000000000{n:03d}"
+
+
+def dims(n: int) -> tuple[float, float, float]:
+    return (200.0 + n, 150.0 + n, 100.0 + n)
+
+
+def export_row(n: int) -> SimParcel:
+    return SimParcel(0, "export", barcode(n), None, 2.0, {
+        "barcode": barcode(n), "country": "GB", "postal_code": "SW1A 1AA",
+        "declared_weight_kg": 2.0, "service": "standard"})
+
+
+def config_text(dws: str, sorter: Path, profile: str, broker: MosquittoBroker) -> str:
+    return f"""site = "SIM"
+line = "DWS2"
+state_dir = "state"
+
+[devices.dws]
+{dws}
+profile = "{profile}"
+
+[devices.sorter]
+port = "{sorter}"
+profile = "generic-divert"
+
+[clock]
+source = "assume-synchronised"
+
+[mqtt]
+enabled = true
+host = "{broker.host}"
+port = {broker.port}
+"""
+
+
+def dws_device(role: str, port: int) -> str:
+    """The [devices.dws] lines for the agent as TCP client or server."""
+    if role == "client":
+        return f'transport = "tcp"\nhost = "{LOOPBACK}"\nport = {port}'
+    return f'transport = "tcp"\nrole = "server"\nhost = "{LOOPBACK}"\nport = {port}'
+
+
+def dws_state(state_dir: Path) -> dict:
+    try:
+        return query_status(state_dir / "status.sock", timeout_s=1.0)["devices"]["dws"]
+    except (StatusError, KeyError):
+        return {}
+
+
+@pytest.mark.parametrize(("role", "profile"), [
+    ("client", "generic-dws"), ("server", "generic-dws"), ("client", "cubiscan-style")])
+def test_dws_over_tcp_survives_a_link_drop_without_inventing_parcels(
+    tmp_path: Path, mosquitto: MosquittoBroker, role: str, profile: str
+) -> None:
+    out = tmp_path / "line"
+    (out / "dev").mkdir(parents=True)
+    state_dir = out / "state"
+    state_dir.mkdir()
+    address = free_port()
+    unit = DwsSimulator(profile, name="dws")
+    if role == "client":  # the agent connects: the unit listens
+        unit.serve_tcp(LOOPBACK, address)
+    else:
+        unit.connect_tcp(LOOPBACK, address)
+    unit.split_pieces = 2  # records arrive in pieces, as TCP segments may
+    sorter = SorterSimulator(out / "dev" / "sorter", name="sorter")
+    collector = agent = None
+    try:
+        unit.start()
+        sorter.start()
+        write_manifest(out, state_dir, [export_row(n) for n in (*BEFORE, *DURING, *AFTER)])
+        config = out / "agent.toml"
+        config.write_text(config_text(dws_device(role, address), sorter.path, profile,
+                                      mosquitto))
+        collector = EventCollector(mosquitto.host, mosquitto.port, "sortline/v1/SIM/DWS2/")
+        assert collector.wait_subscribed(10)
+        agent = AgentProcess(config, out / "agent.log").start()
+        wait_for(lambda: dws_state(state_dir).get("state") == "connected" and unit.plugged,
+                 what="the agent linked to the DWS unit")
+
+        def measure(numbers: range) -> None:
+            for n in numbers:
+                unit.measure([barcode(n)], 2.0, dims(n))
+
+        measure(BEFORE)
+        wait_for(lambda: collector.count() == len(BEFORE), what="the parcels before the drop")
+
+        unit.unplug()  # off the network: no link, no listener, no reconnecting
+        wait_for(lambda: dws_state(state_dir).get("state") != "connected",
+                 what="the agent seeing the link gone")
+        measure(DURING)  # measured while nobody hears: these parcels must not be invented
+        unit.replug()
+        wait_for(lambda: (s := dws_state(state_dir)).get("state") == "connected"
+                 and s["counters"]["reconnects"] == 1 and unit.plugged,
+                 what="the link back by itself")
+
+        measure(AFTER)
+        total = len(BEFORE) + len(AFTER)
+        commands = sorter.wait_for_commands(total, timeout_s=30)
+        assert len(commands) == total, agent.log_tail()
+        wait_for(lambda: collector.count() == total, what="an event for every record heard")
+        assert agent.terminate() == 0, agent.log_tail()
+    finally:
+        if agent is not None:
+            agent.ensure_stopped()
+        if collector is not None:
+            collector.close()
+        unit.stop()
+        sorter.stop()
+
+    heard = [*BEFORE, *AFTER]
+    assert len(collector.parcels) == len(heard)  # nothing lost, nothing made up
+    # One link, read in order: the nth lane command answers the nth record heard.
+    for n, command in zip(heard, commands, strict=True):
+        event = collector.parcels[command.parcel_id]
+        inputs = event["inputs"]
+        assert inputs["weight_pairing"] == "dws_record"
+        assert inputs["weight_kg"] == pytest.approx(2.0)
+        assert (inputs["length_mm"], inputs["width_mm"], inputs["height_mm"]) == pytest.approx(
+            dims(n))
+        if profile == "generic-dws":
+            assert (event["barcode"], event["lane"]) == (barcode(n), "EXPORT"), event
+        else:  # the shipped Cubiscan layout carries no label: a no-read, safely
+            assert (event["barcode"], event["lane"]) == (None, "EXCEPTION"), event
