@@ -37,10 +37,13 @@ from typing import Any
 import structlog
 
 from edge_agent.config import AgentConfig
-from edge_agent.runtime.command_worker_main import recv_message, send_message, worker_main
+from edge_agent.runtime.command_worker_main import (
+    recv_message,
+    send_message,
+    worker_main,
+)
 from edge_agent.sync.commands import (
     Command,
-    CommandRules,
     Prepared,
     error_reply,
 )
@@ -261,12 +264,3 @@ class WorkerProcess:
                 os.kill(process.pid, signal.SIGKILL)  # our own child, by its pid
             process.join(5.0)
         process.close()
-
-
-def command_rules(config: AgentConfig) -> CommandRules:
-    from edge_agent.sync.command_checks import Freshness
-
-    return CommandRules(
-        max_bytes=config.mqtt.max_command_bytes,
-        freshness=Freshness(skew_s=config.mqtt.command_clock_skew_s,
-                            accept_undated=config.mqtt.accept_undated_commands))

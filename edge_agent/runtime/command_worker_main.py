@@ -40,6 +40,17 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     return bytes(buffer)
 
 
+def command_rules(config: Any) -> Any:
+    """The limits and freshness rules of `config` (an AgentConfig) for `prepare`."""
+    from edge_agent.sync.command_checks import Freshness
+    from edge_agent.sync.commands import CommandRules
+
+    return CommandRules(
+        max_bytes=config.mqtt.max_command_bytes,
+        freshness=Freshness(skew_s=config.mqtt.command_clock_skew_s,
+                            accept_undated=config.mqtt.accept_undated_commands))
+
+
 def lowest_priority() -> None:
     """SCHED_IDLE: the worker runs only on a core nothing else wants, and any other task
     that wakes (the decision loop) takes the core from it at once. Measured with the hostile
@@ -61,7 +72,6 @@ def worker_main(sock: socket.socket, config_pickle: bytes,
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from edge_agent.logs import configure_logging
     from edge_agent.runtime.command_prep import AgentCommandPrep
-    from edge_agent.runtime.command_worker import command_rules
     from edge_agent.sorting.hold_store import HoldStore
     from edge_agent.sorting.manifest import Manifest
     from edge_agent.sync.command_ids import SeenCommands

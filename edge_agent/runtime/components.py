@@ -23,7 +23,8 @@ from edge_agent.errors import ConfigError
 from edge_agent.logs import logging_settings
 from edge_agent.runtime import rules_store
 from edge_agent.runtime.command_prep import AgentCommandPrep
-from edge_agent.runtime.command_worker import WorkerProcess, command_rules
+from edge_agent.runtime.command_worker import WorkerProcess
+from edge_agent.runtime.command_worker_main import command_rules
 from edge_agent.runtime.systemd import SystemdNotifier, Watchdog
 from edge_agent.sorting.hold_store import HoldStore
 from edge_agent.sorting.manifest import Manifest
