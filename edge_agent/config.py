@@ -229,6 +229,13 @@ class MqttConfig(StrictModel):
     command_clock_skew_s: float = Field(default=30.0, ge=0, le=600)
     # Commands without issued_at are refused unless this is set (for a migration only).
     accept_undated_commands: bool = False
+    # Where central's commands are parsed and checked: a process of its own (the decision loop
+    # never waits on that work), or a thread of the agent (the way of agents before 2026-12-03,
+    # kept to compare: its work holds the loop's interpreter, docs/RELIABILITY.md).
+    command_worker: Literal["process", "thread"] = "process"
+    # The command worker process must prepare a command within this long, or it is killed and
+    # restarted and the command answered `internal`.
+    command_time_budget_s: float = Field(default=10.0, gt=0, le=600)
     # Retained device states expire this long after they were published (MQTT v5 message
     # expiry) and are republished at a third of it, so a state outlives a killed agent by at
     # most this long. Also sent as `expires_at` in the payload, for 3.1.1 consumers.

@@ -74,13 +74,22 @@ def _stderr_logger(*args: object) -> _StderrLogger:
     return _StderrLogger()
 
 
+# The last configure_logging's arguments: a worker process logs the way its agent does.
+_settings: tuple[int, str, str] = (0, "auto", "info")
+
+
+def logging_settings() -> tuple[int, str, str]:
+    return _settings
+
+
 def configure_logging(
     verbosity: int = 0,
     fmt: Literal["auto", "json", "console"] = "auto",
     level: str = "info",
 ) -> None:
-    global _raw_frames
+    global _raw_frames, _settings
     _raw_frames = verbosity >= 2
+    _settings = (verbosity, fmt, level)
     base_level = logging.DEBUG if verbosity >= 1 else getattr(logging, level.upper(), logging.INFO)
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: structlog.typing.Processor = (

@@ -90,7 +90,8 @@ def agent_link_checks(status: dict[str, Any] | None) -> list[CheckResult]:
     if not problem:
         return []
     return [failed("agent's MQTT link", f"not started: {problem}",
-                   "fix the file named, then restart the service; events wait in the outbox")]
+                   "fix the file named: the agent looks at it every 2 s and starts the link "
+                   "without a restart; events wait in the outbox")]
 
 
 def status_sockets(config: AgentConfig | None, explicit: Path | None) -> list[Path]:

@@ -122,6 +122,7 @@ class Agent:
         self._clock_check = clock_check(config.clock)
         self._clock_synchronised: bool | None = self._clock_check()
         self._next_clock_check = 0.0
+        self._link_problem: str | None = None  # the link's config_problem at the last look
         self._too_close_reported = 0  # scans_too_close at the last alarm
         self._next_too_close_alarm = 0.0
         self.started_at = wall_clock()
@@ -149,8 +150,9 @@ class Agent:
         # Replaced whole by the loop; the status server (its own thread) only reads it.
         self.snapshot: dict[str, Any] = {}
         self.status_server = StatusServer(config.status_socket, lambda: self.snapshot)
-        if parts.command_prep is not None:  # its alarms go where the loop's go
-            parts.command_prep.raise_alarm = self._raise_alarm
+        for worker in (parts.command_prep, parts.command_worker):
+            if worker is not None:  # its alarms go where the loop's go
+                worker.raise_alarm = self._raise_alarm
 
     @classmethod
     def from_config(cls, config: AgentConfig, **options: Any) -> Agent:
@@ -169,10 +171,7 @@ class Agent:
             parts.inbox.start()
         if parts.link is not None:
             parts.link.start()
-            if parts.link.config_problem is not None:
-                self._raise_alarm("mqtt_config_error", "critical", "the MQTT link cannot start: "
-                                  "the line sorts, events wait in the outbox",
-                                  {"problem": parts.link.config_problem})
+            self._check_link_config()
         self.status_server.start()
         self._housekeeping(force=True)
         # Everything built so far lives as long as the process (models, rules, profiles): take
@@ -547,6 +546,7 @@ class Agent:
         self._next_housekeeping = now + HOUSEKEEPING_S
         self._parcel_alarms.flush(now)
         changed = self._check_inputs(now)  # what it raised shows in the status at once
+        changed = self._check_link_config() or changed
         states = self.hub.states()
         for name, state in states.items():
             if self._device_states.get(name) != state["state"]:
@@ -559,6 +559,8 @@ class Agent:
         if not (force or changed or now >= self._next_report):
             return
         self._next_report = now + REPORT_PERIOD_S
+        if self.parts.inbox is not None:
+            self.parts.inbox.ensure_running()  # commands' liveness: not the watchdog's business
         # Reaching this line proves the loop turns (the serial reads are part of it).
         watchdog = self.parts.watchdog
         watchdog.alive("decision_loop")
@@ -599,6 +601,23 @@ class Agent:
             self._next_too_close_alarm = now + TOO_CLOSE_ALARM_PERIOD_S
             changed = True
         return changed
+
+    def _check_link_config(self) -> bool:
+        """Alarms for the link's file problem appearing, changing or going (the link retries
+        its files by itself); True when one was raised."""
+        link = self.parts.link
+        problem = link.config_problem if link is not None else None
+        if problem == self._link_problem:
+            return False
+        if problem is not None:
+            self._raise_alarm("mqtt_config_error", "critical", "the MQTT link cannot start: "
+                              "the line sorts, events wait in the outbox; the link starts once "
+                              "the file is right", {"problem": problem})
+        else:
+            self._raise_alarm("mqtt_config_fixed", "info", "the MQTT link's files are right "
+                              "again: the link started", {"problem_was": self._link_problem})
+        self._link_problem = problem
+        return True
 
     def _raise_clock_alarm(self) -> None:
         if self._clock_synchronised is False:
@@ -676,6 +695,8 @@ class Agent:
             "latency": self._latency_percentiles(),
             "outbox": parts.outbox.stats(),
             "mqtt": parts.link.stats() if parts.link is not None else {"state": "disabled"},
+            "commands": (parts.inbox.stats() if parts.inbox is not None
+                         else {"state": "disabled"}),
             "in_flight": {"pairing": self.pairer.pending_count(),
                           "awaiting_ack": len(self._awaiting_ack),
                           "awaiting_outcome": self.outcomes.waiting_count()},

@@ -20,16 +20,18 @@ from edge_agent.devices.line_devices import line_problems
 from edge_agent.devices.ports import port_for_device
 from edge_agent.devices.profiles import load_profile
 from edge_agent.errors import ConfigError
+from edge_agent.logs import logging_settings
 from edge_agent.runtime import rules_store
 from edge_agent.runtime.command_prep import AgentCommandPrep
+from edge_agent.runtime.command_worker import WorkerProcess
+from edge_agent.runtime.command_worker_main import command_rules
 from edge_agent.runtime.systemd import SystemdNotifier, Watchdog
 from edge_agent.sorting.hold_store import HoldStore
 from edge_agent.sorting.manifest import Manifest
 from edge_agent.sorting.rules import RuleSet
 from edge_agent.state_lock import StateDirLock
-from edge_agent.sync.command_checks import Freshness
 from edge_agent.sync.command_ids import SeenCommands
-from edge_agent.sync.commands import CommandInbox, CommandRules
+from edge_agent.sync.commands import CommandInbox
 from edge_agent.sync.link import MqttLink
 from edge_agent.sync.outbox import Outbox
 
@@ -54,7 +56,9 @@ class Components:
     notifier: SystemdNotifier
     watchdog: Watchdog
     state_lock: StateDirLock | None = None  # released by Agent.close, last
+    # In-process preparation (tests that build an Agent by hand); the agent uses the worker.
     command_prep: AgentCommandPrep | None = None
+    command_worker: WorkerProcess | None = None
     holds: HoldStore | None = None  # central's holds, loaded into the loop's index at start
     pid: int = field(default_factory=os.getpid)
 
@@ -87,15 +91,17 @@ def _build_locked(config: AgentConfig, state_lock: StateDirLock) -> Components:
     outbox = Outbox.open(config.state_dir, config.outbox)
     inbox: CommandInbox | None = None
     link: MqttLink | None = None
+    command_worker: WorkerProcess | None = None
     command_prep: AgentCommandPrep | None = None
     if config.mqtt.enabled:
         # Until the agent takes them over, the worker's alarms are only logged.
-        command_prep = AgentCommandPrep(config, manifest, _log_alarm, holds)
-        command_rules = CommandRules(
-            max_bytes=config.mqtt.max_command_bytes,
-            freshness=Freshness(skew_s=config.mqtt.command_clock_skew_s,
-                                accept_undated=config.mqtt.accept_undated_commands))
-        inbox = CommandInbox(command_prep, SeenCommands.open(config.state_dir), command_rules)
+        seen = SeenCommands.open(config.state_dir)
+        if config.mqtt.command_worker == "process":  # see runtime.command_worker
+            command_worker = WorkerProcess(config, _log_alarm, log_settings=logging_settings())
+            inbox = CommandInbox(None, seen, preparer=command_worker)
+        else:
+            command_prep = AgentCommandPrep(config, manifest, _log_alarm, holds)
+            inbox = CommandInbox(command_prep, seen, command_rules(config))
         link = MqttLink(config, outbox, inbox.submit, rules_version=rules.version)
 
     hub = DeviceHub()
@@ -113,7 +119,7 @@ def _build_locked(config: AgentConfig, state_lock: StateDirLock) -> Components:
         hub=hub, roles=roles, device_for_role=device_for_role, rules=rules,
         rules_source=rules_source, manifest=manifest, outbox=outbox, link=link, inbox=inbox,
         notifier=notifier, watchdog=watchdog, state_lock=state_lock,
-        command_prep=command_prep, holds=holds,
+        command_prep=command_prep, command_worker=command_worker, holds=holds,
     )
 
 

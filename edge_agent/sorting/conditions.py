@@ -7,8 +7,10 @@ edge_agent/defaults/rules.toml.
 
 from __future__ import annotations
 
+import marshal
+import types
 from collections.abc import Callable, Sequence
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, field_validator
 
@@ -157,6 +159,26 @@ def compile_rules(
     first_match = constants["first_match"]
     first_match.source = source  # type: ignore[attr-defined]  # for whoever debugs a rule set
     return first_match  # type: ignore[return-value]
+
+
+def portable_match(first_match: Callable) -> tuple[bytes, dict[str, Any], str]:
+    """A compiled matching function as data another process of the same interpreter can
+    rebuild without compiling again (`rebuilt_match`): its code object in marshal's format,
+    its constants and its source. Compiling 500 rules takes ~15 ms in one call that holds the
+    interpreter; rebuilding takes microseconds."""
+    constants = {name: value for name, value in first_match.__globals__.items()
+                 if name.startswith("_k") or name == "OPEN"}
+    return (marshal.dumps(first_match.__code__), constants,
+            getattr(first_match, "source", ""))
+
+
+def rebuilt_match(code: bytes, constants: dict[str, Any], source: str) -> Callable:
+    """The function `portable_match` described."""
+    namespace = dict(constants)
+    first_match = types.FunctionType(marshal.loads(code), namespace, "first_match")
+    namespace["first_match"] = first_match
+    first_match.source = source  # type: ignore[attr-defined]
+    return first_match
 
 
 def _tests(c: Conditions, constant: Callable[[object], str], after: bool) -> list[str]:

@@ -19,7 +19,13 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from edge_agent.errors import ProblemsError
-from edge_agent.sorting.conditions import Conditions, Facts, compile_rules
+from edge_agent.sorting.conditions import (
+    Conditions,
+    Facts,
+    compile_rules,
+    portable_match,
+    rebuilt_match,
+)
 from edge_agent.sorting.constraints import CustomsLimits, air_problems
 from edge_agent.sorting.lanes import Lane, LaneState
 from edge_agent.validation import StrictModel, problems_from, read_toml
@@ -111,6 +117,21 @@ class RuleSet(StrictModel):
             if ids or rule.when.time_before is not None or rule.when.time_from is not None:
                 ids.append(rule.id)
         self._clock_rules = frozenset([*ids, "default"] if ids else [])
+
+    def __getstate__(self) -> dict[Any, Any]:
+        # Pickled to cross from the command worker's process to the decision loop's: the
+        # compiled function travels as its code object (conditions.portable_match), so the
+        # loop's process never compiles (~15 ms holding the interpreter for 500 rules).
+        state = super().__getstate__()
+        private = dict(state["__pydantic_private__"])
+        private["_outcome"] = portable_match(private["_outcome"])
+        private["_last_states"] = None
+        return {**state, "__pydantic_private__": private}
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        private = dict(state["__pydantic_private__"])
+        private["_outcome"] = rebuilt_match(*private["_outcome"])
+        super().__setstate__({**state, "__pydantic_private__": private})
 
     @property
     def hold_lane(self) -> str:

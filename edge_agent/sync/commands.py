@@ -4,14 +4,17 @@ A command goes through three hands:
 
 1. paho's network thread wraps the message into a `Command` and `CommandInbox.submit`s it
    (never blocks; a full inbox, by count or by bytes, answers `busy`).
-2. The inbox's worker thread `prepare`s it: size, JSON, nesting, envelope, retain flag,
-   freshness, id already seen, the args' model; then the work that may take long, on the
-   worker too: a rule set is parsed, checked against the sorter and persisted; manifest rows
-   are written through the manifest's own writer connection (SQLite WAL: the loop's look-ups
-   never wait for it). What is left is a `step`: a few microseconds of work on the loop's state.
+2. The inbox's thread has it `prepare`d by a Preparer: in the running agent a worker process
+   of its own (runtime.command_worker: none of this work holds the decision loop's
+   interpreter), in tests and tools the inbox's own thread (ThreadPreparer). `prepare` checks
+   size, JSON, nesting, envelope, retain flag, freshness, id already seen, the args' model;
+   then does the work that may take long: a rule set is parsed, checked against the sorter and
+   persisted; manifest rows are written through a writer connection of their own (SQLite WAL:
+   the loop's look-ups never wait for it). What is left is a `step`, a small picklable object:
+   a few microseconds of work on the loop's state.
 3. The decision loop runs at most STEPS_PER_TURN steps per turn (`process`), between parcels:
    swap the rules, set a lane, take a status snapshot. The step's outcome goes back to the
-   worker, which records the id and sends the reply.
+   inbox's thread, which records the id and sends the reply.
 
 Bad input never raises out of any of these: each problem, and any exception in a command's
 work, is that command's error reply (and a log line); the old state is kept. Replies and log
@@ -118,9 +121,35 @@ Step = Callable[[CommandTarget], dict[str, Any]]
 Work = Callable[[CommandPrep, Any], "dict[str, Any] | Step"]
 
 
+# The steps are small picklable objects, not closures: the worker that makes them may be
+# another process (runtime.command_worker), and a step crosses to the loop's process whole.
+
+@dataclass(frozen=True)
+class SwapRules:
+    rules: Any
+
+    def __call__(self, target: CommandTarget) -> dict[str, Any]:
+        return {"rules_version": target.swap_rules(self.rules)}
+
+
+@dataclass(frozen=True)
+class SetLane:
+    lane: str
+    state: str
+
+    def __call__(self, target: CommandTarget) -> dict[str, Any]:
+        target.set_lane(self.lane, LaneState(self.state))
+        return {"lane": self.lane, "state": self.state}
+
+
+@dataclass(frozen=True)
+class GetStatus:
+    def __call__(self, target: CommandTarget) -> dict[str, Any]:
+        return target.status()
+
+
 def _rules_apply(prep: CommandPrep, args: p.RulesApplyArgs) -> Step:
-    rules = prep.prepare_rules(args.rules)
-    return lambda target: {"rules_version": target.swap_rules(rules)}
+    return SwapRules(prep.prepare_rules(args.rules))
 
 
 def _manifest_upsert(prep: CommandPrep, entries: list[ManifestEntry]) -> dict[str, Any]:
@@ -132,28 +161,36 @@ def _manifest_remove(prep: CommandPrep, args: p.ManifestRemoveArgs) -> dict[str,
 
 
 def _lanes_set(prep: CommandPrep, args: p.LanesSetArgs) -> Step:
-    def step(target: CommandTarget) -> dict[str, Any]:
-        target.set_lane(args.lane, LaneState(args.state))
-        return {"lane": args.lane, "state": args.state}
+    return SetLane(args.lane, args.state)
 
-    return step
+
+@dataclass(frozen=True)
+class ApplyHolds:
+    """Holds already checked and stored by the worker, made to apply (or stop) in the loop."""
+
+    put: list[Any]
+    lifted: list[str]
+    not_found: int | None = None  # holds.lift: ids that were not there (lifting is idempotent)
+
+    def __call__(self, target: CommandTarget) -> dict[str, Any]:
+        active = target.apply_holds(self.put, self.lifted)
+        if self.not_found is None:
+            return {"put": len(self.put), "active": active}
+        return {"lifted": len(self.lifted), "not_found": self.not_found, "active": active}
 
 
 def _holds_put(prep: CommandPrep, args: p.HoldsPutArgs) -> Step:
-    holds = prep.put_holds(list(args.holds))
-    return lambda target: {"put": len(holds), "active": target.apply_holds(holds, [])}
+    return ApplyHolds(prep.put_holds(list(args.holds)), [])
 
 
 def _holds_lift(prep: CommandPrep, args: p.HoldsLiftArgs) -> Step:
     lifted = prep.lift_holds(list(args.hold_ids))
     # An id that was not there may have expired or been lifted before: lifting is idempotent.
-    not_found = len(set(args.hold_ids)) - len(lifted)
-    return lambda target: {"lifted": len(lifted), "not_found": not_found,
-                           "active": target.apply_holds([], lifted)}
+    return ApplyHolds([], lifted, not_found=len(set(args.hold_ids)) - len(lifted))
 
 
 def _status_get(prep: CommandPrep, args: p.NoArgs) -> Step:
-    return lambda target: target.status()
+    return GetStatus()
 
 
 def _ping(prep: CommandPrep, args: p.NoArgs) -> dict[str, Any]:
@@ -406,19 +443,67 @@ class Command:
     retained: bool = False
 
 
+class Preparer(Protocol):
+    """Who runs `prepare` for the inbox: on its own thread (ThreadPreparer) or in a process of
+    its own (runtime.command_worker). Called from the inbox's thread only; never raises."""
+
+    def prepare(self, command: Command, pending: Container[tuple[str, str]]) -> Prepared: ...
+
+    def check(self) -> None:
+        """Called when no command came for a while: notice a dead or hung worker."""
+        ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class ThreadPreparer:
+    """`prepare` on the inbox's own thread, in the caller's interpreter: for tests and tools.
+    After each command it rests as long as the preparation took (see REST_RATIO)."""
+
+    def __init__(self, prep: CommandPrep, seen: SeenCommands, rules: CommandRules):
+        self._prep, self._seen, self._rules = prep, seen, rules
+
+    def prepare(self, command: Command, pending: Container[tuple[str, str]]) -> Prepared:
+        started = time.thread_time()
+        prepared = prepare(command.name, command.payload, self._prep, self._seen, self._rules,
+                           retained=command.retained, pending=pending)
+        spent_s = time.thread_time() - started
+        if spent_s > 0.001:  # the small commands (ping, lanes.set) go on at once
+            time.sleep(min(spent_s * REST_RATIO, REST_MAX_S))
+        return prepared
+
+    def check(self) -> None:
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        return {"worker": "thread", "state": "running"}
+
+    def close(self) -> None:
+        return None
+
+
+# The inbox's thread wakes this often without commands, to let its preparer check the worker.
+IDLE_CHECK_S = 1.0
+
+
 class CommandInbox:
     """Hands commands from paho's thread to a worker, and their steps to the decision loop.
 
-    `submit` never blocks (paho's thread). The worker (`start`) prepares each command and
-    sends the replies. The loop calls `process(target)`; `fileno()` becomes readable when steps
-    wait, for a `selectors` loop.
+    `submit` never blocks (paho's thread). The inbox's thread (`start`) has each command
+    prepared (by `preparer`: by default on that thread) and sends the replies. The loop calls
+    `process(target)`; `fileno()` becomes readable when steps wait, for a `selectors` loop.
     """
 
-    def __init__(self, prep: CommandPrep, seen: SeenCommands, rules: CommandRules | None = None,
-                 *, size: int = INBOX_SIZE, max_queued_bytes: int = INBOX_BYTES):
-        self._prep = prep
+    def __init__(self, prep: CommandPrep | None, seen: SeenCommands,
+                 rules: CommandRules | None = None, *, size: int = INBOX_SIZE,
+                 max_queued_bytes: int = INBOX_BYTES, preparer: Preparer | None = None):
         self.seen = seen
-        self._rules = rules or CommandRules()
+        if preparer is None:
+            assert prep is not None, "a CommandPrep, or a preparer that has its own"
+            preparer = ThreadPreparer(prep, seen, rules or CommandRules())
+        self.preparer = preparer
         # The worker's one queue: new commands from paho, and steps the loop has run. Bounded
         # by hand (count and bytes of new commands) so the loop's hand-backs never block.
         self._to_worker: queue.Queue[tuple[Command, Prepared | None] | None] = queue.Queue()
@@ -436,9 +521,28 @@ class CommandInbox:
         os.set_blocking(self._wake_write, False)
         self._worker = threading.Thread(target=self._work, name="command-worker", daemon=True)
         self._closed = False
+        self.thread_restarts = 0
 
     def start(self) -> None:
         self._worker.start()
+
+    def ensure_running(self) -> bool:
+        """The loop's liveness check: restart the inbox's thread if it ended (it catches
+        everything, so this is a last guard); False if it had to be restarted."""
+        if self._closed or self._worker.is_alive() or self._worker.ident is None:
+            return True
+        log.error("command.thread_restarted")
+        self.thread_restarts += 1
+        self._worker = threading.Thread(target=self._work, name="command-worker", daemon=True)
+        self._worker.start()
+        return False
+
+    def stats(self) -> dict[str, Any]:
+        """For the status snapshot: the worker's state and the commands waiting for it."""
+        with self._count_lock:
+            queued, queued_bytes = self._queued, self._queued_bytes
+        return {**self.preparer.stats(), "queued": queued, "queued_bytes": queued_bytes,
+                "steps_waiting": self._steps.qsize(), "thread_restarts": self.thread_restarts}
 
     def submit(self, command: Command) -> dict[str, Any] | None:
         """Queue a command; returns a `busy` reply instead when the inbox is full."""
@@ -487,6 +591,7 @@ class CommandInbox:
         if self._worker.is_alive():
             self._to_worker.put(None)
             self._worker.join(timeout_s)
+        self.preparer.close()
         if not self._worker.is_alive():
             self.seen.close()
         os.close(self._wake_read)
@@ -495,11 +600,21 @@ class CommandInbox:
     # -- the worker's thread --------------------------------------------------------------------
 
     def _work(self) -> None:
-        while (item := self._to_worker.get()) is not None:
+        while True:
             try:
-                self._handle(*item)
-            except Exception:  # a bug here must not end the thread: later commands still run
-                log.exception("command.worker_failed")
+                item = self._to_worker.get(timeout=IDLE_CHECK_S)
+            except queue.Empty:
+                self._guarded(self.preparer.check)
+                continue
+            if item is None:
+                return
+            self._guarded(self._handle, *item)
+
+    def _guarded(self, work: Callable[..., None], *args: Any) -> None:
+        try:
+            work(*args)
+        except Exception:  # a bug here must not end the thread: later commands still run
+            log.exception("command.worker_failed")
 
     def _handle(self, command: Command, finished: Prepared | None) -> None:
         if finished is not None:  # the loop ran its step: record it, reply
@@ -510,10 +625,7 @@ class CommandInbox:
         with self._count_lock:
             self._queued -= 1
             self._queued_bytes -= len(command.payload)
-        started = time.thread_time()
-        prepared = prepare(command.name, command.payload, self._prep, self.seen, self._rules,
-                           retained=command.retained, pending=self._pending)
-        self._rest(time.thread_time() - started)
+        prepared = self.preparer.prepare(command, self._pending)
         key = (prepared.name, prepared.command_id or "")
         if prepared.duplicate:
             self._pending[key].append(command)
@@ -523,10 +635,6 @@ class CommandInbox:
             self._wake_loop()
         else:
             self._reply(command, prepared)
-
-    def _rest(self, spent_s: float) -> None:
-        if spent_s > 0.001:  # the small commands (ping, lanes.set) go on at once
-            time.sleep(min(spent_s * REST_RATIO, REST_MAX_S))
 
     def _reply(self, command: Command, prepared: Prepared) -> None:
         record(prepared, self.seen)

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import collections
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -36,9 +38,12 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edge_agent import __version__
 from edge_agent.config import AgentConfig
 from edge_agent.sync.commands import Command, error_reply
-from edge_agent.sync.mqtt_client import SETUP_ERRORS, new_client, secure
+from edge_agent.sync.credentials import password_path, read_password
+from edge_agent.sync.errors import CredentialError
+from edge_agent.sync.mqtt_client import SETUP_ERRORS, new_client
 from edge_agent.sync.outbox import Outbox
 from edge_agent.sync.payloads import SCHEMA_VERSION
+from edge_agent.sync.tls_files import tls_problems
 from edge_agent.sync.topics import Topics
 
 log = structlog.get_logger(__name__)
@@ -57,6 +62,9 @@ OFFLINE_ACK_TIMEOUT_S = 2.0
 # Room above mqtt.max_command_bytes for a packet's topic and properties: the broker is asked
 # (v5 Maximum Packet Size) never to send a packet larger than the two together.
 PACKET_OVERHEAD_BYTES = 64 * 1024
+# A link that could not start for a file (a password or TLS file missing, unreadable or not
+# PEM) looks at its files again this often; it starts as soon as they are right.
+CONFIG_RETRY_S = 2.0
 # Hosts a password may be sent to without TLS: it never leaves the machine.
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
@@ -116,6 +124,10 @@ class MqttLink:
         # Why the link cannot start (a TLS file missing or not PEM, an unreadable password):
         # the line sorts without it, events wait in the outbox, the status says why.
         self.config_problem: str | None = None
+        self._tls_context: ssl.SSLContext | None = None
+        self._loaded_files: tuple = ()  # _files_signature() when they were last loaded
+        self._config_watch = threading.Thread(target=self._await_config, name="mqtt-config",
+                                              daemon=True)
         self._next_state_refresh = 0.0
         self._client = self._make_client()
         self._publisher = threading.Thread(target=self._publish_loop, name="mqtt-publisher",
@@ -132,10 +144,11 @@ class MqttLink:
         client.max_inflight_messages_set(cfg.max_inflight)
         client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)  # type: ignore[arg-type]
         try:
-            secure(client, cfg)
+            self._secure(client)  # the link's own: its files are loaded again when they change
         except SETUP_ERRORS as exc:
             self.config_problem = str(exc) or type(exc).__name__
             self._last_error = f"not started: {self.config_problem}"
+        client.on_pre_connect = self._guarded(self._reload_changed_files)
         client.will_set(self.topics.status, self._status_body("offline", "connection lost"),
                         qos=1, retain=True)
         client.on_connect = self._guarded(self._handle_connect)
@@ -144,6 +157,98 @@ class MqttLink:
         client.on_message = self._guarded(self._handle_message)
         client.on_subscribe = self._guarded(self._handle_subscribe)
         return client
+
+    def _secure(self, client: mqtt.Client) -> None:
+        """Credentials and TLS; raises (see config_problem) if a file is missing or bad.
+        Called again by the link's retries and before each reconnect: the TLS context is made
+        once and its files are loaded into it again, the password set again."""
+        cfg = self.mqtt_config
+        signature = self._files_signature()
+        if cfg.username:
+            client.username_pw_set(cfg.username, read_password(cfg))
+        if cfg.tls is not None:
+            problems = tls_problems(cfg.tls)
+            if problems:
+                raise ValueError("; ".join(problems))
+            # Loaded into a scratch context first: a certificate and a key that do not match
+            # (one renewed, the other not yet) must not reach the context in use.
+            self._load_tls(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+            context = self._tls_context or ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            # Loading again replaces the client certificate and adds the CA (a CA once
+            # trusted stays trusted until the agent restarts).
+            self._load_tls(context)
+            if self._tls_context is None:
+                context.check_hostname = not cfg.tls.insecure_skip_hostname_check
+                context.verify_mode = ssl.CERT_REQUIRED
+                client.tls_set_context(context)
+                self._tls_context = context
+        self._loaded_files = signature
+
+    def _load_tls(self, context: ssl.SSLContext) -> None:
+        tls = self.mqtt_config.tls
+        assert tls is not None
+        context.load_verify_locations(cafile=str(tls.ca_file))
+        if tls.cert_file is not None:
+            context.load_cert_chain(str(tls.cert_file),
+                                    str(tls.key_file) if tls.key_file else None)
+
+    def _files_signature(self) -> tuple:
+        """What identifies the credential and TLS files' current contents: their paths, sizes
+        and modification times (None for a file that cannot be looked at)."""
+        cfg = self.mqtt_config
+        try:
+            paths: list[Path | None] = [password_path(cfg)]
+        except CredentialError:  # a credential without its directory: nothing to look at
+            paths = []
+        if cfg.tls is not None:
+            paths += [cfg.tls.ca_file, cfg.tls.cert_file, cfg.tls.key_file]
+        signature = []
+        for path in paths:
+            if path is None:
+                continue
+            try:
+                stat = path.stat()
+            except OSError:
+                signature.append((str(path), None))
+                continue
+            signature.append((str(path), stat.st_size, stat.st_mtime_ns))
+        return tuple(signature)
+
+    def _reload_changed_files(self, client: mqtt.Client, userdata: Any) -> None:
+        """paho's pre-connect hook (every connect and reconnect, on its thread): a password or
+        TLS file replaced while the agent runs (a renewed certificate) is used from the next
+        connection on, without a restart. Files that are now broken are not taken: the last
+        good ones stay in use, and the log says why."""
+        if self._files_signature() == self._loaded_files:
+            return
+        try:
+            self._secure(client)
+        except SETUP_ERRORS as exc:
+            self._last_error = f"files not reloaded: {exc}"
+            log.warning("mqtt.files_not_reloaded", problem=str(exc),
+                        consequence="the files loaded last stay in use")
+            return
+        log.info("mqtt.files_reloaded")
+
+    def _await_config(self) -> None:
+        """The link could not start for a file (config_problem): look at the files again every
+        CONFIG_RETRY_S and start the link once they are right. The line sorts meanwhile."""
+        while not self._stopping.wait(CONFIG_RETRY_S):
+            try:
+                self._secure(self._client)
+            except SETUP_ERRORS as exc:
+                problem = str(exc) or type(exc).__name__
+                if problem != self.config_problem:
+                    log.error("mqtt.not_started", problem=problem,
+                              consequence="the line sorts; events wait in the outbox")
+                    self._last_error = f"not started: {problem}"
+                    self.config_problem = problem
+                continue
+            log.info("mqtt.config_fixed", problem_was=self.config_problem)
+            self.config_problem = None
+            self._last_error = None
+            self._start_client()
+            return
 
     def _guarded(self, callback: Callable[..., None]) -> Callable[..., None]:
         def guarded(*args: Any) -> None:
@@ -177,11 +282,16 @@ class MqttLink:
         return self._subscribed.is_set()
 
     def start(self) -> None:
-        cfg = self.mqtt_config
         if self.config_problem is not None:
             log.error("mqtt.not_started", problem=self.config_problem,
-                      consequence="the line sorts; events wait in the outbox")
+                      consequence="the line sorts; events wait in the outbox",
+                      retry_every_s=CONFIG_RETRY_S)
+            self._config_watch.start()
             return
+        self._start_client()
+
+    def _start_client(self) -> None:
+        cfg = self.mqtt_config
         log.info("mqtt.starting", host=cfg.host, port=cfg.port, client_id=self.client_id,
                  protocol=cfg.protocol, tls=cfg.tls is not None)
         if cleartext_password(cfg.host, cfg.username, cfg.tls is not None):
@@ -202,6 +312,8 @@ class MqttLink:
         Rows still in flight stay in the outbox and are published again after the next start."""
         self._stopping.set()
         self._wake.set()
+        if self._config_watch.is_alive():  # it may be starting the client right now
+            self._config_watch.join(timeout_s)
         if self._publisher.is_alive():
             self._publisher.join(timeout_s)
         if self.connected:

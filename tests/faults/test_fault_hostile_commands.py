@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
 import string
 import time
@@ -41,16 +42,29 @@ from edge_agent.runtime.status_server import query_status
 from edge_agent.simulation.line_sim import LineSimulation
 from edge_agent.simulation.parcel_mix import parcel_mix
 
-RATE = 60.0
-# Scan to lane command while the bad traffic runs: what tells a stall from a busy machine.
-# The line's benchmark p99 is ~2 ms on an idle machine; here the test's own threads (the line,
-# central, the sender) share two cores with the agent and the broker: measured p99 13-58 ms
-# alone, 290-670 ms with two more copies of this module running beside it (load 7.5). Before
-# the fix a burst took it to 3.2 s (10.4 s in the review, with 10,000-row batches).
-LATENCY_P99_BOUND_MS = 1000.0
+RATE = 120.0
+# Scan to lane command while the bad traffic runs, against the same line without it in the
+# same run: each hostile flow of at least P99_MIN_PARCELS parcels may have a p99 of at most
+# LATENCY_P99_RATIO times the busiest of the quiet p99s (the module's baseline of
+# BASELINE_PARCELS, and flows of CONTROL_PARCELS just before and just after it), plus
+# LATENCY_P99_ALLOWANCE_MS. The allowance and the neighbouring quiet flows are for the 2-core
+# test machine, where the broker and the test's own simulated line share the cores with the
+# agent, and other work on the machine moves every flow's p99 by 10-25 ms from one minute to
+# the next. Measured (docs/RELIABILITY.md, "Where the loop waited"): with commands prepared on
+# a thread of the agent (`EDGE_AGENT_HOSTILE_WORKER=thread`), p99 43-57 ms under refused rule
+# sets against quiet p99s of 6-14 ms, and this bound failed; prepared in the worker process,
+# 7-25 ms. Short flows (after the restarts) are checked for every lane command, not latency.
+LATENCY_P99_RATIO = 2.0
+LATENCY_P99_ALLOWANCE_MS = 10.0
+BASELINE_PARCELS = 600
+CONTROL_PARCELS = 300
+P99_MIN_PARCELS = 100
+# Where the agent prepares commands (mqtt.command_worker): `EDGE_AGENT_HOSTILE_WORKER=thread`
+# runs the module against the old way, to see the bound fail.
+WORKER = os.environ.get("EDGE_AGENT_HOSTILE_WORKER", "process")
 # Resident memory the agent may gain over a run of hostile commands (a refused rule set's reply
 # used to be kept whole: 80 of them took 245 MB).
-MEMORY_GROWTH_BOUND_MB = 25.0
+MEMORY_GROWTH_BOUND_MB = 25.0  # the agent and its command worker together
 # The status snapshot is renewed next to the watchdog ping, every 0.5 s; systemd kills the
 # service after 10 s without a ping. A gap over this bound means the loop was held up.
 SNAPSHOT_GAP_BOUND_S = 2.0
@@ -62,13 +76,27 @@ EXIT_PROBLEMS = 2
 
 @pytest.fixture(scope="module")
 def line(tmp_path_factory: pytest.TempPathFactory):
-    """One agent for the module, with a command sender that keeps its place in the parcel mix."""
+    """One agent for the module, with a command sender that keeps its place in the parcel mix;
+    the scan -> lane command baseline measured once it has settled."""
     def command_sender(line: RunningLine) -> None:
         line.sim.sender, line.sim.position = line.client(CommandSender), 0
 
-    with fault_line(tmp_path_factory.mktemp("hostile"), parcel_mix(3000, seed=71), rate=RATE,
-                    rules_from_file=True, connect=command_sender) as running:
-        yield running.sim, running.agent
+    def worker(sim: LineSimulation) -> None:
+        if WORKER != "process":  # to compare: the bound is meant to fail with the thread
+            sim.config_path.write_text(sim.config_path.read_text().replace(
+                "[mqtt]\n", f'[mqtt]\ncommand_worker = "{WORKER}"\n'))
+
+    with fault_line(tmp_path_factory.mktemp("hostile"), parcel_mix(4000, seed=71), rate=RATE,
+                    rules_from_file=True, configure=worker, connect=command_sender) as running:
+        sim, agent = running.sim, running.agent
+        sim.baseline_p99_ms = sim.control_p99_ms = None
+        # Measured once the agent has settled: its command worker started (a new interpreter
+        # importing the agent, a second after start) and its first parcels decided.
+        wait_for(lambda: _status(sim)["commands"]["state"] == "running", timeout_s=60.0,
+                 what="the command worker running")
+        _quiet_p99(sim, agent, SOME_PARCELS, "warm-up")
+        sim.baseline_p99_ms = _quiet_p99(sim, agent, BASELINE_PARCELS, "baseline")
+        yield sim, agent
 
 
 # Parcels a flow sends at least, when a test only checks the line still sorts.
@@ -82,20 +110,55 @@ def _flow(sim: LineSimulation) -> ParcelFlow:
 def _some_parcels(sim: LineSimulation, agent: AgentProcess) -> None:
     with _flow(sim) as flow:
         wait_for(lambda: flow.sent >= SOME_PARCELS, what="some parcels sent")
-        _finish(sim, agent, flow)
+        _finish(sim, agent, flow, "some parcels")
 
 
-def _finish(sim: LineSimulation, agent: AgentProcess, flow: ParcelFlow) -> list[float]:
-    """Stop the parcels, check each was commanded and the agent still runs; the latencies."""
+def _quiet_p99(sim: LineSimulation, agent: AgentProcess, parcels: int, what: str) -> float:
+    """The p99 of a flow of `parcels` without any command traffic."""
+    with _flow(sim) as flow:
+        wait_for(lambda: flow.sent >= parcels, timeout_s=60.0, what=f"{what}: parcels sent")
+        return percentile(_finish(sim, agent, flow, what, bounded=False), 0.99)
+
+
+def _control(sim: LineSimulation, agent: AgentProcess) -> None:
+    """A quiet flow just before a hostile one (see _finish)."""
+    sim.control_p99_ms = _quiet_p99(sim, agent, CONTROL_PARCELS, "control before")
+
+
+def _finish(sim: LineSimulation, agent: AgentProcess, flow: ParcelFlow, what: str, *,
+            bounded: bool = True) -> list[float]:
+    """Stop the parcels, check each was commanded and the agent still runs, and (`bounded`)
+    that scan to lane command kept within the bound; the latencies (ordered).
+
+    The bound's base is the busiest of the module's baseline and the quiet flows just before
+    (`_control`) and just after this one: the machine's other work changes from minute to
+    minute, and what the agent is measured against is the same minute without the traffic."""
     flow.stop()
     sim.position = flow.position
     flow.wait_all_commanded()
     assert agent.process.poll() is None, agent.log_tail()
     latencies = flow.latencies_ms()
     assert latencies, "no parcel latency recorded"
-    assert percentile(latencies, 0.99) < LATENCY_P99_BOUND_MS, (
-        f"p99 {percentile(latencies, 0.99):.1f} ms, max {latencies[-1]:.1f} ms")
+    p99 = percentile(latencies, 0.99)
+    print(f"\n[hostile] {what}: {len(latencies)} parcels, p50 {percentile(latencies, 0.5):.1f} "
+          f"ms, p99 {p99:.1f} ms, max {latencies[-1]:.1f} ms")
+    if not bounded or len(latencies) < P99_MIN_PARCELS or sim.baseline_p99_ms is None:
+        return latencies
+    quiet = [sim.baseline_p99_ms, _quiet_p99(sim, agent, CONTROL_PARCELS, "control after")]
+    if sim.control_p99_ms is not None:
+        quiet.append(sim.control_p99_ms)
+    sim.control_p99_ms = None
+    bound = max(quiet) * LATENCY_P99_RATIO + LATENCY_P99_ALLOWANCE_MS
+    print(f"[hostile] {what}: bound {bound:.1f} ms from the quiet p99s {quiet}")
+    assert p99 <= bound, (f"{what}: p99 {p99:.1f} ms over the bound {bound:.1f} ms (quiet "
+                          f"p99s {quiet}); max {latencies[-1]:.1f} ms")
     return latencies
+
+
+def _resident_mb(sim: LineSimulation, pid: int) -> float:
+    """The agent's resident memory with its command worker's (a process of its own)."""
+    worker = _status(sim)["commands"].get("pid")
+    return resident_mb(pid) + (resident_mb(worker) if worker else 0.0)
 
 
 def _reply(sim: LineSimulation, correlation: str) -> dict:
@@ -130,7 +193,7 @@ def test_deeply_nested_json_even_retained_never_stops_the_agent(line):
         kept = sim.sender.send("rules.apply", nested, retain=True)
         assert _code(_reply(sim, kept)) == "retained"
         assert agent.process.pid == pid and agent.process.poll() is None
-        _finish(sim, agent, flow)
+        _finish(sim, agent, flow, "nested JSON")
     # The broker delivers the retained one again at every connect: three restarts.
     for _ in range(3):
         _restart(sim, agent)
@@ -157,7 +220,7 @@ def test_rules_with_a_bin_the_sorter_cannot_carry_are_refused_everywhere(line, t
                          what="the rules_reload_refused alarm")
         assert any("bin 120" in problem for problem in alarm["details"]["problems"])
         sim.rules_file.write_text(GOOD_RULES)
-        _finish(sim, agent, flow)
+        _finish(sim, agent, flow, "bin-120 rules")
     assert _status(sim)["agent"]["rules_version"] == DEFAULT_RULES_VERSION
     commanded = {c["parcel_id"]: c["bin"] for c in sim.results.commands[-flow.sent:]}
     events = wait_for(lambda: (lambda seen: seen if commanded.keys() <= seen.keys() else None)(
@@ -186,21 +249,24 @@ def test_refused_rule_sets_get_small_replies_and_memory_stays_flat(line):
     sim, agent = line
     pid = agent.process.pid
     text = _rules_with_many_problems(0)
+    # Made before the parcels start: the line's simulators share this process with them.
+    payloads = [dated_command(f"many-{number}", {"rules": _rules_with_many_problems(number)},
+                              lifetime_s=600) for number in range(80)]
+    _control(sim, agent)
     with _flow(sim) as flow:
         first = sim.commands.request("rules.apply", "many-warmup", {"rules": text})
-        before = resident_mb(pid)
+        before = _resident_mb(sim, pid)
         sizes = []
-        for number in range(80):
-            correlation = sim.sender.send("rules.apply", dated_command(
-                f"many-{number}", {"rules": _rules_with_many_problems(number)}))
-            reply = _reply(sim, correlation)
+        for payload in payloads:
+            reply = _reply(sim, sim.sender.send("rules.apply", payload))
             assert _code(reply) == "rejected", reply
             assert reply["error"]["problems_total"] > 500
             sizes.append(len(json.dumps(reply)))
-        after = resident_mb(pid)
-        _finish(sim, agent, flow)
+        after = _resident_mb(sim, pid)
+        _finish(sim, agent, flow, "refused rule sets")
     assert first["error"]["problems_total"] > 500 and len(first["error"]["problems"]) == 20
     assert max(sizes) < 8_000, max(sizes)
+    print(f"[hostile] resident, agent and worker: {before:.1f} -> {after:.1f} MB")
     assert after - before < MEMORY_GROWTH_BOUND_MB, (before, after)
     log_lines = (sim.out_dir / "agent.log").read_text().splitlines()
     assert max(len(line) for line in log_lines) < 16_000
@@ -221,6 +287,7 @@ def test_a_burst_of_manifest_batches_does_not_stall_the_line(line):
     # Made before the parcels start: the line's simulators share this process with them.
     payloads = [dated_command(f"burst-{b}", _manifest_batch(b), lifetime_s=600)
                 for b in range(batches)]
+    _control(sim, agent)
     with _flow(sim) as flow:
         correlations = [sim.sender.send("manifest.upsert", payload) for payload in payloads]
         # Meanwhile the loop keeps house: the status snapshot (renewed with the watchdog ping)
@@ -230,7 +297,7 @@ def test_a_burst_of_manifest_batches_does_not_stall_the_line(line):
                 c.encode() in sim.commands.replies for c in correlations):
             snapshots.append(_status(sim)["agent"]["uptime_s"])
             time.sleep(0.05)  # sampling the snapshot's age, not synchronising
-        latencies = _finish(sim, agent, flow)
+        latencies = _finish(sim, agent, flow, "manifest burst")
     replies = [_reply(sim, c) for c in correlations]
     applied = [r for r in replies if r["ok"]]
     # Taken, or refused as `busy` when the inbox's bytes were full: never a silent drop.
@@ -263,7 +330,9 @@ def test_retained_stale_and_replayed_commands_are_not_acted_on_even_after_restar
     # (a QoS 1 retry within its lifetime) gets its first reply and changes nothing.
     block = dated_command("block-1", blocked, lifetime_s=600)
     first = _reply(sim, sim.sender.send("lanes.set", block))
-    assert first["ok"] and zhuhai() == "blocked"
+    assert first["ok"]
+    # The status snapshot is renewed at the loop's next housekeeping turn after the step.
+    wait_for(lambda: zhuhai() == "blocked", what="ZHUHAI blocked in the status")
     assert sim.commands.request("lanes.set", "open-1", {"lane": "ZHUHAI", "state": "open"})["ok"]
     _restart(sim, agent)
     wait_for(lambda: _status(sim)["mqtt"]["commands_subscribed"],
@@ -326,9 +395,22 @@ def hostile_commands(draw) -> tuple[str, bytes, bool]:
     return name, payload, draw(st.booleans()) and draw(st.booleans())  # retained 1 in 4
 
 
-@settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(commands=st.lists(hostile_commands(), min_size=1, max_size=4))
+def _fuzz_examples() -> list[list[tuple[str, bytes, bool]]]:
+    """The fuzz's rounds, drawn before the parcels start: drawing them (json.dumps of 90,000
+    values, 580 KB strings) holds this process's interpreter, which the line's simulators
+    share, and would show as latency the agent did not cause."""
+    rounds: list[list[tuple[str, bytes, bool]]] = []
+
+    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(commands=st.lists(hostile_commands(), min_size=1, max_size=4))
+    def draw(commands) -> None:
+        rounds.append(commands)
+
+    draw()
+    return rounds
+
+
 def _fuzz_round(sim: LineSimulation, agent: AgentProcess, commands) -> None:
     correlations = [sim.sender.send(name, payload, retain=retain)
                     for name, payload, retain in commands]
@@ -346,13 +428,17 @@ def _fuzz_round(sim: LineSimulation, agent: AgentProcess, commands) -> None:
 def test_fuzzed_hostile_commands_while_parcels_flow(line):
     sim, agent = line
     pid = agent.process.pid
+    rounds = _fuzz_examples()
+    _control(sim, agent)
     with _flow(sim) as flow:
         sim.commands.request("ping", "fuzz-warmup")
-        before = resident_mb(pid)
-        _fuzz_round(sim, agent)
-        after = resident_mb(pid)
-        _finish(sim, agent, flow)
+        before = _resident_mb(sim, pid)
+        for commands in rounds:
+            _fuzz_round(sim, agent, commands)
+        after = _resident_mb(sim, pid)
+        _finish(sim, agent, flow, "fuzz")
     assert agent.process.pid == pid
+    print(f"[hostile] resident, agent and worker: {before:.1f} -> {after:.1f} MB")
     assert after - before < MEMORY_GROWTH_BOUND_MB, (before, after)
     status = _status(sim)
     assert status["agent"]["rules_version"] == DEFAULT_RULES_VERSION

@@ -4,14 +4,21 @@ Rules are compiled into one generated function for speed; this checks it against
 reading of each condition (edge_agent/defaults/rules.toml) on arbitrary rules and inputs.
 """
 
+import pickle
 from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_agent.sorting.conditions import Conditions, compile_rules
+from edge_agent.sorting.conditions import (
+    Conditions,
+    compile_rules,
+    portable_match,
+    rebuilt_match,
+)
 from edge_agent.sorting.inputs import DecisionInputs
 from edge_agent.sorting.lanes import LaneState
+from edge_agent.sorting.rules import default_rules
 
 LANES = ["A", "B", "C"]
 STATES = list(LaneState)
@@ -186,3 +193,22 @@ def _inputs(lane_states: dict) -> DecisionInputs:
                           "Shanghai", "standard", "manifest", lane_states,
                           datetime(2026, 1, 1, 10, tzinfo=UTC), True, True, False,
                           "paired", -3.0, True, None, None, None, None, None, None)
+
+
+@given(st.lists(conditions(), max_size=6), st.lists(facts, min_size=1, max_size=5))
+def test_a_matcher_rebuilt_in_another_process_matches_as_the_compiled_one(rule_list, cases):
+    # The command worker process compiles, the decision loop's process rebuilds: no compile.
+    match = compile_rules([(index, when) for index, when in enumerate(rule_list)])
+    rebuilt = rebuilt_match(*pickle.loads(pickle.dumps(portable_match(match))))
+    assert rebuilt.source == match.source
+    for case in cases:
+        assert rebuilt(case) == match(case)
+
+
+def test_a_pickled_rule_set_decides_as_the_original():
+    rules = default_rules()
+    copy = pickle.loads(pickle.dumps(rules))
+    assert copy.model_dump() == rules.model_dump()
+    assert copy.clock_dependent_rules == rules.clock_dependent_rules
+    for case in (_inputs({}), _inputs({"ZHUHAI": LaneState.FULL})):
+        assert copy.outcome(case) == rules.outcome(case)
