@@ -69,7 +69,7 @@ STARVED_RECHECK_S = 1.0
 # Once the first bytes of an answer came, the rest has this long to follow.
 ANSWER_TIMEOUT_S = 10.0
 # A worker whose connection broke is given this long to be seen exited (for its exit code).
-EXIT_WAIT_S = 0.5
+STOP_WAIT_S = 0.5
 
 RaiseAlarm = Callable[[str, str, str, dict[str, Any]], None]
 
@@ -215,7 +215,7 @@ class WorkerProcess:
         except (EOFError, OSError, pickle.UnpicklingError, struct.error) as exc:
             code = None
             if self._process is not None:
-                self._process.join(EXIT_WAIT_S)  # a dead worker's socket closes first
+                self._process.join(STOP_WAIT_S)  # a dead worker's socket closes first
                 code = self._process.exitcode
             what = f"exited (code {code})" if code is not None else f"broke off ({exc})"
             raise WorkerFailed(what) from None
