@@ -11,6 +11,10 @@ the next one queued with `queue_outcomes`, else drawn at `outcome_rates` (seeded
   (up to the agent's answer sending it to the exception chute, which ends it as sorted there);
 - "chute_full": the parcel goes to the reply's fallback; "tracking_lost", "too_late": no chute;
 - `deadline_ms`: the deadline each request names (0 < it < the agent's time: answered late);
+- `hold_requests()` ... `release_requests()`: the requests of the parcels inducted between
+  them go out in one write (a burst, as several parcels reach the scan tunnel together or TCP
+  puts several messages in one segment): the agent reads them at once and answers them one
+  after the other, so with a short deadline the last ones are answered late;
 - `unplug()` / `replug()`: the link drops (inherited from PtyPeer);
 - `heartbeat_period_s`: heartbeats, each of which the agent must acknowledge.
 """
@@ -70,6 +74,7 @@ class HostSorterSimulator(PtyPeer):
         self.requests_sent_ns: dict[int, int] = {}
         self.unknown: list[bytes] = []
         self._queued: deque[str] = deque()
+        self._held: list[tuple[int, bytes]] | None = None  # requests kept for one burst
         self._rng = random.Random(0)
         self._seq = itertools.count(1)
         self._unacked: dict[int, tuple[bytes, int, float]] = {}  # seq -> (frame, sends, due)
@@ -86,6 +91,19 @@ class HostSorterSimulator(PtyPeer):
         with self._changed:
             self.parcels[tracking] = Inducted(tracking, list(barcodes), weight_kg, dims, passes)
         return self._request(tracking)
+
+    def hold_requests(self) -> None:
+        """Keep the next requests back, to send them in one write at release_requests()."""
+        with self._changed:
+            self._held = []
+
+    def release_requests(self) -> None:
+        with self._changed:
+            held, self._held = self._held or [], None
+        self.send_glued([frame for _, frame in held])
+        sent_ns = time.monotonic_ns()
+        for seq, _ in held:
+            self.requests_sent_ns.setdefault(seq, sent_ns)
 
     def queue_outcomes(self, *outcomes: str) -> None:
         for outcome in outcomes:
@@ -161,7 +179,12 @@ class HostSorterSimulator(PtyPeer):
             body["deadline_ms"] = self.deadline_ms
         seq = next(self._seq)
         frame = encode_message(self._start, 1, REQUEST, seq, body)
-        for copy in range(2 if self.resend_requests else 1):
+        copies = 2 if self.resend_requests else 1
+        with self._changed:
+            if self._held is not None:
+                self._held.extend([(seq, frame)] * copies)
+                return seq
+        for copy in range(copies):
             self.send_frame(frame)
             if copy == 0:
                 self.requests_sent_ns[seq] = time.monotonic_ns()
