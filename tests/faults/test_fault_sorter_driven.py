@@ -22,7 +22,7 @@ import pytest
 from fault_support import Central, scaled
 from line_harness import AgentProcess, wait_for
 from support.broker import MosquittoBroker, mosquitto  # noqa: F401
-from support.device_links import Link, cut, device_lines, place
+from support.device_links import Link, device_lines, place
 
 from edge_agent.config import load_config
 from edge_agent.devices.simulators.host_sorter import HostSorterSimulator
@@ -130,7 +130,7 @@ def test_sorter_driven_parcels_are_decided_once_and_end_once_across_sigkills(lin
                 sorter.replug()
                 wait_for(lambda: sorter_connected(root / "state"), what="link back")
             if number == 1:  # and a link lost with requests and results on it
-                cut(sorter, link)
+                sorter.drop_link()
                 wait_for(lambda: sorter_connected(root / "state"), what="link back")
         driver.join()
 

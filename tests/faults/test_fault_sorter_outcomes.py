@@ -21,7 +21,7 @@ import pytest
 from fault_support import Central, scaled
 from line_harness import AgentProcess, sorter_records, wait_for
 from support.broker import MosquittoBroker, mosquitto  # noqa: F401
-from support.device_links import Link, cut, device_lines, place
+from support.device_links import Link, device_lines, place
 
 from edge_agent.config import load_config
 from edge_agent.simulation.line_sim import LineSimulation
@@ -87,7 +87,7 @@ def test_every_decided_parcel_ends_with_one_outcome_across_sigkills(line, link: 
                 sim.sorter.replug()
                 assert sim.wait_for_agent(), agent.log_tail()
             if number == 1:  # and a link lost with commands and confirmations on it
-                cut(sim.sorter, link)
+                sim.sorter.drop_link()
                 assert sim.wait_for_agent(), agent.log_tail()
         driver.join()
         commanded = {r["parcel_id"] for r in sorter_records(sim)}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from line_harness import yrd_parcel
+from support.device_links import Link, device_lines, place
 from test_agent_loop import MORNING, outbox_rows, turn_until
 
 from edge_agent.config import load_config
@@ -26,21 +27,21 @@ ZHUHAI_BIN, EXCEPTION_BIN = 1, 4
 
 
 class Line:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, link: Link = "pty", device_extra: str = ""):
         self.root = root
         self.state_dir = root / "state"
         self.state_dir.mkdir(parents=True)
         self.parcels = [yrd_parcel(i) for i in range(10)]
         write_manifest(root, self.state_dir, self.parcels)
-        self.sorter = HostSorterSimulator(root / "sorter").start()
+        self.sorter = place(HostSorterSimulator(root / "sorter"), link).start()
         self.config_path = root / "agent.toml"
         self.config_path.write_text(f"""
 site = "SIM"
 line = "L1"
 state_dir = "state"
 [devices.sorter]
-port = "{self.sorter.path}"
-profile = "sorter-host-json"
+{device_lines(self.sorter, link)}
+profile = "sorter-host-json"{device_extra}
 [sorter]
 confirm_timeout_ms = 3000
 max_passes = 2

@@ -4,7 +4,8 @@ One test body serves every link a line can have: `LINKS` are a pty (a serial por
 TCP with the agent as client (the device listens: a serial-to-Ethernet converter, a PLC's raw
 socket) or as server (the device connects: the sorter controllers of the public host specs).
 `place(device, link)` goes before the device's start(); `device_lines(device, link)` are the
-lines of its `[devices.NAME]` table besides the profile; `cut(device, link)` loses the link.
+lines of its `[devices.NAME]` table besides the profile; `device.drop_link()` loses the
+link while the device stays up, whichever it is.
 """
 
 from __future__ import annotations
@@ -36,12 +37,3 @@ def device_lines(device: PtyPeer, link: Link) -> str:
     return f'transport = "tcp"\nrole = "{role}"\nhost = "{LOOPBACK}"\nport = {device.tcp_port}'
 
 
-def cut(device: PtyPeer, link: Link) -> None:
-    """The link is lost while the device stays up: a pty's cable pulled and put back at once
-    (a new pty behind the same path), a TCP connection closed (the device listens on or
-    connects again by itself)."""
-    if link == "pty":
-        device.unplug()
-        device.replug()
-    else:
-        device.drop_link()

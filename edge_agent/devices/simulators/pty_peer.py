@@ -113,7 +113,12 @@ class PtyPeer:
 
     def drop_link(self) -> None:
         """The link goes (a switch rebooted, a cable pulled at the far end) but the device stays
-        up: the connection closes; a server keeps listening, a client connects again."""
+        up: the connection closes; a server keeps listening, a client connects again. On a
+        pty: the cable pulled and put back at once (a new pty behind the same path)."""
+        if self._tcp is None:
+            self.unplug()
+            self.replug()
+            return
         with self._lock:
             self._close_connection()
             self._pending.clear()
