@@ -157,6 +157,29 @@ def test_an_answer_after_the_deadline_is_the_exception_chute_and_counted(line, m
     assert agent.counters.totals["requests_late"] == 1
 
 
+def test_a_later_pass_answered_after_its_deadline_is_the_exception_chute(line, monkeypatch):
+    agent = line.start_agent()
+    line.sorter.queue_outcomes("recirculated")
+    line.sorter.result_delay_s = 0.2
+    line.sorter.induct("T1", [line.parcels[0].barcode], weight_kg=4.2)
+    turn_until(agent, lambda: replies(line, "T1"))
+    real = time.monotonic_ns
+
+    class Slow:  # from here the loop takes a second to answer
+        @staticmethod
+        def monotonic_ns() -> int:
+            return real() + 1_000_000_000
+
+    monkeypatch.setattr(destinations, "time", Slow)
+    turn_until(agent, lambda: len(replies(line, "T1")) == 2)  # its second pass
+    first, second = replies(line, "T1")
+    assert (first["chutes"], first["late"]) == ([ZHUHAI_BIN], False)
+    assert (second["chutes"], second["late"]) == ([EXCEPTION_BIN], True)
+    totals = agent.counters.totals
+    assert (totals["requests_late"], totals["requests_recirculated"]) == (1, 1)
+    assert len(outbox_rows(agent, "parcel")) == 1  # still no second decision
+
+
 def test_chute_full_and_a_result_resent_after_a_lost_ack(line):
     agent = line.start_agent()
     line.sorter.queue_outcomes("chute_full")
