@@ -14,7 +14,8 @@ same bytes: `serve_tcp(host, port)` before `start()` makes it listen (the agent 
 client; `url` says where), `connect_tcp(host, port)` makes it connect to an agent listening
 there (and connect again whenever the link goes). `unplug()` is then a device switched off
 (its connection and its listening socket closed), `drop_link()` a link lost while the device
-stays up (only the connection closed: a server device keeps listening, a client one reconnects).
+stays up (only the connection closed: a server device keeps listening, a client one reconnects;
+on a pty, the cable pulled and put back at once).
 Loopback addresses in tests.
 """
 
