@@ -16,6 +16,11 @@ from support.device_links import Link
 from test_agent_loop import outbox_rows, turn_until
 from test_sorter_driven import ZHUHAI_BIN, Line, replies
 
+from edge_agent.devices.profiles import load_profile
+from edge_agent.devices.tcp_endpoint import TcpEndpoint
+from edge_agent.devices.tcp_port import TcpPort
+from edge_agent.units import NS_PER_S
+
 IDLE_TIMEOUT_S = 0.5
 HEARTBEAT_PERIOD_S = 0.1
 
@@ -66,3 +71,11 @@ def test_heartbeats_keep_a_quiet_tcp_link_and_silence_drops_it(tmp_path: Path) -
         assert reply["chutes"] == [ZHUHAI_BIN]
     finally:
         line.close()
+
+
+def test_a_sorter_host_link_silent_for_30_s_is_dropped_by_default() -> None:
+    """The public host specs' figure: the sorter's heartbeat every 5 s, the link dropped after
+    30 s of silence. No heartbeat of the agent's own: it acknowledges the sorter's."""
+    port = TcpPort("sorter", TcpEndpoint("127.0.0.1", 9100, "server"),
+                   load_profile("sorter-host-json"))
+    assert (port.idle_timeout_ns, port.heartbeat_period_ns) == (30 * NS_PER_S, None)
