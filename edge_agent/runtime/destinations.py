@@ -5,7 +5,8 @@ Runs on the decision loop's thread, as part of it. For each destination request:
   bytes again: never a second decision (`requests_resent`);
 - a parcel seen before (same tracking number; or, on a later pass, one of its barcodes) gets
   the same chute as before, no new decision (`requests_recirculated`), until
-  its pass passes `sorter.max_passes`: then the exception chute (`recirculation_limit`);
+  its pass passes `sorter.max_passes`: then the exception chute (`recirculation_limit`); an
+  answer after the deadline is the exception chute too, as for a new parcel (`requests_late`);
 - a new parcel is decided by the same decision core as a DWS record, its outcome expected and
   its event stored (in that order, as for lane commands) before the reply is written. A reply
   made after the request's deadline sends the parcel to the exception lane (reason
@@ -173,8 +174,9 @@ class DestinationService:
         else:
             totals["requests_recirculated"] += 1
         late = time.monotonic_ns() > request.received_ns + request.deadline_ms * 1_000_000
-        if late:
+        if late:  # the sorter has used its fallback by now; say the same, as a late decision
             totals["requests_late"] += 1
+            chute = self._exception_bin()
         _remember(self._parcels, request.tracking, known)
         self._send(self._reply(request, [chute], known.barcode, late))
 

@@ -1,6 +1,9 @@
-"""Sorter-driven mode end to end: the real agent process, a sorter-host sorter on a pty that
-re-sends every request, recirculates, reports chutes full and loses tracking at random, a real
-mosquitto, and SIGKILLs of the agent while parcels are on the sorter.
+"""Sorter-driven mode end to end: the real agent process, a sorter-host sorter that re-sends
+every request, recirculates, reports chutes full and loses tracking at random and gives some
+requests a deadline the agent cannot meet, a real mosquitto, SIGKILLs of the agent while parcels
+are on the sorter, and the sorter's link lost twice (switched off for a moment; a connection
+dropped with requests and results on it). The sorter sits on a pty, or on loopback TCP
+connecting to the agent as its server (as the public sorter host specs have it).
 
 Central must see at most one decision per tracking number (re-sent requests and later passes,
 across restarts too, never decide again) and exactly one outcome per decided parcel: the
@@ -19,9 +22,11 @@ import pytest
 from fault_support import Central, scaled
 from line_harness import AgentProcess, wait_for
 from support.broker import MosquittoBroker, mosquitto  # noqa: F401
+from support.device_links import Link, device_lines, place
 
 from edge_agent.config import load_config
 from edge_agent.devices.simulators.host_sorter import HostSorterSimulator
+from edge_agent.runtime.destinations import LATE_REASON
 from edge_agent.runtime.status_server import StatusError, query_status
 from edge_agent.simulation.line_sim import write_manifest
 from edge_agent.simulation.parcel_mix import parcel_mix
@@ -38,6 +43,9 @@ SAID = {"sorted": "sorted", "too_late": "too_late", "chute_full": "bin_full",
         "chute_jammed": "bin_jammed", "tracking_lost": "tracking_lost",
         "recirculated": "recirculated"}
 EVENTS_TIMEOUT_S = 60.0
+# Every LATE_EVERY-th parcel starts a burst of LATE_BURST requests in one write, each naming a
+# 1 ms deadline: the agent answers them one after the other, the last ones late.
+LATE_EVERY, LATE_BURST = 40, 8
 
 
 def sorter_connected(state_dir: Path) -> bool:
@@ -49,12 +57,12 @@ def sorter_connected(state_dir: Path) -> bool:
 
 
 @pytest.fixture
-def line(tmp_path: Path, mosquitto: MosquittoBroker):  # noqa: F811
+def line(tmp_path: Path, mosquitto: MosquittoBroker, link: Link):  # noqa: F811
     parcels = parcel_mix(PARCELS, seed=41)
     state_dir = tmp_path / "state"
     state_dir.mkdir()
     write_manifest(tmp_path, state_dir, parcels)
-    sorter = HostSorterSimulator(tmp_path / "sorter").start()
+    sorter = place(HostSorterSimulator(tmp_path / "sorter"), link).start()
     sorter.outcome = "sorted"
     sorter.use_outcome_rates(RATES, seed=3)
     sorter.resend_requests = True  # every request twice, unchanged
@@ -65,7 +73,7 @@ site = "SIM"
 line = "L1"
 state_dir = "state"
 [devices.sorter]
-port = "{sorter.path}"
+{device_lines(sorter, link)}
 profile = "sorter-host-json"
 [sorter]
 confirm_timeout_ms = {CONFIRM_TIMEOUT_MS}
@@ -83,7 +91,8 @@ telemetry_period_s = 1.0
     sorter.stop()
 
 
-def test_sorter_driven_parcels_are_decided_once_and_end_once_across_sigkills(line):
+@pytest.mark.parametrize("link", ["pty", "tcp-server"])
+def test_sorter_driven_parcels_are_decided_once_and_end_once_across_sigkills(line, link: Link):
     root, config, sorter, parcels, central = line
     kill_points = sorted(random.Random(9).sample(range(40, PARCELS - 40), KILLS))
     inducted = 0
@@ -95,8 +104,14 @@ def test_sorter_driven_parcels_are_decided_once_and_end_once_across_sigkills(lin
             while (wait := start + number / RATE - time.monotonic()) > 0:
                 time.sleep(wait)  # pacing the line, not synchronisation
             dims = None if parcel.weight_kg is None else (300.0, 200.0, 100.0)
+            if number % LATE_EVERY == 0:
+                sorter.hold_requests()
+                sorter.deadline_ms = 1
             sorter.induct(f"T{number:06d}", [parcel.barcode] if parcel.barcode else [],
                           weight_kg=parcel.weight_kg, dims=dims)
+            if number % LATE_EVERY == LATE_BURST - 1:
+                sorter.deadline_ms = None
+                sorter.release_requests()
             inducted = number + 1
 
     agent = AgentProcess(config, root / "agent.log").start()
@@ -113,6 +128,9 @@ def test_sorter_driven_parcels_are_decided_once_and_end_once_across_sigkills(lin
                 sorter.unplug()
                 wait_for(lambda: not sorter_connected(root / "state"), what="link down")
                 sorter.replug()
+                wait_for(lambda: sorter_connected(root / "state"), what="link back")
+            if number == 1:  # and a link lost with requests and results on it
+                sorter.drop_link()
                 wait_for(lambda: sorter_connected(root / "state"), what="link back")
         driver.join()
 
@@ -152,5 +170,12 @@ def test_sorter_driven_parcels_are_decided_once_and_end_once_across_sigkills(lin
     assert wrong == []
     heard = sum(1 for o in outcomes.values() if o.source == "sorter")
     assert heard >= len(decisions) * 0.7, (heard, len(decisions))
+    # Answered after the deadline: to the exception lane, said so, only where the deadline was
+    # one the agent could not meet (a decision is made on a parcel's first request only).
+    late = {event["sorter_tracking"]: event for event in decisions.values()
+            if LATE_REASON in event["reasons"]}
+    assert late, "no request was answered late"
+    assert {t for t, event in late.items() if event["lane"] != "EXCEPTION"
+            or int(t.removeprefix("T")) % LATE_EVERY >= LATE_BURST} == set()
     resent = sum(1 for p in sorter.parcels.values() for r in p.replies) - len(sorter.parcels)
     assert resent > 0  # the agent answered re-sent requests (and decided none twice, above)

@@ -1,6 +1,9 @@
 """Parcel outcomes end to end: the real agent process, the simulated line on ptys, a real
 mosquitto, a sorter confirming every kind of outcome at random (and some parcels not at all,
-some twice), and SIGKILLs of the agent while parcels wait for their confirmation.
+some twice), and SIGKILLs of the agent while parcels wait for their confirmation. The sorter
+sits on a pty, or on loopback TCP with the agent as client (a generic-divert controller takes
+commands, so it listens, as a serial-to-Ethernet converter or a PLC's socket does), and its
+link is lost twice: switched off for a moment, and a connection dropped with parcels on it.
 
 Central must receive exactly one outcome per decided parcel (the same event_id if re-sent, never
 two different ones), each the sorter's word for that parcel or, when its confirmation could not
@@ -18,6 +21,7 @@ import pytest
 from fault_support import Central, scaled
 from line_harness import AgentProcess, sorter_records, wait_for
 from support.broker import MosquittoBroker, mosquitto  # noqa: F401
+from support.device_links import Link, device_lines, place
 
 from edge_agent.config import load_config
 from edge_agent.simulation.line_sim import LineSimulation
@@ -35,12 +39,14 @@ EVENTS_TIMEOUT_S = 60.0
 
 
 @pytest.fixture
-def line(tmp_path: Path, mosquitto: MosquittoBroker):  # noqa: F811
+def line(tmp_path: Path, mosquitto: MosquittoBroker, link: Link):  # noqa: F811
     sim = LineSimulation(tmp_path / "line", parcel_mix(PARCELS, seed=31), rate=RATE,
                          broker=f"{mosquitto.host}:{mosquitto.port}")
+    place(sim.sorter, link)
     sim.prepare()
-    with sim.config_path.open("a") as config:
-        config.write(f"\n[sorter]\nconfirm_timeout_ms = {CONFIRM_TIMEOUT_MS}\n")
+    config = sim.config_path.read_text().replace(f'port = "{sim.sorter.path}"',
+                                                 device_lines(sim.sorter, link))
+    sim.config_path.write_text(config + f"\n[sorter]\nconfirm_timeout_ms = {CONFIRM_TIMEOUT_MS}\n")
     sim.sorter.outcome = "sorted"
     sim.sorter.use_outcome_rates(RATES, seed=5)
     sim.sorter.confirm_delay_s = 0.2  # the parcel travels to its bin: confirmations overlap kills
@@ -59,10 +65,19 @@ def outcome_events(central: Central) -> dict[str, set[str]]:
     return found
 
 
-def test_every_decided_parcel_ends_with_one_outcome_across_sigkills(line):
+@pytest.mark.parametrize("link", ["pty", "tcp-client"])
+def test_every_decided_parcel_ends_with_one_outcome_across_sigkills(line, link: Link):
     sim, central = line
     sim.sorter.duplicate_confirmations = True  # a sorter that repeats itself changes nothing
     kill_points = sorted(random.Random(7).sample(range(60, PARCELS - 60), KILLS))
+
+    def relinked(connections: int) -> None:
+        """Over TCP: until the sorter took a new connection. The agent is linked once its
+        connect completes, which may be before the sorter accepted it (switched off then, it
+        never would); and a drop followed at once by a kill is one new link, not two."""
+        wait_for(lambda: link == "pty" or sim.sorter.connections > connections,
+                 what="the sorter's end of a new link")
+
     agent = AgentProcess(sim.config_path, sim.out_dir / "agent.log").start()
     try:
         assert sim.wait_for_agent(), agent.log_tail()
@@ -71,14 +86,20 @@ def test_every_decided_parcel_ends_with_one_outcome_across_sigkills(line):
         for number, point in enumerate(kill_points):
             wait_for(lambda p=point: sim.results.sent >= p or not driver.is_alive(),
                      what=f"parcel {point} sent")
+            links = sim.sorter.connections
             agent.kill()  # parcels wait for confirmations the sorter is about to send
             agent.start()
             assert sim.wait_for_agent(), agent.log_tail()
+            relinked(links)
             if number == 0:  # and once the sorter's link drops for a moment
                 sim.sorter.unplug()
                 wait_for(lambda: not sim.wait_for_agent(timeout_s=0.1), what="link down")
                 sim.sorter.replug()
                 assert sim.wait_for_agent(), agent.log_tail()
+            if number == 1:  # and a link lost with commands and confirmations on it
+                links = sim.sorter.connections
+                sim.sorter.drop_link()
+                relinked(links)
         driver.join()
         commanded = {r["parcel_id"] for r in sorter_records(sim)}
         wait_for(lambda: set(central.parcels()) <= set(outcome_events(central))
@@ -94,6 +115,8 @@ def test_every_decided_parcel_ends_with_one_outcome_across_sigkills(line):
     commanded = {command.parcel_id for command in sim.sorter.commands}  # all, late ones too
     outcomes = outcome_events(central)
     assert len(commanded) >= PARCELS // 4, "the line was served between kills and the drop"
+    if link != "pty":  # each kill, the switch-off and the cut: a new connection each time
+        assert sim.sorter.connections >= KILLS + 3, sim.sorter.connections
     # Exactly one outcome per decided parcel: one event, re-sent perhaps, never two.
     assert {pid: ids for pid, ids in outcomes.items() if len(ids) > 1} == {}
     by_parcel = {a.event["parcel_id"]: a.event for a in central.snapshot() if a.kind == "outcome"}

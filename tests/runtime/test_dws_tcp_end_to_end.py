@@ -14,14 +14,13 @@ from pathlib import Path
 import pytest
 from line_harness import AgentProcess, EventCollector, wait_for
 from support.broker import MosquittoBroker
+from support.device_links import Link, device_lines, place
 
 from edge_agent.devices.simulators import DwsSimulator, SorterSimulator
 from edge_agent.runtime.status_server import StatusError, query_status
 from edge_agent.simulation.line_sim import write_manifest
-from edge_agent.simulation.local_broker import free_port
 from edge_agent.simulation.parcel_mix import SimParcel
 
-LOOPBACK = "127.0.0.1"
 BEFORE, DURING, AFTER = range(1, 6), range(6, 9), range(9, 15)
 
 
@@ -62,13 +61,6 @@ port = {broker.port}
 """
 
 
-def dws_device(role: str, port: int) -> str:
-    """The [devices.dws] lines for the agent as TCP client or server."""
-    if role == "client":
-        return f'transport = "tcp"\nhost = "{LOOPBACK}"\nport = {port}'
-    return f'transport = "tcp"\nrole = "server"\nhost = "{LOOPBACK}"\nport = {port}'
-
-
 def dws_state(state_dir: Path) -> dict:
     try:
         return query_status(state_dir / "status.sock", timeout_s=1.0)["devices"]["dws"]
@@ -76,21 +68,17 @@ def dws_state(state_dir: Path) -> dict:
         return {}
 
 
-@pytest.mark.parametrize(("role", "profile"), [
-    ("client", "generic-dws"), ("server", "generic-dws"), ("client", "cubiscan-style")])
+@pytest.mark.parametrize(("link", "profile"), [
+    ("tcp-client", "generic-dws"), ("tcp-server", "generic-dws"),
+    ("tcp-client", "cubiscan-style")])
 def test_dws_over_tcp_survives_a_link_drop_without_inventing_parcels(
-    tmp_path: Path, mosquitto: MosquittoBroker, role: str, profile: str
+    tmp_path: Path, mosquitto: MosquittoBroker, link: Link, profile: str
 ) -> None:
     out = tmp_path / "line"
     (out / "dev").mkdir(parents=True)
     state_dir = out / "state"
     state_dir.mkdir()
-    address = free_port()
-    unit = DwsSimulator(profile, name="dws")
-    if role == "client":  # the agent connects: the unit listens
-        unit.serve_tcp(LOOPBACK, address)
-    else:
-        unit.connect_tcp(LOOPBACK, address)
+    unit = place(DwsSimulator(profile, name="dws"), link)  # tcp-client: the unit listens
     unit.split_pieces = 2  # records arrive in pieces, as TCP segments may
     sorter = SorterSimulator(out / "dev" / "sorter", name="sorter")
     collector = agent = None
@@ -99,7 +87,7 @@ def test_dws_over_tcp_survives_a_link_drop_without_inventing_parcels(
         sorter.start()
         write_manifest(out, state_dir, [export_row(n) for n in (*BEFORE, *DURING, *AFTER)])
         config = out / "agent.toml"
-        config.write_text(config_text(dws_device(role, address), sorter.path, profile,
+        config.write_text(config_text(device_lines(unit, link), sorter.path, profile,
                                       mosquitto))
         collector = EventCollector(mosquitto.host, mosquitto.port, "sortline/v1/SIM/DWS2/")
         assert collector.wait_subscribed(10)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from line_harness import yrd_parcel
+from support.device_links import Link, device_lines, place
 from test_agent_loop import MORNING, outbox_rows, turn_until
 
 from edge_agent.config import load_config
@@ -26,21 +27,21 @@ ZHUHAI_BIN, EXCEPTION_BIN = 1, 4
 
 
 class Line:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, link: Link = "pty", device_extra: str = ""):
         self.root = root
         self.state_dir = root / "state"
         self.state_dir.mkdir(parents=True)
         self.parcels = [yrd_parcel(i) for i in range(10)]
         write_manifest(root, self.state_dir, self.parcels)
-        self.sorter = HostSorterSimulator(root / "sorter").start()
+        self.sorter = place(HostSorterSimulator(root / "sorter"), link).start()
         self.config_path = root / "agent.toml"
         self.config_path.write_text(f"""
 site = "SIM"
 line = "L1"
 state_dir = "state"
 [devices.sorter]
-port = "{self.sorter.path}"
-profile = "sorter-host-json"
+{device_lines(self.sorter, link)}
+profile = "sorter-host-json"{device_extra}
 [sorter]
 confirm_timeout_ms = 3000
 max_passes = 2
@@ -154,6 +155,29 @@ def test_an_answer_after_the_deadline_is_the_exception_chute_and_counted(line, m
     [event] = outbox_rows(agent, "parcel")
     assert event["lane"] == "EXCEPTION" and "reply_deadline_missed" in event["reasons"]
     assert agent.counters.totals["requests_late"] == 1
+
+
+def test_a_later_pass_answered_after_its_deadline_is_the_exception_chute(line, monkeypatch):
+    agent = line.start_agent()
+    line.sorter.queue_outcomes("recirculated")
+    line.sorter.result_delay_s = 0.2
+    line.sorter.induct("T1", [line.parcels[0].barcode], weight_kg=4.2)
+    turn_until(agent, lambda: replies(line, "T1"))
+    real = time.monotonic_ns
+
+    class Slow:  # from here the loop takes a second to answer
+        @staticmethod
+        def monotonic_ns() -> int:
+            return real() + 1_000_000_000
+
+    monkeypatch.setattr(destinations, "time", Slow)
+    turn_until(agent, lambda: len(replies(line, "T1")) == 2)  # its second pass
+    first, second = replies(line, "T1")
+    assert (first["chutes"], first["late"]) == ([ZHUHAI_BIN], False)
+    assert (second["chutes"], second["late"]) == ([EXCEPTION_BIN], True)
+    totals = agent.counters.totals
+    assert (totals["requests_late"], totals["requests_recirculated"]) == (1, 1)
+    assert len(outbox_rows(agent, "parcel")) == 1  # still no second decision
 
 
 def test_chute_full_and_a_result_resent_after_a_lost_ack(line):

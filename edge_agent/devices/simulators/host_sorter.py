@@ -7,10 +7,18 @@ until the agent acknowledges it, as the public host interfaces specify. Each par
 the next one queued with `queue_outcomes`, else drawn at `outcome_rates` (seeded), else
 `outcome`. Faults on demand:
 - `resend_requests`: every request is sent twice, unchanged (same sequence);
+- `resend_unanswered_s`: a request with no reply after this long is sent again unchanged (same
+  sequence), up to `max_resends` times, as a sorter does whose answer was lost with its link;
+- `lose_replies`: the next N replies are lost with the link (it drops as each arrives, unread),
+  leaving requests outstanding across a new link;
 - "recirculated": an intermediate report, then the same tracking number asks again with pass+1
   (up to the agent's answer sending it to the exception chute, which ends it as sorted there);
 - "chute_full": the parcel goes to the reply's fallback; "tracking_lost", "too_late": no chute;
 - `deadline_ms`: the deadline each request names (0 < it < the agent's time: answered late);
+- `hold_requests()` ... `release_requests()`: the requests of the parcels inducted between
+  them go out in one write (a burst, as several parcels reach the scan tunnel together or TCP
+  puts several messages in one segment): the agent reads them at once and answers them one
+  after the other, so with a short deadline the last ones are answered late;
 - `unplug()` / `replug()`: the link drops (inherited from PtyPeer);
 - `heartbeat_period_s`: heartbeats, each of which the agent must acknowledge.
 """
@@ -62,6 +70,8 @@ class HostSorterSimulator(PtyPeer):
         self.result_delay_s = 0.0
         self.resend_after_s, self.max_resends = 0.3, 3
         self.resend_requests = False
+        self.resend_unanswered_s: float | None = None
+        self.lose_replies = 0
         self.deadline_ms: int | None = None
         self.heartbeat_period_s: float | None = None
         self.parcels: dict[str, Inducted] = {}
@@ -70,9 +80,11 @@ class HostSorterSimulator(PtyPeer):
         self.requests_sent_ns: dict[int, int] = {}
         self.unknown: list[bytes] = []
         self._queued: deque[str] = deque()
+        self._held: list[tuple[int, bytes]] | None = None  # requests kept for one burst
         self._rng = random.Random(0)
         self._seq = itertools.count(1)
         self._unacked: dict[int, tuple[bytes, int, float]] = {}  # seq -> (frame, sends, due)
+        self._unanswered: dict[int, tuple[bytes, int, float]] = {}  # requests, likewise
         self._heartbeats: dict[int, float] = {}
         self._next_heartbeat = 0.0
         self._changed = threading.Condition()
@@ -86,6 +98,19 @@ class HostSorterSimulator(PtyPeer):
         with self._changed:
             self.parcels[tracking] = Inducted(tracking, list(barcodes), weight_kg, dims, passes)
         return self._request(tracking)
+
+    def hold_requests(self) -> None:
+        """Keep the next requests back, to send them in one write at release_requests()."""
+        with self._changed:
+            self._held = []
+
+    def release_requests(self) -> None:
+        with self._changed:
+            held, self._held = self._held or [], None
+        self.send_glued([frame for _, frame in held])
+        sent_ns = time.monotonic_ns()
+        for seq, _ in held:
+            self.requests_sent_ns.setdefault(seq, sent_ns)
 
     def queue_outcomes(self, *outcomes: str) -> None:
         for outcome in outcomes:
@@ -126,7 +151,12 @@ class HostSorterSimulator(PtyPeer):
                 self.unknown.append(frame.raw)
 
     def _on_reply(self, seq: int, body: dict) -> None:
+        if self.lose_replies > 0:
+            self.lose_replies -= 1
+            self.drop_link()  # the reply went down with the link: never read
+            return
         with self._changed:
+            self._unanswered.pop(seq, None)
             parcel = self.parcels.get(str(body.get("tracking")))
             if parcel is None:
                 self.unknown.append(json.dumps(body).encode())
@@ -161,7 +191,14 @@ class HostSorterSimulator(PtyPeer):
             body["deadline_ms"] = self.deadline_ms
         seq = next(self._seq)
         frame = encode_message(self._start, 1, REQUEST, seq, body)
-        for copy in range(2 if self.resend_requests else 1):
+        copies = 2 if self.resend_requests else 1
+        with self._changed:
+            if self.resend_unanswered_s is not None:
+                self._unanswered[seq] = (frame, 1, time.monotonic() + self.resend_unanswered_s)
+            if self._held is not None:
+                self._held.extend([(seq, frame)] * copies)
+                return seq
+        for copy in range(copies):
             self.send_frame(frame)
             if copy == 0:
                 self.requests_sent_ns[seq] = time.monotonic_ns()
@@ -210,15 +247,10 @@ class HostSorterSimulator(PtyPeer):
             self._request(parcel.tracking)
 
     def on_tick(self, now: float) -> None:
-        resend = []
         with self._changed:
-            for seq, (frame, sends, due) in list(self._unacked.items()):
-                if now >= due:
-                    if sends > self.max_resends:
-                        del self._unacked[seq]  # given up, as the interfaces specify
-                    else:
-                        self._unacked[seq] = (frame, sends + 1, now + self.resend_after_s)
-                        resend.append(frame)
+            resend = (_due_again(self._unacked, now, self.resend_after_s, self.max_resends)
+                      + _due_again(self._unanswered, now, self.resend_unanswered_s or 0.0,
+                                   self.max_resends))
         for frame in resend:
             self.send_frame(frame)
         if self.heartbeat_period_s is not None and now >= self._next_heartbeat:
@@ -231,3 +263,19 @@ class HostSorterSimulator(PtyPeer):
     def heartbeats_unanswered(self) -> int:
         with self._changed:
             return len(self._heartbeats)
+
+
+def _due_again(unanswered: dict[int, tuple[bytes, int, float]], now: float, period_s: float,
+               max_resends: int) -> list[bytes]:
+    """The frames of `unanswered` (seq -> frame, sends, due) to send again now; those sent
+    `max_resends` times already are given up, as the public interfaces specify (for a request,
+    the sorter's own fallback chute then takes the parcel)."""
+    due_now = []
+    for seq, (frame, sends, due) in list(unanswered.items()):
+        if now >= due:
+            if sends > max_resends:
+                del unanswered[seq]
+            else:
+                unanswered[seq] = (frame, sends + 1, now + period_s)
+                due_now.append(frame)
+    return due_now

@@ -14,7 +14,8 @@ same bytes: `serve_tcp(host, port)` before `start()` makes it listen (the agent 
 client; `url` says where), `connect_tcp(host, port)` makes it connect to an agent listening
 there (and connect again whenever the link goes). `unplug()` is then a device switched off
 (its connection and its listening socket closed), `drop_link()` a link lost while the device
-stays up (only the connection closed: a server device keeps listening, a client one reconnects).
+stays up (only the connection closed: a server device keeps listening, a client one reconnects;
+on a pty, the cable pulled and put back at once).
 Loopback addresses in tests.
 """
 
@@ -113,7 +114,12 @@ class PtyPeer:
 
     def drop_link(self) -> None:
         """The link goes (a switch rebooted, a cable pulled at the far end) but the device stays
-        up: the connection closes; a server keeps listening, a client connects again."""
+        up: the connection closes; a server keeps listening, a client connects again. On a
+        pty: the cable pulled and put back at once (a new pty behind the same path)."""
+        if self._tcp is None:
+            self.unplug()
+            self.replug()
+            return
         with self._lock:
             self._close_connection()
             self._pending.clear()
