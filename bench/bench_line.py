@@ -68,6 +68,10 @@ POLL_S = 0.02
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # The agent's status keeps the latencies of this many recent decisions.
 LATENCY_WINDOW = 20_000
+# The simulated line's poll_reorder_ms (edge_agent/simulation/line_sim.py's agent config).
+REORDER_MARGIN_MS = 0.5
+# The command worker starts once the line has been quiet 1 s: how long to wait for it.
+WORKER_WAIT_S = 5.0
 # Starts timed after the first (which compiles the bytecode), for the start-up figure.
 WARM_STARTS = 5
 
@@ -103,6 +107,13 @@ class RunResult:
     # event (the harness's own wait between the two is left out).
     event_latency_us: dict[str, float | None] = field(default_factory=dict)
     first_event_s: float | None = None
+    # The process's own share: weight reply written + the reorder margin the agent must wait
+    # (the line's time: the parcel's weight is provably its own only then) -> lane command.
+    # The baseline takes no margin; its figure counts from the reply itself.
+    after_proof_us: dict[str, float | None] = field(default_factory=dict)
+    # The agent's command worker (a child process, started once the line is quiet): resident
+    # memory once it runs, MB (None: it did not start within WORKER_WAIT_S).
+    worker_rss_mb: float | None = None
 
 
 # -- the process under test -------------------------------------------------------------------
@@ -359,6 +370,10 @@ def run_once_light(kind: str, rate: float, parcels: list[SimParcel], work: Path,
         _finish(result, outcome, parcels, events, due[0] / 1e9 if due else 0.0,
                 due[-1] / 1e9 if due else 0.0, last_event)
         _event_latencies(result, events, due_by_barcode, parcels, due)
+        margin_ns = int(REORDER_MARGIN_MS * 1e6) if kind == "agent" else 0
+        result.after_proof_us = _after_proof(commands, seen["replies"], parcels, margin_ns)
+        if kind == "agent":
+            result.worker_rss_mb = _worker_rss_mb(process.pid, state)
     finally:
         _stop_run(process, notify, collector)
         line.stdin.close()  # the line closes its ptys and exits
@@ -495,6 +510,46 @@ def _event_latencies(result: RunResult, events: list, due_by_barcode: dict[str, 
                                      + (arrivals[first] - due_by_barcode[first]) / 1e9, 3)
 
 
+def _after_proof(commands: list, replies: list, parcels: list[SimParcel],
+                 margin_ns: int) -> dict[str, float | None]:
+    """Lane command arrival - (the parcel's first weight reply + margin), for every labelled
+    parcel whose weight was answered: what the process adds once the line let it decide."""
+    first_reply: dict[str, int] = {}
+    for index, written_ns in replies:
+        barcode = parcels[index].barcode if 0 <= index < len(parcels) else None
+        if barcode is not None:
+            first_reply.setdefault(barcode, written_ns)
+    own = [(arrived - first_reply[label] - margin_ns) / 1000
+           for label, _, _, arrived in commands if label in first_reply]
+    return {name: _round(_percentile(own, q)) for name, q in (("p50", 0.5), ("p99", 0.99))}
+
+
+def _worker_rss_mb(pid: int, state_dir: Path) -> float | None:
+    """Resident memory of the agent's child (its command worker), once the agent's status
+    says the worker runs (it has imported what it needs)."""
+    from edge_agent.runtime.status_server import StatusError, query_status
+
+    deadline = time.monotonic() + WORKER_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            running = query_status(state_dir / "status.sock")["commands"]["state"] == "running"
+        except (StatusError, KeyError, TypeError):
+            running = False
+        if not running:
+            time.sleep(POLL_S)  # another process's start: nothing to wait on but its status
+            continue
+        # Listed under the thread that started it (the command inbox's), so every thread's.
+        children = [child for task in Path(f"/proc/{pid}/task").iterdir()
+                    for child in (task / "children").read_text().split()]
+        for child in children:
+            try:
+                return round(_memory_mb(int(child))[1], 1)
+            except (OSError, RuntimeError):
+                continue
+        time.sleep(POLL_S)  # another process's start: nothing to wait on but its pid
+    return None
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
@@ -504,20 +559,23 @@ def _round(value: float | None) -> float | None:
 
 def table(results: list[RunResult]) -> str:
     rows = [
-        "| Process | Rate /s | Parcels | p50 ms | p99 ms | p99.9 ms | event p50 / p99 ms |"
-        " Kept up | CPU s/1000 | Peak RSS MB | READY s | first event s | Lost |"
-        " Weight right / safe / wrong |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| Process | Rate /s | Parcels | p50 ms | p99 ms | p99.9 ms | after proof p50 / p99 ms |"
+        " event p50 / p99 ms | Kept up | CPU s/1000 | Peak RSS MB (+ worker) | READY s |"
+        " first event s | Lost | Weight right / safe / wrong |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         ms = {k: "-" if v is None else f"{v / 1000:.2f}" for k, v in r.latency_us.items()}
         event_ms = {k: "-" if r.event_latency_us.get(k) is None
                     else f"{r.event_latency_us[k] / 1000:.2f}" for k in ("p50", "p99")}
+        proof_ms = {k: "-" if r.after_proof_us.get(k) is None
+                    else f"{r.after_proof_us[k] / 1000:.2f}" for k in ("p50", "p99")}
+        memory = f"{r.peak_rss_mb}" + ("" if r.worker_rss_mb is None else f" + {r.worker_rss_mb}")
         rows.append(
             f"| {r.kind} | {r.rate:g} | {r.parcels} | {ms['p50']} | {ms['p99']} | {ms['p99.9']}"
-            f" | {event_ms['p50']} / {event_ms['p99']}"
+            f" | {proof_ms['p50']} / {proof_ms['p99']} | {event_ms['p50']} / {event_ms['p99']}"
             f" | {'yes' if r.kept_up else 'no'} ({r.achieved_per_s:g}/s) | {r.cpu_s_per_1000}"
-            f" | {r.peak_rss_mb} | {r.startup_s} | {r.first_event_s or '-'} | {r.lost}"
+            f" | {memory} | {r.startup_s} | {r.first_event_s or '-'} | {r.lost}"
             f" | {r.right_weight_share:.1%} /"
             f" {r.safe_weight_share:.1%} / {r.wrong_weight_share:.1%} |"
         )

@@ -23,8 +23,9 @@ line on stdin, and writes RESULTS.json and prints `done` when every parcel has i
 command, or DRAIN_TIMEOUT_S after the last scan. It keeps the ptys open until stdin closes, so
 the process under test is measured with its devices still there (a reader that sees its port
 vanish may exit). Results: the due time of every scan, how late each batch of scans was
-written, and for each lane command its barcode label, bin and arrival (time.monotonic_ns(),
-comparable across processes).
+written, for each lane command its barcode label, bin and arrival, and for each weight reply
+the parcel it weighed and when it was written (time.monotonic_ns(), comparable across
+processes).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Platter:
         self.weight: float | None = 0.0
         self.placed_ns = 0
         self.waiting = 0  # `S` requests waiting for the platter to settle
+        self.index = -1  # which parcel of the run is on it
 
     def settled_at(self) -> int:
         return self.placed_ns + SETTLE_NS
@@ -99,6 +101,7 @@ def run(out_dir: Path, parcels: list[list], rate: float) -> dict:
     due_ns: list[int] = []
     late_ns: list[int] = []  # how long after its due time each scan batch was written
     commands: list[list] = []
+    replies: list[list] = []  # [parcel index, written ns] of each weight reply
     interval_ns = int(1e9 / rate)
     start_ns = time.monotonic_ns() + 1_000_000
     sent = 0
@@ -108,7 +111,7 @@ def run(out_dir: Path, parcels: list[list], rate: float) -> dict:
         # Every scan that is due goes out now (a burst: several per turn), in one write.
         batch = bytearray()
         while sent < len(parcels) and start_ns + sent * interval_ns <= now:
-            platter.weight, platter.placed_ns = parcels[sent][2], now
+            platter.weight, platter.placed_ns, platter.index = parcels[sent][2], now, sent
             due_ns.append(start_ns + sent * interval_ns)
             batch += frames[sent]
             sent += 1
@@ -117,6 +120,7 @@ def run(out_dir: Path, parcels: list[list], rate: float) -> dict:
             late_ns.append(time.monotonic_ns() - due_ns[-1])
         if platter.waiting and time.monotonic_ns() >= platter.settled_at():
             scale.write(platter.answer() * platter.waiting)
+            replies.append([platter.index, time.monotonic_ns()])
             platter.waiting = 0
         if sent == len(parcels) and finish_by is None:
             finish_by = now + int(DRAIN_TIMEOUT_S * 1e9)
@@ -141,14 +145,18 @@ def run(out_dir: Path, parcels: list[list], rate: float) -> dict:
                 continue
             arrived_ns = time.monotonic_ns()
             if pty is scale:
-                scale.write(b"".join(scale_answer(line, platter) for line in scale.lines(data)))
+                answers = b"".join(scale_answer(line, platter) for line in scale.lines(data))
+                scale.write(answers)
+                if answers.startswith(b"S "):
+                    replies.append([platter.index, time.monotonic_ns()])
             elif pty is sorter:
                 for line in sorter.lines(data):
                     if (command := acknowledge_divert(sorter, line, arrived_ns)) is not None:
                         commands.append(command)
             else:
                 scanner.lines(data)  # trigger commands: nothing to answer on a fixed scanner
-    return {"due_ns": due_ns, "commands": commands, "sent": sent, "late_ns": late_ns}
+    return {"due_ns": due_ns, "commands": commands, "sent": sent, "late_ns": late_ns,
+            "replies": replies}
 
 
 def main(argv: list[str]) -> int:

@@ -57,4 +57,9 @@ def test_a_small_run_of_the_line_bench_commands_every_parcel_with_its_own_weight
         events = paced["event_latency_us"]
         assert paced["latency_us"]["p50"] / 2 < events["p50"] <= events["p99"]
         assert paced["startup_s"] < paced["first_event_s"]
+        # The agent's own share, once the line let it decide, is part of the whole latency;
+        # its command worker (a child process) is measured once it runs.
+        proof = paced["after_proof_us"]
+        assert proof["p50"] <= proof["p99"] and proof["p50"] < paced["latency_us"]["p50"]
+        assert paced["worker_rss_mb"] > 0
     assert report["startup"]["agent"]["warm_median_s"] > 0
