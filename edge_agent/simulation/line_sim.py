@@ -99,13 +99,18 @@ class PlatterScale(ScaleSimulator):
             self.reply(frame)
 
 
+def mqtt_table(broker: str | None) -> str:
+    """The `[mqtt]` lines for a simulated line's agent: off, or on to `host:port`."""
+    if not broker:
+        return "enabled = false"
+    host, _, port = broker.rpartition(":")
+    return f'enabled = true\nhost = "{host}"\nport = {int(port)}\ntelemetry_period_s = 2.0'
+
+
 def agent_config_text(scanner: Path, scale: Path, sorter: Path, *, broker: str | None = None,
                       site: str = "SIM", line: str = "L1") -> str:
     """An `edge-agent run` config for a simulated line: these device paths, state in ./state."""
-    mqtt = "enabled = false"
-    if broker:
-        host, _, port = broker.rpartition(":")
-        mqtt = f'enabled = true\nhost = "{host}"\nport = {int(port)}\ntelemetry_period_s = 2.0'
+    mqtt = mqtt_table(broker)
     return f"""# Written by `edge-agent simulate line`: an agent for the simulated line.
 site = "{site}"
 line = "{line}"
@@ -138,6 +143,32 @@ source = "assume-synchronised"
 
 [mqtt]
 {mqtt}
+"""
+
+
+def dws_agent_config_text(dws_lines: str, sorter: Path, *, profile: str = "generic-dws",
+                          broker: str | None = None, site: str = "SIM",
+                          line: str = "DWS1") -> str:
+    """An `edge-agent run` config for a simulated DWS line: a DWS unit reached by `dws_lines`
+    (its `[devices.dws]` lines but the profile: a pty's port, or a TCP link), a sorter on a pty,
+    state in ./state."""
+    return f"""site = "{site}"
+line = "{line}"
+state_dir = "state"
+
+[devices.dws]
+{dws_lines}
+profile = "{profile}"
+
+[devices.sorter]
+port = "{sorter}"
+profile = "{SORTER_PROFILE}"
+
+[clock]
+source = "assume-synchronised"
+
+[mqtt]
+{mqtt_table(broker)}
 """
 
 

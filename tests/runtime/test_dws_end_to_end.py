@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from line_harness import AgentProcess, EventCollector, wait_for
+from line_harness import AgentProcess, EventCollector, status_of, wait_for
 from support.broker import MosquittoBroker
 
 from edge_agent.devices.simulators import DwsSimulator, SorterSimulator
-from edge_agent.runtime.status_server import StatusError, query_status
-from edge_agent.simulation.line_sim import write_manifest
+from edge_agent.simulation.line_sim import dws_agent_config_text, write_manifest
 from edge_agent.simulation.parcel_mix import SimParcel
 from edge_agent.sync.payloads import ParcelEvent
 
@@ -60,33 +59,9 @@ MANIFEST = [export_row(f"LP00000000000{n}", weight) for n, weight in
 
 
 def config_text(dws: Path, sorter: Path, profile: str, broker: MosquittoBroker) -> str:
-    return f"""site = "SIM"
-line = "DWS1"
-state_dir = "state"
-
-[devices.dws]
-port = "{dws}"
-profile = "{profile}"
-
-[devices.sorter]
-port = "{sorter}"
-profile = "generic-divert"
-
-[clock]
-source = "assume-synchronised"
-
-[mqtt]
-enabled = true
-host = "{broker.host}"
-port = {broker.port}
-"""
-
-
-def status_of(state_dir: Path) -> dict:
-    try:
-        return query_status(state_dir / "status.sock", timeout_s=1.0)
-    except StatusError:
-        return {}
+    """The agent's config: the unit on the pty `dws`, events to `broker`."""
+    return dws_agent_config_text(f'port = "{dws}"', sorter, profile=profile,
+                                 broker=f"{broker.host}:{broker.port}")
 
 
 @pytest.mark.parametrize("profile", ["generic-dws", "cubiscan-style"])

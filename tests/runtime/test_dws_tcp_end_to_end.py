@@ -12,13 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from line_harness import AgentProcess, EventCollector, wait_for
+from line_harness import AgentProcess, EventCollector, status_of, wait_for
 from support.broker import MosquittoBroker
 from support.device_links import Link, device_lines, place
 
 from edge_agent.devices.simulators import DwsSimulator, SorterSimulator
-from edge_agent.runtime.status_server import StatusError, query_status
-from edge_agent.simulation.line_sim import write_manifest
+from edge_agent.simulation.line_sim import dws_agent_config_text, write_manifest
 from edge_agent.simulation.parcel_mix import SimParcel
 
 BEFORE, DURING, AFTER = range(1, 6), range(6, 9), range(9, 15)
@@ -38,34 +37,8 @@ def export_row(n: int) -> SimParcel:
         "declared_weight_kg": 2.0, "service": "standard"})
 
 
-def config_text(dws: str, sorter: Path, profile: str, broker: MosquittoBroker) -> str:
-    return f"""site = "SIM"
-line = "DWS2"
-state_dir = "state"
-
-[devices.dws]
-{dws}
-profile = "{profile}"
-
-[devices.sorter]
-port = "{sorter}"
-profile = "generic-divert"
-
-[clock]
-source = "assume-synchronised"
-
-[mqtt]
-enabled = true
-host = "{broker.host}"
-port = {broker.port}
-"""
-
-
 def dws_state(state_dir: Path) -> dict:
-    try:
-        return query_status(state_dir / "status.sock", timeout_s=1.0)["devices"]["dws"]
-    except (StatusError, KeyError):
-        return {}
+    return status_of(state_dir).get("devices", {}).get("dws", {})
 
 
 @pytest.mark.parametrize(("link", "profile"), [
@@ -87,8 +60,9 @@ def test_dws_over_tcp_survives_a_link_drop_without_inventing_parcels(
         sorter.start()
         write_manifest(out, state_dir, [export_row(n) for n in (*BEFORE, *DURING, *AFTER)])
         config = out / "agent.toml"
-        config.write_text(config_text(device_lines(unit, link), sorter.path, profile,
-                                      mosquitto))
+        config.write_text(dws_agent_config_text(
+            device_lines(unit, link), sorter.path, profile=profile, line="DWS2",
+            broker=f"{mosquitto.host}:{mosquitto.port}"))
         collector = EventCollector(mosquitto.host, mosquitto.port, "sortline/v1/SIM/DWS2/")
         assert collector.wait_subscribed(10)
         agent = AgentProcess(config, out / "agent.log").start()
