@@ -99,12 +99,13 @@ class PlatterScale(ScaleSimulator):
             self.reply(frame)
 
 
-def mqtt_table(broker: str | None) -> str:
+def mqtt_table(broker: str | None, telemetry_period_s: float = 2.0) -> str:
     """The `[mqtt]` lines for a simulated line's agent: off, or on to `host:port`."""
     if not broker:
         return "enabled = false"
     host, _, port = broker.rpartition(":")
-    return f'enabled = true\nhost = "{host}"\nport = {int(port)}\ntelemetry_period_s = 2.0'
+    return (f'enabled = true\nhost = "{host}"\nport = {int(port)}\n'
+            f"telemetry_period_s = {telemetry_period_s}")
 
 
 def agent_config_text(scanner: Path, scale: Path, sorter: Path, *, broker: str | None = None,
@@ -169,6 +170,28 @@ source = "assume-synchronised"
 
 [mqtt]
 {mqtt_table(broker)}
+"""
+
+
+def sorter_driven_config_text(sorter_lines: str, *, settings: str = "",
+                              broker: str | None = None, telemetry_period_s: float = 2.0,
+                              site: str = "SIM") -> str:
+    """An `edge-agent run` config for a sorter-driven line: the sorter host reached by
+    `sorter_lines` (its `[devices.sorter]` lines but the profile) asks for each parcel's lane;
+    `settings` are more tables (`[sorter]`...), state in ./state."""
+    return f"""site = "{site}"
+line = "L1"
+state_dir = "state"
+
+[devices.sorter]
+{sorter_lines}
+profile = "sorter-host-json"
+{settings}
+[clock]
+source = "assume-synchronised"
+
+[mqtt]
+{mqtt_table(broker, telemetry_period_s)}
 """
 
 
