@@ -108,6 +108,17 @@ def mqtt_table(broker: str | None, telemetry_period_s: float = 2.0) -> str:
             f"telemetry_period_s = {telemetry_period_s}")
 
 
+def clock_and_mqtt(broker: str | None, telemetry_period_s: float = 2.0) -> str:
+    """The `[clock]` and `[mqtt]` tables that end a simulated line's config."""
+    return f"""
+[clock]
+source = "assume-synchronised"
+
+[mqtt]
+{mqtt_table(broker, telemetry_period_s)}
+"""
+
+
 def agent_config_text(scanner: Path, scale: Path, sorter: Path, *, broker: str | None = None,
                       site: str = "SIM", line: str = "L1") -> str:
     """An `edge-agent run` config for a simulated line: these device paths, state in ./state."""
@@ -164,13 +175,7 @@ profile = "{profile}"
 [devices.sorter]
 port = "{sorter}"
 profile = "{SORTER_PROFILE}"
-
-[clock]
-source = "assume-synchronised"
-
-[mqtt]
-{mqtt_table(broker)}
-"""
+{clock_and_mqtt(broker)}"""
 
 
 def sorter_driven_config_text(sorter_lines: str, *, settings: str = "",
@@ -186,13 +191,7 @@ state_dir = "state"
 [devices.sorter]
 {sorter_lines}
 profile = "sorter-host-json"
-{settings}
-[clock]
-source = "assume-synchronised"
-
-[mqtt]
-{mqtt_table(broker, telemetry_period_s)}
-"""
+{settings}{clock_and_mqtt(broker, telemetry_period_s)}"""
 
 
 def write_manifest(out_dir: Path, state_dir: Path, parcels: list[SimParcel]) -> None:
