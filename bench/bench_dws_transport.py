@@ -29,30 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 from edge_agent.devices.simulators import DwsSimulator, SorterSimulator  # noqa: E402
 from edge_agent.runtime.status_server import StatusError, query_status  # noqa: E402
+from edge_agent.simulation.line_sim import dws_agent_config_text  # noqa: E402
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
-
-
-def config_text(dws_lines: str, sorter: Path) -> str:
-    return f"""site = "BENCH"
-line = "DWS"
-state_dir = "state"
-
-[devices.dws]
-{dws_lines}
-profile = "generic-dws"
-
-[devices.sorter]
-port = "{sorter}"
-profile = "generic-divert"
-
-[clock]
-source = "assume-synchronised"
-
-[mqtt]
-enabled = false
-"""
 
 
 def wait(condition, timeout_s: float, what: str):  # type: ignore[no-untyped-def]
@@ -88,7 +68,9 @@ def one_run(transport: str, parcels: int, rate: float) -> list[float]:
         sorter.start()
         dws_lines = (f'transport = "tcp"\nhost = "127.0.0.1"\nport = {unit.tcp_port}'
                      if transport == "tcp" else f'port = "{unit.path}"')
-        (out / "agent.toml").write_text(config_text(dws_lines, sorter.path))
+        # MQTT off: only the device path is measured
+        (out / "agent.toml").write_text(dws_agent_config_text(dws_lines, sorter.path,
+                                                              site="BENCH", line="DWS"))
         log = (out / "agent.log").open("w")
         agent = subprocess.Popen([sys.executable, "-m", "edge_agent", "run", "--config",
                                   str(out / "agent.toml")], stdout=subprocess.DEVNULL,

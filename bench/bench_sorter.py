@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from edge_agent.devices.simulators.host_sorter import HostSorterSimulator  # noqa: E402
 from edge_agent.runtime.status_server import StatusError, query_status  # noqa: E402
-from edge_agent.simulation.line_sim import write_manifest  # noqa: E402
+from edge_agent.simulation.line_sim import sorter_driven_config_text, write_manifest  # noqa: E402
 from edge_agent.simulation.local_broker import free_port  # noqa: E402
 from edge_agent.simulation.parcel_mix import parcel_mix  # noqa: E402
 
@@ -77,18 +77,7 @@ def run_rate(rate: float, seconds: float, work: Path, transport: str = "serial")
     sorter.start()
     sorter.result_delay_s = 0.05
     config = work / "agent.toml"
-    config.write_text(f"""
-site = "BENCH"
-line = "L1"
-state_dir = "state"
-[devices.sorter]
-{device}
-profile = "sorter-host-json"
-[clock]
-source = "assume-synchronised"
-[mqtt]
-enabled = false
-""")
+    config.write_text(sorter_driven_config_text(device, site="BENCH"))  # MQTT off
     log = (work / "agent.log").open("w")
     agent = subprocess.Popen([sys.executable, "-m", "edge_agent", "run", "--config", str(config)],
                              stdout=subprocess.DEVNULL, stderr=log)

@@ -17,6 +17,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,14 +133,20 @@ def _print_line(text: str) -> None:
         print(text, flush=True)
 
 
-def _feed_barcodes(scanner: Any, stopping: list[int]) -> None:
+def _stdin_lines(stopping: list[int]) -> Iterator[str]:
+    """The lines typed or piped in, stripped, blank ones skipped, until a signal asks to stop."""
     for line in sys.stdin:
-        code = line.strip()
         if stopping:
             return
+        if line.strip():
+            yield line.strip()
+
+
+def _feed_barcodes(scanner: Any, stopping: list[int]) -> None:
+    for code in _stdin_lines(stopping):
         if code == NO_READ_LINE:
             scanner.no_read()
-        elif code:
+        else:
             scanner.scan(code)
 
 
@@ -160,11 +167,7 @@ def parse_dws_line(line: str) -> tuple[list[str], float, tuple[float, float, flo
 
 
 def _feed_dws_records(unit: Any, stopping: list[int]) -> None:
-    for line in sys.stdin:
-        if stopping:
-            return
-        if not line.strip():
-            continue
+    for line in _stdin_lines(stopping):
         try:
             labels, weight, dims = parse_dws_line(line)
         except ValueError as exc:
@@ -175,12 +178,8 @@ def _feed_dws_records(unit: Any, stopping: list[int]) -> None:
 
 def _feed_sorter_parcels(sorter: Any, stopping: list[int]) -> None:
     """`TRACKING LABEL[,LABEL...] KG [LxWxH]` per line: a parcel inducted; its reply printed."""
-    for line in sys.stdin:
-        if stopping:
-            return
-        tracking, _, rest = line.strip().partition(" ")
-        if not tracking:
-            continue
+    for line in _stdin_lines(stopping):
+        tracking, _, rest = line.partition(" ")
         try:
             labels, weight, dims = parse_dws_line(rest)
         except ValueError as exc:

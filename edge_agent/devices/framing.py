@@ -66,6 +66,21 @@ class Framer(ABC):
         return len(self._buf)
 
 
+def skip_to_marker(
+    buf: bytearray, marker: bytes, pos: int, counters: Counters
+) -> tuple[int, bool]:
+    """Skip from `pos` to the next `marker`, counting what is skipped as garbage: (where it
+    begins, True), or without one in `buf`, (where its beginning could be, False): the last
+    len(marker) - 1 bytes are kept since more data may complete it."""
+    found = buf.find(marker, pos)
+    if found < 0:
+        found = max(pos, len(buf) - (len(marker) - 1))
+        counters.garbage_bytes += found - pos
+        return found, False
+    counters.garbage_bytes += found - pos
+    return found, True
+
+
 def _terminator_search(terminators: list[bytes]):
     """A function (buffer, start) -> (index, length) of the first terminator, or (-1, 0)."""
     if len(terminators) == 1:
@@ -216,17 +231,10 @@ class StartEndFramer(Framer):
         pos = 0
         while True:
             if not buf.startswith(start, pos):
-                found = buf.find(start, pos)
-                if found < 0:
-                    # Keep the last bytes in case they begin a start marker.
-                    keep_from = max(pos, len(buf) - (slen - 1))
-                    counters.garbage_bytes += keep_from - pos
-                    pos = keep_from
-                    self._searched = 0
-                    break
-                counters.garbage_bytes += found - pos
-                pos = found
+                pos, found = skip_to_marker(buf, start, pos, counters)
                 self._searched = 0
+                if not found:
+                    break
             body_from = pos + slen
             stop = buf.find(end, max(body_from, self._searched))
             if self.restart_on_start:
@@ -295,24 +303,16 @@ class FixedLengthFramer(Framer):
         while True:
             if self._hunting:
                 assert end is not None
-                after = buf.find(end, pos)
-                if after < 0:
-                    keep_from = max(pos, len(buf) - (len(end) - 1))
-                    counters.garbage_bytes += keep_from - pos
-                    pos = keep_from
+                pos, found = skip_to_marker(buf, end, pos, counters)
+                if not found:
                     break
-                counters.garbage_bytes += after + len(end) - pos
-                pos = after + len(end)
+                counters.garbage_bytes += len(end)  # the end marker closes the garbage
+                pos += len(end)
                 self._hunting = False
             if start is not None and not buf.startswith(start, pos):
-                found = buf.find(start, pos)
-                if found < 0:
-                    keep_from = max(pos, len(buf) - (len(start) - 1))
-                    counters.garbage_bytes += keep_from - pos
-                    pos = keep_from
+                pos, found = skip_to_marker(buf, start, pos, counters)
+                if not found:
                     break
-                counters.garbage_bytes += found - pos
-                pos = found
             if len(buf) - pos < length:
                 break
             stop = pos + length

@@ -9,7 +9,7 @@ believed, and the search for the next start marker resumes one byte later.
 
 from __future__ import annotations
 
-from edge_agent.devices.framing import Counters, Frame, Framer
+from edge_agent.devices.framing import Counters, Frame, Framer, skip_to_marker
 from edge_agent.devices.profiles import LengthHeaderFraming
 
 
@@ -35,14 +35,9 @@ class LengthHeaderFramer(Framer):
         pos = 0
         while True:
             if not buf.startswith(start, pos):
-                found = buf.find(start, pos)
-                if found < 0:  # keep what could be the beginning of a start marker
-                    keep_from = max(pos, len(buf) - (len(start) - 1))
-                    counters.garbage_bytes += keep_from - pos
-                    pos = keep_from
+                pos, found = skip_to_marker(buf, start, pos, counters)
+                if not found:
                     break
-                counters.garbage_bytes += found - pos
-                pos = found
             if len(buf) - pos < header_length:
                 break
             field = buf[pos + self.length_at:pos + self.length_at + self.length_size]

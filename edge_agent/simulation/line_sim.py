@@ -99,13 +99,30 @@ class PlatterScale(ScaleSimulator):
             self.reply(frame)
 
 
+def mqtt_table(broker: str | None, telemetry_period_s: float = 2.0) -> str:
+    """The `[mqtt]` lines for a simulated line's agent: off, or on to `host:port`."""
+    if not broker:
+        return "enabled = false"
+    host, _, port = broker.rpartition(":")
+    return (f'enabled = true\nhost = "{host}"\nport = {int(port)}\n'
+            f"telemetry_period_s = {telemetry_period_s}")
+
+
+def clock_and_mqtt(broker: str | None, telemetry_period_s: float = 2.0) -> str:
+    """The `[clock]` and `[mqtt]` tables that end a simulated line's config."""
+    return f"""
+[clock]
+source = "assume-synchronised"
+
+[mqtt]
+{mqtt_table(broker, telemetry_period_s)}
+"""
+
+
 def agent_config_text(scanner: Path, scale: Path, sorter: Path, *, broker: str | None = None,
                       site: str = "SIM", line: str = "L1") -> str:
     """An `edge-agent run` config for a simulated line: these device paths, state in ./state."""
-    mqtt = "enabled = false"
-    if broker:
-        host, _, port = broker.rpartition(":")
-        mqtt = f'enabled = true\nhost = "{host}"\nport = {int(port)}\ntelemetry_period_s = 2.0'
+    mqtt = mqtt_table(broker)
     return f"""# Written by `edge-agent simulate line`: an agent for the simulated line.
 site = "{site}"
 line = "{line}"
@@ -139,6 +156,42 @@ source = "assume-synchronised"
 [mqtt]
 {mqtt}
 """
+
+
+def dws_agent_config_text(dws_lines: str, sorter: Path, *, profile: str = "generic-dws",
+                          broker: str | None = None, site: str = "SIM",
+                          line: str = "DWS1") -> str:
+    """An `edge-agent run` config for a simulated DWS line: a DWS unit reached by `dws_lines`
+    (its `[devices.dws]` lines but the profile: a pty's port, or a TCP link), a sorter on a pty,
+    state in ./state."""
+    return f"""site = "{site}"
+line = "{line}"
+state_dir = "state"
+
+[devices.dws]
+{dws_lines}
+profile = "{profile}"
+
+[devices.sorter]
+port = "{sorter}"
+profile = "{SORTER_PROFILE}"
+{clock_and_mqtt(broker)}"""
+
+
+def sorter_driven_config_text(sorter_lines: str, *, settings: str = "",
+                              broker: str | None = None, telemetry_period_s: float = 2.0,
+                              site: str = "SIM") -> str:
+    """An `edge-agent run` config for a sorter-driven line: the sorter host reached by
+    `sorter_lines` (its `[devices.sorter]` lines but the profile) asks for each parcel's lane;
+    `settings` are more tables (`[sorter]`...), state in ./state."""
+    return f"""site = "{site}"
+line = "L1"
+state_dir = "state"
+
+[devices.sorter]
+{sorter_lines}
+profile = "sorter-host-json"
+{settings}{clock_and_mqtt(broker, telemetry_period_s)}"""
 
 
 def write_manifest(out_dir: Path, state_dir: Path, parcels: list[SimParcel]) -> None:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from support.device_links import listening_dws_unit
 from support.pty_devices import PtyBench, collect_until, of_kind, wait_until
 
 from edge_agent.devices.hub import DeviceHub
@@ -31,10 +32,7 @@ RECORD = (["LP00000000000017"], 4.2, (300.0, 200.0, 150.0))
 @pytest.fixture
 def unit() -> Iterator[DwsSimulator]:
     """A generic DWS unit serving its records on a free loopback port."""
-    simulator = DwsSimulator("generic-dws", name="dws")
-    simulator.serve_tcp(LOOPBACK, 0).start()
-    yield simulator
-    simulator.stop()
+    yield from listening_dws_unit()
 
 
 def dws_port(endpoint: TcpEndpoint, profile: str = "generic-dws", **tcp: object) -> TcpPort:

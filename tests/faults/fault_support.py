@@ -1,4 +1,5 @@
-"""Helpers of the fault suite: the scale knob, central's view of every event, seq-gap checks."""
+"""Helpers of the fault suite: the scale knob, central's view of every event, the line driven
+in the background, seq-gap checks."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import threading
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
+from support.waiting import wait_for
 
+from edge_agent.simulation.line_sim import LineSimulation
 from edge_agent.sorting.replay import redecide
 from edge_agent.sorting.rules import default_rules
 
@@ -30,6 +33,28 @@ CENTRAL_BROKER_CONFIG = "max_queued_messages 0"
 
 def scaled(ci: int | float, long: int | float):
     return long if LONG else ci
+
+
+class DrivenLine:
+    """The simulated line sending its parcels from a thread while the test does harm meanwhile."""
+
+    def __init__(self, sim: LineSimulation):
+        self.sim = sim
+        self._driver = threading.Thread(target=sim.drive, daemon=True)
+        self._driver.start()
+
+    @property
+    def sending(self) -> bool:
+        return self._driver.is_alive()
+
+    def wait_sent(self, count: int) -> bool:
+        """Until the line has sent `count` parcels or sent them all; whether it still sends."""
+        wait_for(lambda: self.sim.results.sent >= count or not self.sending,
+                 what=f"parcel {count} sent")
+        return self.sending
+
+    def join(self) -> None:
+        self._driver.join()
 
 
 @dataclass

@@ -17,12 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-from fault_support import Central
 from hostile_support import CommandSender, ParcelFlow, dated_command, resident_mb
 from line_harness import AgentProcess, CentralClient, wait_for
-from support.broker import MosquittoBroker
+from running_line import RunningLine, fault_line
 
-from edge_agent.config import load_config
 from edge_agent.runtime.status_server import query_status
 from edge_agent.simulation.line_sim import LineSimulation
 from edge_agent.simulation.parcel_mix import parcel_mix
@@ -39,30 +37,21 @@ RESTART_S = 30.0
 
 @pytest.fixture(scope="module")
 def line(tmp_path_factory: pytest.TempPathFactory):
-    tmp_path = tmp_path_factory.mktemp("worker")
-    broker = MosquittoBroker(tmp_path / "broker").start()
-    sim = LineSimulation(tmp_path / "line", parcel_mix(2000, seed=13), rate=RATE,
-                         broker=f"{broker.host}:{broker.port}")
-    sim.prepare()
-    sim.config_path.write_text(sim.config_path.read_text().replace(
-        "[mqtt]\n", f"[mqtt]\ncommand_time_budget_s = {BUDGET_S}\n"))
-    prefix = load_config(sim.config_path).topic_prefix
-    sim.central = Central(broker.host, broker.port, prefix)
-    sim.commands = CentralClient(broker.host, broker.port, prefix)
-    sim.sender = CommandSender(broker.host, broker.port, prefix, client_id="worker-sender")
-    sim.position = 0
-    agent = AgentProcess(sim.config_path, sim.out_dir / "agent.log").start()
-    try:
-        assert sim.wait_for_agent(), agent.log_tail()
-        wait_for(lambda: _commands(sim)["state"] == "running", timeout_s=RESTART_S,
+    def with_budget(sim: LineSimulation) -> None:
+        sim.config_path.write_text(sim.config_path.read_text().replace(
+            "[mqtt]\n", f"[mqtt]\ncommand_time_budget_s = {BUDGET_S}\n"))
+
+    def clients(line: RunningLine) -> None:
+        line.sim.commands = line.client(CentralClient)
+        line.sim.sender = line.connected(CommandSender(
+            line.broker.host, line.broker.port, line.prefix, client_id="worker-sender"))
+        line.sim.position = 0
+
+    with fault_line(tmp_path_factory.mktemp("worker"), parcel_mix(2000, seed=13), rate=RATE,
+                    configure=with_budget, connect=clients) as running:
+        wait_for(lambda: _commands(running.sim)["state"] == "running", timeout_s=RESTART_S,
                  what="the command worker running")
-        yield sim, agent
-    finally:
-        agent.ensure_stopped()
-        for client in (sim.sender, sim.commands, sim.central):
-            client.close()
-        sim.close()
-        broker.close()
+        yield running.sim, running.agent
 
 
 def _status(sim: LineSimulation) -> dict:

@@ -15,12 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from fault_support import Central
 from hostile_support import ParcelFlow
-from line_harness import AgentProcess, CentralClient, wait_for
-from support.broker import MosquittoBroker
+from line_harness import CentralClient, wait_for
+from running_line import RunningLine, fault_line
 
-from edge_agent.config import load_config
 from edge_agent.simulation.line_sim import LineSimulation
 from edge_agent.simulation.parcel_mix import parcel_mix
 
@@ -32,26 +30,16 @@ CLI_TIMEOUT_S = 30.0
 
 @pytest.fixture(scope="module")
 def line(tmp_path_factory: pytest.TempPathFactory):
-    tmp_path = tmp_path_factory.mktemp("manifest-budget")
-    broker = MosquittoBroker(tmp_path / "broker").start()
-    sim = LineSimulation(tmp_path / "line", parcel_mix(1000, seed=17), rate=RATE,
-                         broker=f"{broker.host}:{broker.port}")
-    sim.prepare()
-    with sim.config_path.open("a") as config:
-        config.write(f"\n[manifest]\nmax_rows = {MAX_ROWS}\nwarn_fraction = 0.5\n")
-    prefix = load_config(sim.config_path).topic_prefix
-    sim.central = Central(broker.host, broker.port, prefix)
-    sim.commands = CentralClient(broker.host, broker.port, prefix)
-    agent = AgentProcess(sim.config_path, sim.out_dir / "agent.log").start()
-    try:
-        assert sim.wait_for_agent(), agent.log_tail()
-        yield sim, agent
-    finally:
-        agent.ensure_stopped()
-        for client in (sim.commands, sim.central):
-            client.close()
-        sim.close()
-        broker.close()
+    def small_manifest(sim: LineSimulation) -> None:
+        with sim.config_path.open("a") as config:
+            config.write(f"\n[manifest]\nmax_rows = {MAX_ROWS}\nwarn_fraction = 0.5\n")
+
+    def commands(line: RunningLine) -> None:
+        line.sim.commands = line.client(CentralClient)
+
+    with fault_line(tmp_path_factory.mktemp("manifest-budget"), parcel_mix(1000, seed=17),
+                    rate=RATE, configure=small_manifest, connect=commands) as running:
+        yield running.sim, running.agent
 
 
 def _batch(number: int) -> dict:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import random
 import sqlite3
-import threading
 from pathlib import Path
 
 import pytest
-from fault_support import Central, scaled, unannounced_seq_gaps, wrong_bins
+from fault_support import Central, DrivenLine, scaled, unannounced_seq_gaps, wrong_bins
 from line_harness import AgentProcess, sorter_records, wait_for
 from support.broker import MosquittoBroker
 
@@ -56,18 +55,14 @@ def test_sigkill_at_random_moments_loses_no_event_of_a_lane_command(line):
     stalled_kills = 0
     try:
         assert sim.wait_for_agent(), agent.log_tail()
-        driver = threading.Thread(target=sim.drive, daemon=True)
-        driver.start()
+        driven = DrivenLine(sim)
         for number, point in enumerate(kill_points):
-            wait_for(lambda p=point: sim.results.sent >= p or not driver.is_alive(),
-                     what=f"parcel {point} sent")
-            if not driver.is_alive():
+            if not driven.wait_sent(point):
                 break
             if number % 2 == 1:  # every other kill lands in a disk stall
                 stall = _stall_outbox(sim)
                 sent = sim.results.sent
-                wait_for(lambda s=sent: sim.results.sent >= s + STALL_PARCELS
-                         or not driver.is_alive(), what="parcels sent during the stall")
+                driven.wait_sent(sent + STALL_PARCELS)  # the parcels sent during the stall
                 agent.kill()
                 stall.close()  # ends its transaction: the stall is over
                 stalled_kills += 1
@@ -75,7 +70,7 @@ def test_sigkill_at_random_moments_loses_no_event_of_a_lane_command(line):
                 agent.kill()
             agent.start()
             assert sim.wait_for_agent(), agent.log_tail()
-        driver.join()
+        driven.join()
         commanded = {r["parcel_id"]: r["bin"] for r in sorter_records(sim)}
         wait_for(lambda: set(commanded) <= set(central.parcels()),
                  timeout_s=EVENTS_TIMEOUT_S, what="an event for every lane command")

@@ -28,7 +28,7 @@ from edge_agent.config import load_config
 from edge_agent.devices.simulators.host_sorter import HostSorterSimulator
 from edge_agent.runtime.destinations import LATE_REASON
 from edge_agent.runtime.status_server import StatusError, query_status
-from edge_agent.simulation.line_sim import write_manifest
+from edge_agent.simulation.line_sim import sorter_driven_config_text, write_manifest
 from edge_agent.simulation.parcel_mix import parcel_mix
 from edge_agent.sync.payloads import OutcomeEvent
 
@@ -68,23 +68,10 @@ def line(tmp_path: Path, mosquitto: MosquittoBroker, link: Link):  # noqa: F811
     sorter.resend_requests = True  # every request twice, unchanged
     sorter.result_delay_s = 0.15  # parcels ride to their chute: results overlap the kills
     config = tmp_path / "agent.toml"
-    config.write_text(f"""
-site = "SIM"
-line = "L1"
-state_dir = "state"
-[devices.sorter]
-{device_lines(sorter, link)}
-profile = "sorter-host-json"
-[sorter]
-confirm_timeout_ms = {CONFIRM_TIMEOUT_MS}
-max_passes = 3
-[clock]
-source = "assume-synchronised"
-[mqtt]
-host = "{mosquitto.host}"
-port = {mosquitto.port}
-telemetry_period_s = 1.0
-""")
+    config.write_text(sorter_driven_config_text(
+        device_lines(sorter, link), broker=f"{mosquitto.host}:{mosquitto.port}",
+        telemetry_period_s=1.0,
+        settings=f"\n[sorter]\nconfirm_timeout_ms = {CONFIRM_TIMEOUT_MS}\nmax_passes = 3\n"))
     central = Central(mosquitto.host, mosquitto.port, load_config(config).topic_prefix)
     yield tmp_path, config, sorter, parcels, central
     central.close()

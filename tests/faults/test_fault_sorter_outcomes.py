@@ -13,12 +13,11 @@ be heard (the agent was dead) or never came, no_confirmation; never another parc
 from __future__ import annotations
 
 import random
-import threading
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from fault_support import Central, scaled
+from fault_support import Central, DrivenLine, scaled
 from line_harness import AgentProcess, sorter_records, wait_for
 from support.broker import MosquittoBroker, mosquitto  # noqa: F401
 from support.device_links import Link, device_lines, place
@@ -81,11 +80,9 @@ def test_every_decided_parcel_ends_with_one_outcome_across_sigkills(line, link: 
     agent = AgentProcess(sim.config_path, sim.out_dir / "agent.log").start()
     try:
         assert sim.wait_for_agent(), agent.log_tail()
-        driver = threading.Thread(target=sim.drive, daemon=True)
-        driver.start()
+        driven = DrivenLine(sim)
         for number, point in enumerate(kill_points):
-            wait_for(lambda p=point: sim.results.sent >= p or not driver.is_alive(),
-                     what=f"parcel {point} sent")
+            driven.wait_sent(point)
             links = sim.sorter.connections
             agent.kill()  # parcels wait for confirmations the sorter is about to send
             agent.start()
@@ -100,7 +97,7 @@ def test_every_decided_parcel_ends_with_one_outcome_across_sigkills(line, link: 
                 links = sim.sorter.connections
                 sim.sorter.drop_link()
                 relinked(links)
-        driver.join()
+        driven.join()
         commanded = {r["parcel_id"] for r in sorter_records(sim)}
         wait_for(lambda: set(central.parcels()) <= set(outcome_events(central))
                  and commanded <= set(outcome_events(central)),

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from support.waiting import WAIT_S, wait_for  # noqa: F401  (re-exported)
 
+from edge_agent.runtime.status_server import StatusError, query_status
 from edge_agent.simulation.demo import EventCollector
 from edge_agent.simulation.line_sim import LineSimulation
 from edge_agent.simulation.parcel_mix import SimParcel
@@ -57,6 +58,14 @@ class AgentProcess:
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def status_of(state_dir: Path) -> dict:
+    """The running agent's status, or {} while its status socket does not answer."""
+    try:
+        return query_status(state_dir / "status.sock", timeout_s=1.0)
+    except StatusError:
+        return {}
 
 
 def yrd_parcel(index: int, weight: float = 4.2) -> SimParcel:

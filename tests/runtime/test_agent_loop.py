@@ -34,8 +34,16 @@ WAIT_S = 20.0
 
 @pytest.fixture
 def line(tmp_path: Path):
-    sim = LineSimulation(tmp_path / "line", [yrd_parcel(i) for i in range(20)], rate=100)
+    yield from line_with_agents(tmp_path, parcels=20)
+
+
+def line_with_agents(tmp_path: Path, parcels: int, settings: str = ""):
+    """A prepared simulated line of `parcels` parcels whose `start_agent()` gives an in-process
+    agent linked to every port (the config with `settings` appended), all closed after."""
+    sim = LineSimulation(tmp_path / "line", [yrd_parcel(i) for i in range(parcels)], rate=100)
     sim.prepare()
+    with sim.config_path.open("a") as config:
+        config.write(settings)
     agents: list[Agent] = []
 
     def start_agent() -> Agent:

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from line_harness import AgentProcess, EventCollector, wait_for
+from dws_line import running_dws_line
+from line_harness import status_of, wait_for
 from support.broker import MosquittoBroker
 
-from edge_agent.devices.simulators import DwsSimulator, SorterSimulator
-from edge_agent.runtime.status_server import StatusError, query_status
-from edge_agent.simulation.line_sim import write_manifest
+from edge_agent.devices.simulators import DwsSimulator
+from edge_agent.simulation.line_sim import dws_agent_config_text
 from edge_agent.simulation.parcel_mix import SimParcel
 from edge_agent.sync.payloads import ParcelEvent
 
@@ -60,33 +60,9 @@ MANIFEST = [export_row(f"LP00000000000{n}", weight) for n, weight in
 
 
 def config_text(dws: Path, sorter: Path, profile: str, broker: MosquittoBroker) -> str:
-    return f"""site = "SIM"
-line = "DWS1"
-state_dir = "state"
-
-[devices.dws]
-port = "{dws}"
-profile = "{profile}"
-
-[devices.sorter]
-port = "{sorter}"
-profile = "generic-divert"
-
-[clock]
-source = "assume-synchronised"
-
-[mqtt]
-enabled = true
-host = "{broker.host}"
-port = {broker.port}
-"""
-
-
-def status_of(state_dir: Path) -> dict:
-    try:
-        return query_status(state_dir / "status.sock", timeout_s=1.0)
-    except StatusError:
-        return {}
+    """The agent's config: the unit on the pty `dws`, events to `broker`."""
+    return dws_agent_config_text(f'port = "{dws}"', sorter, profile=profile,
+                                 broker=f"{broker.host}:{broker.port}")
 
 
 @pytest.mark.parametrize("profile", ["generic-dws", "cubiscan-style"])
@@ -94,22 +70,11 @@ def test_every_record_is_a_parcel_decided_with_its_dimensions(
     tmp_path: Path, mosquitto: MosquittoBroker, profile: str
 ):
     out = tmp_path / "line"
-    (out / "dev").mkdir(parents=True)
-    state_dir = out / "state"
-    state_dir.mkdir()
     unit = DwsSimulator(profile, out / "dev" / "dws", name="dws")
-    sorter = SorterSimulator(out / "dev" / "sorter", name="sorter")
     unit.split_pieces = 3  # every record arrives in pieces
-    collector = agent = None
-    try:
-        unit.start()
-        sorter.start()
-        write_manifest(out, state_dir, MANIFEST)
-        config = out / "agent.toml"
-        config.write_text(config_text(unit.path, sorter.path, profile, mosquitto))
-        collector = EventCollector(mosquitto.host, mosquitto.port, "sortline/v1/SIM/DWS1/")
-        assert collector.wait_subscribed(10)
-        agent = AgentProcess(config, out / "agent.log").start()
+    with running_dws_line(out, unit, mosquitto, MANIFEST, reach=lambda: f'port = "{unit.path}"',
+                          profile=profile, line="DWS1") as run:
+        agent, collector, state_dir = run.agent, run.collector, run.state_dir
         wait_for(lambda: (devices := status_of(state_dir).get("devices")) and len(devices) == 2
                  and all(d["state"] == "connected" for d in devices.values()),
                  what="the agent with both devices connected")
@@ -117,7 +82,7 @@ def test_every_record_is_a_parcel_decided_with_its_dimensions(
         for parcel in PARCELS:
             unit.send_garbage()
             unit.measure(parcel.barcodes, parcel.weight_kg, parcel.dims_mm)
-        commands = sorter.wait_for_commands(len(PARCELS), timeout_s=30)
+        commands = run.sorter.wait_for_commands(len(PARCELS), timeout_s=30)
         assert len(commands) == len(PARCELS), agent.log_tail()
         wait_for(lambda: collector.count() == len(PARCELS), what="an event for every record")
         status = wait_for(lambda: (s := status_of(state_dir)) and
@@ -125,13 +90,6 @@ def test_every_record_is_a_parcel_decided_with_its_dimensions(
                           what="the status counting every record")
         assert status["pairing"]["dws_record"] == len(PARCELS)
         assert agent.terminate() == 0, agent.log_tail()
-    finally:
-        if agent is not None:
-            agent.ensure_stopped()
-        if collector is not None:
-            collector.close()
-        unit.stop()
-        sorter.stop()
 
     # One port, read in order: the lane commands come in the order the records were sent.
     carries_labels = profile == "generic-dws"  # the shipped Cubiscan layout has no label

@@ -12,13 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from line_harness import AgentProcess, EventCollector, wait_for
+from dws_line import running_dws_line
+from line_harness import status_of, wait_for
 from support.broker import MosquittoBroker
 from support.device_links import Link, device_lines, place
 
-from edge_agent.devices.simulators import DwsSimulator, SorterSimulator
-from edge_agent.runtime.status_server import StatusError, query_status
-from edge_agent.simulation.line_sim import write_manifest
+from edge_agent.devices.simulators import DwsSimulator
 from edge_agent.simulation.parcel_mix import SimParcel
 
 BEFORE, DURING, AFTER = range(1, 6), range(6, 9), range(9, 15)
@@ -38,34 +37,8 @@ def export_row(n: int) -> SimParcel:
         "declared_weight_kg": 2.0, "service": "standard"})
 
 
-def config_text(dws: str, sorter: Path, profile: str, broker: MosquittoBroker) -> str:
-    return f"""site = "SIM"
-line = "DWS2"
-state_dir = "state"
-
-[devices.dws]
-{dws}
-profile = "{profile}"
-
-[devices.sorter]
-port = "{sorter}"
-profile = "generic-divert"
-
-[clock]
-source = "assume-synchronised"
-
-[mqtt]
-enabled = true
-host = "{broker.host}"
-port = {broker.port}
-"""
-
-
 def dws_state(state_dir: Path) -> dict:
-    try:
-        return query_status(state_dir / "status.sock", timeout_s=1.0)["devices"]["dws"]
-    except (StatusError, KeyError):
-        return {}
+    return status_of(state_dir).get("devices", {}).get("dws", {})
 
 
 @pytest.mark.parametrize(("link", "profile"), [
@@ -74,24 +47,13 @@ def dws_state(state_dir: Path) -> dict:
 def test_dws_over_tcp_survives_a_link_drop_without_inventing_parcels(
     tmp_path: Path, mosquitto: MosquittoBroker, link: Link, profile: str
 ) -> None:
-    out = tmp_path / "line"
-    (out / "dev").mkdir(parents=True)
-    state_dir = out / "state"
-    state_dir.mkdir()
     unit = place(DwsSimulator(profile, name="dws"), link)  # tcp-client: the unit listens
     unit.split_pieces = 2  # records arrive in pieces, as TCP segments may
-    sorter = SorterSimulator(out / "dev" / "sorter", name="sorter")
-    collector = agent = None
-    try:
-        unit.start()
-        sorter.start()
-        write_manifest(out, state_dir, [export_row(n) for n in (*BEFORE, *DURING, *AFTER)])
-        config = out / "agent.toml"
-        config.write_text(config_text(device_lines(unit, link), sorter.path, profile,
-                                      mosquitto))
-        collector = EventCollector(mosquitto.host, mosquitto.port, "sortline/v1/SIM/DWS2/")
-        assert collector.wait_subscribed(10)
-        agent = AgentProcess(config, out / "agent.log").start()
+    manifest = [export_row(n) for n in (*BEFORE, *DURING, *AFTER)]
+    with running_dws_line(tmp_path / "line", unit, mosquitto, manifest,
+                          reach=lambda: device_lines(unit, link), profile=profile,
+                          line="DWS2") as run:
+        agent, collector, state_dir = run.agent, run.collector, run.state_dir
         wait_for(lambda: dws_state(state_dir).get("state") == "connected" and unit.plugged,
                  what="the agent linked to the DWS unit")
 
@@ -113,17 +75,10 @@ def test_dws_over_tcp_survives_a_link_drop_without_inventing_parcels(
 
         measure(AFTER)
         total = len(BEFORE) + len(AFTER)
-        commands = sorter.wait_for_commands(total, timeout_s=30)
+        commands = run.sorter.wait_for_commands(total, timeout_s=30)
         assert len(commands) == total, agent.log_tail()
         wait_for(lambda: collector.count() == total, what="an event for every record heard")
         assert agent.terminate() == 0, agent.log_tail()
-    finally:
-        if agent is not None:
-            agent.ensure_stopped()
-        if collector is not None:
-            collector.close()
-        unit.stop()
-        sorter.stop()
 
     heard = [*BEFORE, *AFTER]
     assert len(collector.parcels) == len(heard)  # nothing lost, nothing made up

@@ -13,9 +13,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from line_harness import AgentProcess, CentralClient, EventCollector, wait_for
+from line_harness import AgentProcess, CentralClient, EventCollector, status_of, wait_for
 from support.broker import MosquittoBroker, mosquitto  # noqa: F401
-from test_dws_end_to_end import config_text, export_row, status_of
+from test_dws_end_to_end import config_text, export_row
 
 from edge_agent.devices.simulators import DwsSimulator, SorterSimulator
 from edge_agent.simulation.line_sim import write_manifest

@@ -20,7 +20,7 @@ from edge_agent.devices.simulators.host_sorter import HostSorterSimulator
 from edge_agent.devices.sorter_host import RESULT, encode_message
 from edge_agent.runtime import destinations
 from edge_agent.runtime.agent import Agent
-from edge_agent.simulation.line_sim import write_manifest
+from edge_agent.simulation.line_sim import sorter_driven_config_text, write_manifest
 from edge_agent.sync.payloads import OutcomeEvent, ParcelEvent
 
 ZHUHAI_BIN, EXCEPTION_BIN = 1, 4
@@ -35,21 +35,9 @@ class Line:
         write_manifest(root, self.state_dir, self.parcels)
         self.sorter = place(HostSorterSimulator(root / "sorter"), link).start()
         self.config_path = root / "agent.toml"
-        self.config_path.write_text(f"""
-site = "SIM"
-line = "L1"
-state_dir = "state"
-[devices.sorter]
-{device_lines(self.sorter, link)}
-profile = "sorter-host-json"{device_extra}
-[sorter]
-confirm_timeout_ms = 3000
-max_passes = 2
-[clock]
-source = "assume-synchronised"
-[mqtt]
-enabled = false
-""")
+        self.config_path.write_text(sorter_driven_config_text(
+            device_lines(self.sorter, link) + device_extra,
+            settings="\n[sorter]\nconfirm_timeout_ms = 3000\nmax_passes = 2\n"))
         self.agents: list[Agent] = []
 
     def start_agent(self) -> Agent:

@@ -13,13 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-from line_harness import yrd_parcel
-from test_agent_loop import MORNING, outbox_rows, send_and_decide, turn_until
+from test_agent_loop import line_with_agents, outbox_rows, send_and_decide, turn_until
 
-from edge_agent.config import load_config
 from edge_agent.devices.simulators.sorter import OUTCOME_LINES
 from edge_agent.runtime.agent import Agent
-from edge_agent.simulation.line_sim import LineSimulation
 from edge_agent.sync.payloads import OutcomeEvent
 
 CONFIRM_TIMEOUT_MS = 400
@@ -34,23 +31,7 @@ max_outcome_rates = {{ too_late = 0.2 }}
 
 @pytest.fixture
 def line(tmp_path: Path):
-    sim = LineSimulation(tmp_path / "line", [yrd_parcel(i) for i in range(40)], rate=100)
-    sim.prepare()
-    with sim.config_path.open("a") as config:
-        config.write(SORTER_SETTINGS)
-    agents: list[Agent] = []
-
-    def start_agent() -> Agent:
-        agent = Agent.from_config(load_config(sim.config_path), wall_clock=lambda: MORNING)
-        agents.append(agent)
-        turn_until(agent, lambda: all(p.connected for p in agent.hub.ports.values()))
-        return agent
-
-    sim.start_agent = start_agent
-    yield sim
-    for agent in agents:
-        agent.close()
-    sim.close()
+    yield from line_with_agents(tmp_path, parcels=40, settings=SORTER_SETTINGS)
 
 
 def outcomes(agent: Agent) -> list[dict]:

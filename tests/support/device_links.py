@@ -5,14 +5,16 @@ TCP with the agent as client (the device listens: a serial-to-Ethernet converter
 socket) or as server (the device connects: the sorter controllers of the public host specs).
 `place(device, link)` goes before the device's start(); `device_lines(device, link)` are the
 lines of its `[devices.NAME]` table besides the profile; `device.drop_link()` loses the
-link while the device stays up, whichever it is.
+link while the device stays up, whichever it is. `listening_dws_unit()` is the DWS unit the
+TCP tests talk to: serving its records on a free loopback port.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
-from edge_agent.devices.simulators import PtyPeer
+from edge_agent.devices.simulators import DwsSimulator, PtyPeer
 from edge_agent.simulation.local_broker import free_port
 
 Link = Literal["pty", "tcp-client", "tcp-server"]  # tcp-ROLE: the agent's role
@@ -37,3 +39,12 @@ def device_lines(device: PtyPeer, link: Link) -> str:
     return f'transport = "tcp"\nrole = "{role}"\nhost = "{LOOPBACK}"\nport = {device.tcp_port}'
 
 
+
+
+def listening_dws_unit() -> Iterator[DwsSimulator]:
+    """A started generic DWS unit listening on a free loopback port, stopped after (a fixture's
+    body: `yield from listening_dws_unit()`)."""
+    simulator = DwsSimulator("generic-dws", name="dws")
+    simulator.serve_tcp(LOOPBACK, 0).start()
+    yield simulator
+    simulator.stop()

@@ -1,10 +1,13 @@
 """Test peers for the sync tests: a subscriber that records what it sees, a real command target
-built from the sorting objects, and the agent config for a given broker."""
+built from the sorting objects, the agent config for a given broker, and an outbox whose link
+is connected to it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,8 @@ from edge_agent.config import AgentConfig, parse_config
 from edge_agent.sorting.lanes import LaneState
 from edge_agent.sorting.manifest import Manifest, ManifestEntry
 from edge_agent.sorting.rules import RuleSet, default_rules, parse_rules
+from edge_agent.sync.link import MqttLink
+from edge_agent.sync.outbox import Outbox
 
 
 def agent_config(state_dir: Path, port: int, **mqtt: Any) -> AgentConfig:
@@ -74,6 +79,25 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+@contextlib.contextmanager
+def linked_outbox(config: AgentConfig, topics: list[str]
+                  ) -> Iterator[tuple[Subscriber, Outbox, MqttLink]]:
+    """Central subscribed to `topics`, and the agent's outbox with its link started and
+    connected (both to config's broker); all of it stopped afterwards."""
+    central = Subscriber(config.mqtt.port, topics)
+    outbox = Outbox.open(config.state_dir, config.outbox)
+    link = MqttLink(config, outbox)
+    try:
+        wait_for(central.connected.is_set, what="subscriber")
+        link.start()
+        wait_for(lambda: link.connected, what="link connected")
+        yield central, outbox, link
+    finally:
+        link.stop(timeout_s=2)
+        outbox.close()
+        central.close()
 
 
 def dated(body: dict, *, issued_at: datetime | None = None,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 from support.broker import MosquittoBroker
-from sync_helpers import Subscriber, agent_config, wait_for
+from sync_helpers import agent_config, linked_outbox, wait_for
 
 from edge_agent.config import OutboxConfig
 from edge_agent.sync import outbox as outbox_module
@@ -28,7 +28,6 @@ from edge_agent.sync.journal import (
     journal_path,
     journal_paths,
 )
-from edge_agent.sync.link import MqttLink
 from edge_agent.sync.outbox import DB_NAME, Outbox
 
 # A window far longer than any test step: nothing is ingested unless the test says so.
@@ -293,13 +292,7 @@ def test_rotation_under_concurrent_appends_loses_and_duplicates_nothing(tmp_path
 def test_the_link_publishes_before_ingestion(tmp_path: Path, mosquitto: MosquittoBroker):
     config = agent_config(tmp_path / "state", mosquitto.port)
     config = config.model_copy(update={"outbox": OutboxConfig(group_commit_ms=NEVER_MS)})
-    central = Subscriber(mosquitto.port, ["sortline/v1/HKG1/L1/events/#"])
-    outbox = Outbox.open(config.state_dir, config.outbox)
-    link = MqttLink(config, outbox)
-    try:
-        wait_for(central.connected.is_set, what="subscriber")
-        link.start()
-        wait_for(lambda: link.connected, what="link connected")
+    with linked_outbox(config, ["sortline/v1/HKG1/L1/events/#"]) as (central, outbox, link):
         # Drain the start-up window, so the next append opens a fresh one of a whole second.
         outbox.flush()
         record = outbox.append("parcel", {"n": 1})
@@ -309,7 +302,3 @@ def test_the_link_publishes_before_ingestion(tmp_path: Path, mosquitto: Mosquitt
         assert central.on("events/parcel")[0]["event_id"] == record.event_id
         assert _stored_seqs(config.state_dir) == []  # still only in the journal
         wait_for(lambda: outbox.stats()["depth"] == 0, what="acknowledged")
-    finally:
-        link.stop(timeout_s=2)
-        outbox.close()
-        central.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 from support.broker import MosquittoBroker
-from sync_helpers import Subscriber, agent_config, wait_for
+from sync_helpers import agent_config, linked_outbox, wait_for
 from test_link import PREFIX, parcel
 
 from edge_agent.sync import link as link_module
@@ -22,22 +22,12 @@ def test_an_event_is_published_when_appended_not_when_a_timer_fires(
         mosquitto: MosquittoBroker, tmp_path: Path, monkeypatch):
     monkeypatch.setattr(link_module, "PUBLISHER_IDLE_S", 60.0)  # only a wake-up can publish
     config = agent_config(tmp_path / "state", mosquitto.port)
-    central = Subscriber(mosquitto.port, [PREFIX + "events/#"])
-    outbox = Outbox.open(config.state_dir, config.outbox)
-    link = MqttLink(config, outbox)
-    try:
-        wait_for(central.connected.is_set, what="subscriber")
-        link.start()
-        wait_for(lambda: link.connected, what="link connected")
+    with linked_outbox(config, [PREFIX + "events/#"]) as (central, outbox, link):
         for number in range(3):  # one at a time, each waking an idle publisher
             outbox.append("parcel", parcel(number))
             link.notify_appended()
             wait_for(lambda n=number: len(central.on("events/parcel")) > n, timeout_s=10.0,
                      what=f"event {number} at central")
-    finally:
-        link.stop(timeout_s=2)
-        outbox.close()
-        central.close()
 
 
 def _puback(code: int) -> ReasonCode:

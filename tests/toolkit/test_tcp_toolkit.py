@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.device_links import listening_dws_unit
 from support.waiting import wait_for
 
 from edge_agent.cli.main import main
@@ -23,10 +24,8 @@ LOOPBACK = "127.0.0.1"
 
 @pytest.fixture
 def unit() -> Iterator[DwsSimulator]:
-    simulator = DwsSimulator("generic-dws", name="dws")
-    simulator.serve_tcp(LOOPBACK, 0).start()
-    yield simulator
-    simulator.stop()
+    """A generic DWS unit serving its records on a free loopback port."""
+    yield from listening_dws_unit()
 
 
 def measure_once_linked(unit: DwsSimulator, connection: int = 1) -> threading.Thread:
