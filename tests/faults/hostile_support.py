@@ -156,7 +156,27 @@ class ParcelFlow:
                  what=f"{self.sent} lane commands")
 
     def latencies_ms(self) -> list[float]:
-        return sorted(us / 1000 for us in self._sim.results.latencies_us[self._first_latency:])
+        return sorted(self.latencies_in_order_ms())
+
+    def latencies_in_order_ms(self) -> list[float]:
+        """As the lane commands arrived (parcel order, give or take a reordering)."""
+        return [us / 1000 for us in self._sim.results.latencies_us[self._first_latency:]]
+
+
+def stall_episodes(in_order: list[float], bound_ms: float, join_gap: int = 3) -> list[int]:
+    """The lengths (in parcels) of the runs of parcels over `bound_ms`; parcels over it less
+    than `join_gap` apart belong to one run (one stall delays the parcels queued behind it)."""
+    episodes: list[int] = []
+    last = None
+    for index, latency in enumerate(in_order):
+        if latency <= bound_ms:
+            continue
+        if last is not None and index - last < join_gap:
+            episodes[-1] += 1
+        else:
+            episodes.append(1)
+        last = index
+    return episodes
 
 
 def percentile(ordered: list[float], q: float) -> float:
