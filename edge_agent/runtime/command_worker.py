@@ -93,11 +93,6 @@ class WorkerProcess:
         self._restarts = 0
         self._failures = 0  # in a row: the backoff's exponent
         self._next_start = 0.0
-        # Set by the agent: whether parcels are flowing. The first start waits for a quiet
-        # moment (or for a command that needs the worker): a new interpreter importing the
-        # agent's modules takes a few hundred ms of CPU, which on a small machine would delay
-        # the parcels decided meanwhile. Restarts after a failure do not wait.
-        self.line_busy: Callable[[], bool] = lambda: False
         self._started_at = 0.0
         self._last_contact = 0.0
         self._last_failure: str | None = None
@@ -128,9 +123,7 @@ class WorkerProcess:
 
     def check(self) -> None:
         if self._process is None:
-            first = self._state == "not started"
-            if (self._state != "stopped" and time.monotonic() >= self._next_start
-                    and not (first and self.line_busy())):
+            if self._state != "stopped" and time.monotonic() >= self._next_start:
                 self._ensure_started()
             return
         if not self._process.is_alive():
