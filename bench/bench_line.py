@@ -70,7 +70,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 LATENCY_WINDOW = 20_000
 # The simulated line's poll_reorder_ms (edge_agent/simulation/line_sim.py's agent config).
 REORDER_MARGIN_MS = 0.5
-# How long to wait for the agent's status to say its command worker runs.
+# The command worker starts once the line has been quiet 1 s: how long to wait for it.
 WORKER_WAIT_S = 5.0
 # Starts timed after the first (which compiles the bytecode), for the start-up figure.
 WARM_STARTS = 5
@@ -111,7 +111,7 @@ class RunResult:
     # (the line's time: the parcel's weight is provably its own only then) -> lane command.
     # The baseline takes no margin; its figure counts from the reply itself.
     after_proof_us: dict[str, float | None] = field(default_factory=dict)
-    # The agent's command worker (a child process, started before READY): resident
+    # The agent's command worker (a child process, started once the line is quiet): resident
     # memory once it runs, MB (None: it did not start within WORKER_WAIT_S).
     worker_rss_mb: float | None = None
 

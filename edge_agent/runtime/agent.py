@@ -167,8 +167,6 @@ class Agent:
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGHUP, self._on_reload_signal)
         parts = self.parts
-        if parts.command_worker is not None:
-            parts.command_worker.start_now()  # before the inbox's thread: no one else starts it
         if parts.inbox is not None:
             parts.inbox.start()
         if parts.link is not None:

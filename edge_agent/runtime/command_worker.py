@@ -121,13 +121,6 @@ class WorkerProcess:
         self._prepared += 1
         return prepared
 
-    def start_now(self) -> bool:
-        """Start the worker before the line runs (the agent calls this before READY, before the
-        command inbox's thread exists): a new interpreter importing the agent's modules takes a
-        few hundred ms of CPU, which must not come out of the parcels' time. False if it did
-        not start; it is then retried as after any failure."""
-        return self._ensure_started()
-
     def check(self) -> None:
         if self._process is None:
             if self._state != "stopped" and time.monotonic() >= self._next_start:

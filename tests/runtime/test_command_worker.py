@@ -87,10 +87,3 @@ def test_a_worker_that_passes_its_budget_is_replaced(worker):
     wait_for(lambda: worker.check() or worker.stats()["state"] == "running", timeout_s=30.0,
              what="the worker restarted")
     assert _code(worker.prepare(_command("ping", "p-3"), [])) == "ok"
-
-
-def test_the_worker_can_be_started_before_any_command(worker):
-    assert worker.start_now()
-    assert worker.stats()["state"] == "running" and worker.stats()["pid"] not in (None, os.getpid())
-    assert _code(worker.prepare(_command("ping", "p-1"), [])) == "ok"
-    assert worker.stats()["restarts"] == 0
