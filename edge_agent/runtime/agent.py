@@ -82,6 +82,9 @@ REPORT_PERIOD_S = 0.5
 # How long another thread (paho, the publisher, the outbox flusher) may keep the GIL while the
 # decision loop waits for it. CPython's default, 5 ms, put whole milliseconds into lane-command
 # latency every time the loop came back from a system call; 0.5 ms costs a few more switches.
+# The line counts as quiet once no parcel was decided for this long (the command worker's first
+# start waits for that, see runtime.command_worker).
+LINE_QUIET_S = 1.0
 GIL_SWITCH_INTERVAL_S = 0.0005
 # The latency percentiles in the status snapshot are recomputed this often, not at every
 # housekeeping turn: no reader (status screen, telemetry) looks more often, though reading them
@@ -153,6 +156,9 @@ class Agent:
         for worker in (parts.command_prep, parts.command_worker):
             if worker is not None:  # its alarms go where the loop's go
                 worker.raise_alarm = self._raise_alarm
+        self._parcels_seen = (0, time.monotonic())
+        if parts.command_worker is not None:
+            parts.command_worker.line_busy = self._line_busy
 
     @classmethod
     def from_config(cls, config: AgentConfig, **options: Any) -> Agent:
@@ -359,6 +365,15 @@ class Agent:
                 {"timeout_ms": self.config.sorter.ack_timeout_ms}, now_ns / NS_PER_S)
 
     # -- the decision --------------------------------------------------------------------------
+
+    def _line_busy(self) -> bool:
+        """Whether a parcel was decided within LINE_QUIET_S (asked from the inbox's thread)."""
+        parcels, since = self._parcels_seen
+        now = time.monotonic()
+        if self.counters.totals["parcels"] != parcels:
+            self._parcels_seen = (self.counters.totals["parcels"], now)
+            return True
+        return now - since < LINE_QUIET_S
 
     def wall_time(self) -> datetime:
         return self._wall_clock()

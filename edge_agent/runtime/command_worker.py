@@ -93,6 +93,11 @@ class WorkerProcess:
         self._restarts = 0
         self._failures = 0  # in a row: the backoff's exponent
         self._next_start = 0.0
+        # Set by the agent: whether parcels are flowing. The first start waits for a quiet
+        # moment (or for a command that needs the worker): a new interpreter importing the
+        # agent's modules takes a few hundred ms of CPU, which on a small machine would delay
+        # the parcels decided meanwhile. Restarts after a failure do not wait.
+        self.line_busy: Callable[[], bool] = lambda: False
         self._started_at = 0.0
         self._last_contact = 0.0
         self._last_failure: str | None = None
@@ -123,7 +128,9 @@ class WorkerProcess:
 
     def check(self) -> None:
         if self._process is None:
-            if self._state != "stopped" and time.monotonic() >= self._next_start:
+            first = self._state == "not started"
+            if (self._state != "stopped" and time.monotonic() >= self._next_start
+                    and not (first and self.line_busy())):
                 self._ensure_started()
             return
         if not self._process.is_alive():

@@ -87,3 +87,18 @@ def test_a_worker_that_passes_its_budget_is_replaced(worker):
     wait_for(lambda: worker.check() or worker.stats()["state"] == "running", timeout_s=30.0,
              what="the worker restarted")
     assert _code(worker.prepare(_command("ping", "p-3"), [])) == "ok"
+
+
+def test_the_first_start_waits_for_a_quiet_line_or_a_command(worker):
+    busy = [True]
+    worker.line_busy = lambda: busy[0]
+    worker.check()  # parcels flowing: a new interpreter would take their CPU
+    assert worker.stats()["state"] == "not started"
+    assert _code(worker.prepare(_command("ping", "p-1"), [])) == "ok"  # a command needs it
+    assert worker.stats()["state"] == "running"
+
+
+def test_an_idle_line_lets_the_worker_start_before_any_command(worker):
+    worker.line_busy = lambda: False
+    worker.check()
+    assert worker.stats()["state"] == "running"
