@@ -33,6 +33,10 @@ def test_kill_9_with_events_in_flight_loses_nothing(tmp_path: Path, mosquitto: M
         for line in agent.stdout:
             if line.startswith(f"appended {EVENTS}"):
                 break
+        # Connected first: a process killed before its CONNECT reached the broker leaves no
+        # session, hence no last will to wait for (the events are then all still in the store).
+        wait_for(lambda: central.on("status") and central.on("status")[-1]["state"] == "online",
+                 what="the agent online")
         os.kill(agent.pid, signal.SIGKILL)
         agent.wait(10)
         seen_before = len(central.on("events/parcel"))
